@@ -147,7 +147,9 @@ def _run_server(settings: Settings) -> None:
 
     from app.main import create_app
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

@@ -154,7 +154,14 @@ class EmbeddedStack:
         args = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)]
         args += ["-k", str(data), "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
         if self.fast_postgres:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
         self._spawn("postgres", args, signal.SIGINT, user=user)
         child = self._children[-1]
@@ -188,7 +195,7 @@ class EmbeddedStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 user=user,
-                preexec_fn=_die_with_parent(stop),  # noqa: PLW1509 - no threads started here
+                preexec_fn=_die_with_parent(stop),
             )
         self._children.append(_Child(name, process, stop, log_path))
 

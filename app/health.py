@@ -35,11 +35,11 @@ class Readiness:
         limit = self.stall_seconds
         return sorted(name for name, seen in self.heartbeats.items() if moment - seen > limit)
 
-    async def check(self, timeout: float = 2.0) -> dict[str, str]:
+    async def check(self, limit: float = 2.0) -> dict[str, str]:
         """Name → problem for every probe that failed; empty when all is well."""
         names = list(self.probes)
         results = await asyncio.gather(
-            *(_bounded(self.probes[name], timeout) for name in names), return_exceptions=False
+            *(_bounded(self.probes[name], limit) for name in names), return_exceptions=False
         )
         problems = {name: reason for name, reason in zip(names, results, strict=True) if reason}
         for worker in self.stalled():
@@ -47,9 +47,9 @@ class Readiness:
         return problems
 
 
-async def _bounded(probe: Probe, timeout: float) -> str | None:
+async def _bounded(probe: Probe, limit: float) -> str | None:
     try:
-        return await asyncio.wait_for(probe(), timeout)
+        return await asyncio.wait_for(probe(), limit)
     except TimeoutError:
         return "timed out"
     except Exception as exc:  # a probe reports; it never raises

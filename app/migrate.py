@@ -9,6 +9,9 @@ from __future__ import annotations
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 _LOCK_ID = 0x5249564552  # "RIVER"
 _TRACK = """
@@ -22,11 +25,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 def available() -> list[tuple[str, str]]:
     """(version, sql) of every migration file, in order."""
     folder = resources.files("app").joinpath("migrations")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 
-async def applied(conn: asyncpg.Connection) -> set[str]:
+async def applied(conn: Connection) -> set[str]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return set()
@@ -34,12 +37,12 @@ async def applied(conn: asyncpg.Connection) -> set[str]:
     return {row["version"] for row in rows}
 
 
-async def pending(conn: asyncpg.Connection) -> list[str]:
+async def pending(conn: Connection) -> list[str]:
     done = await applied(conn)
     return [version for version, _ in available() if version not in done]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Apply every pending migration; return the versions applied now."""
     newly: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)

@@ -64,7 +64,9 @@ def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
 
 
 @contextlib.asynccontextmanager
-async def open_backends(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Backends]:
+async def open_backends(
+    settings: Settings, *, run_migrations: bool = True
+) -> AsyncIterator[Backends]:
     redis_url, database_url = require(settings)
     redis = redis_client(redis_url, settings.redis_max_connections)
     db = await asyncpg.create_pool(

@@ -83,7 +83,7 @@ async def test_stack_exports_work_and_sigterm_leaves_no_child() -> None:
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
-        gone, alive = psutil.wait_procs(children, timeout=15)
+        _gone, alive = psutil.wait_procs(children, timeout=15)
         assert alive == [], f"children still alive: {[p.pid for p in alive]}"
         for child in children:
             assert not psutil.pid_exists(child.pid) or _is_zombie(child.pid)
