@@ -3,34 +3,55 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
-from app import probes
-from app.api import health
+from app import auth, bootstrap, errors
+from app.api import cards, health, labels, models, transactions
 from app.config import Settings
-from app.health import Readiness
-from app.resources import open_backends
-from app.state import AppState
+from app.limits import BodySizeLimit
+from app.metrics import Metrics
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     """Build the application for ``settings``; resources open in the lifespan."""
+    collectors = metrics or Metrics()
+    keyring = auth.KeyRing(tuple(bootstrap.api_keys(settings)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_backends(settings) as backends:
-            readiness = Readiness(stall_seconds=settings.stream.stall_seconds)
-            probes.install(readiness, backends)
-            app.state.riverguard = AppState(settings, backends, readiness)
+        async with bootstrap.running(settings, collectors) as state:
+            app.state.riverguard = state
             yield
 
     app = FastAPI(
         title="riverguard",
         version="0.1.0",
-        summary="Online-learning fraud scoring",
+        summary="Online-learning fraud scoring: champion decides, challengers learn in shadow.",
         lifespan=lifespan,
     )
-    app.include_router(health.router)
+    app.state.keyring = keyring
+    app.state.metrics = collectors
+    errors.install(app)
+    for router in (health, transactions, labels, models, cards):
+        app.include_router(router.router)
+    _time_requests(app, collectors)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _time_requests(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def timer(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.requests.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response

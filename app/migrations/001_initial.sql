@@ -43,6 +43,7 @@ CREATE TABLE learn_log (
     transaction_id  text        NOT NULL REFERENCES transactions (transaction_id),
     is_fraud        boolean     NOT NULL,
     label_seq       bigint      NOT NULL,
+    evaluate        boolean     NOT NULL,
     learned_at      timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,0 +1,42 @@
+"""POST /v1/labels: a fraud outcome for a transaction, learned once."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel
+
+from app import auth
+from app.api.deps import RawBody, State, now
+from app.errors import problem_responses
+from features.schema import Label, decode_label
+
+router = APIRouter(prefix="/v1/labels", tags=["labels"])
+
+
+class LabelAccepted(BaseModel):
+    transaction_id: str
+    status: Literal["learned", "duplicate", "parked", "relabeled"]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=LabelAccepted,
+    summary="Record a label",
+    dependencies=[Depends(auth.requires("label"))],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": Label.model_json_schema()}},
+        }
+    },
+    responses=problem_responses(400, 401, 403, 413, 422),
+)
+async def post_label(body: RawBody, state: State) -> LabelAccepted:
+    """Learned now, parked until its transaction arrives, a duplicate, or a relabel (flip)."""
+    label = decode_label(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
+    (result,) = await state.learner.submit([label])
+    state.metrics.inputs.labels("label", "rest", result).inc()
+    return LabelAccepted(transaction_id=label.transaction_id, status=result)

@@ -1,0 +1,57 @@
+"""GET /v1/models, POST /v1/models/{name}/promote, GET /v1/models/promotions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import auth
+from app.api.deps import State
+from app.errors import problem, problem_responses
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")
+
+
+@router.get(
+    "",
+    summary="Champion and challengers",
+    dependencies=[Depends(auth.requires("score"))],
+    responses=problem_responses(401, 403),
+)
+async def list_models(state: State) -> dict[str, Any]:
+    """Versions, rolling quality metrics, label counts and drift state of every model."""
+    return {"models": state.pool_status(), "policy": state.policy_status()}
+
+
+@router.get(
+    "/promotions",
+    summary="Promotion audit log",
+    dependencies=[Depends(auth.requires("score"))],
+    responses=problem_responses(401, 403),
+)
+async def promotions(state: State) -> dict[str, Any]:
+    """Every champion change, oldest first, with both models' metrics at that moment."""
+    return {"promotions": await state.repository.promotions()}
+
+
+@router.post(
+    "/{name}/promote",
+    summary="Make a challenger the champion",
+    dependencies=[Depends(auth.requires("admin"))],
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def promote(name: ModelName, body: PromoteRequest, state: State) -> Any:
+    """Promote ``name``; returns the audit record (from, to, when, why, metrics)."""
+    if name not in state.learner.pool.names():
+        return problem(404, "no model with this name")
+    if name == state.learner.pool.champion:
+        return problem(409, "this model is already the champion")
+    return await state.promote(name, body.reason, automatic=False)

@@ -1,0 +1,57 @@
+"""POST /v1/transactions (score) and GET /v1/transactions/{id} (the stored record)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+
+from app import auth
+from app.api.deps import RawBody, State, now
+from app.errors import problem, problem_responses
+from app.service import Conflict, Rejected, Scored
+from features.schema import ID_PATTERN, MAX_ID_LENGTH, Score, Transaction, decode_transaction
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+TransactionId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": Transaction.model_json_schema()}},
+    }
+}
+
+
+@router.post(
+    "",
+    response_model=Score,
+    summary="Score a transaction",
+    dependencies=[Depends(auth.requires("score"))],
+    openapi_extra=BODY,
+    responses=problem_responses(400, 401, 403, 409, 413, 422),
+)
+async def score_transaction(body: RawBody, state: State) -> Any:
+    """Score one transaction; the same id and payload again returns the stored score."""
+    tx = decode_transaction(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
+    (outcome,) = await state.service.score([tx], "rest")
+    if isinstance(outcome, Scored):
+        return JSONResponse(outcome.score.model_dump(mode="json"))
+    if isinstance(outcome, Conflict):
+        return problem(409, "a different transaction was already stored under this id")
+    assert isinstance(outcome, Rejected)
+    return problem(422, outcome.reason, outcome.errors)
+
+
+@router.get(
+    "/{transaction_id}",
+    summary="The stored record of a transaction",
+    dependencies=[Depends(auth.requires("score"))],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_transaction(transaction_id: TransactionId, state: State) -> dict[str, Any]:
+    """Transaction, feature snapshot, every model's score, decision and label if known."""
+    record = await state.repository.get(transaction_id)
+    if record is None:
+        return problem(404, "no transaction with this id")  # type: ignore[return-value]
+    return record

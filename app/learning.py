@@ -1,0 +1,264 @@
+"""The learning use-case and the one task that mutates the models.
+
+River models are not thread-safe and learning must happen once per label, so every label —
+from REST, Kafka, or a parked label whose transaction has arrived — goes through one queue
+consumed by one task. Order per label: label-derived features in Redis (idempotent), the label
+and learning-log rows in Postgres (one transaction), then ``learn_one`` on every model from the
+feature snapshot stored at scoring time. A crash after the commit loses nothing: a restart
+restores the latest checkpoint and re-learns the log after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from app.metrics import Metrics
+from app.repository import LabelEntry, LearnRow, Repository
+from features import store as feature_store
+from features.schema import Label, Transaction
+from models import pool as model_pool
+
+log = logging.getLogger(__name__)
+LabelStatus = Literal["learned", "duplicate", "parked", "relabeled"]
+
+
+@dataclass
+class _Job:
+    labels: Sequence[Label] = ()
+    arrived: bool = False
+    done: asyncio.Future[list[LabelStatus]] | None = None
+
+
+@dataclass
+class CheckpointPolicy:
+    every_labels: int = 1000
+    every_seconds: float = 60.0
+    feature_set: str = ""
+
+
+@dataclass
+class Learner:
+    repository: Repository
+    pool: model_pool.ModelPool
+    features: feature_store.FeatureStore
+    metrics: Metrics
+    checkpoints: CheckpointPolicy
+    parked_ttl: timedelta = timedelta(days=90)
+    sweep_seconds: float = 1.0
+    last_learn_seq: int = 0
+    _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    _since_checkpoint: int = 0
+    _checkpoint_at: float = field(default_factory=time.monotonic)
+    _next_expiry: float = 0.0
+
+    # ---- API used by the routes and the labels worker --------------------------------
+    async def submit(self, labels: Sequence[Label]) -> list[LabelStatus]:
+        """Queue labels for the learning task; return each one's status once it is durable."""
+        done: asyncio.Future[list[LabelStatus]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(labels=labels, done=done))
+        return await done
+
+    def notify_arrived(self, transaction_ids: Sequence[str]) -> None:
+        """Transactions were stored: parked labels for them can be learned now."""
+        self._queue.put_nowait(_Job(arrived=True))
+
+    # ---- the owner task ---------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            try:
+                job = await asyncio.wait_for(self._queue.get(), self.sweep_seconds)
+            except TimeoutError:
+                job = _Job(arrived=True)
+            try:
+                await self._handle(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("learning job failed")
+                if job.done is not None and not job.done.done():
+                    job.done.set_exception(exc)
+
+    async def _handle(self, job: _Job) -> None:
+        if job.labels:
+            statuses = await self._apply(job.labels)
+            if job.done is not None and not job.done.done():
+                job.done.set_result(statuses)
+        if job.arrived:
+            await self._adopt_parked()
+        await self._housekeeping()
+
+    async def _apply(self, labels: Sequence[Label]) -> list[LabelStatus]:
+        rows = await self.repository.for_learning([lb.transaction_id for lb in labels])
+        current = {tx_id: row.label_is_fraud for tx_id, row in rows.items()}
+        entries: list[LabelEntry] = []
+        for label in labels:
+            status = _status(label, rows.get(label.transaction_id), current)
+            entries.append(_entry(label, status))
+            if status in ("learned", "relabeled"):
+                current[label.transaction_id] = label.is_fraud
+        await self._learn(entries, rows)
+        return [e.status for e in entries]  # type: ignore[misc]
+
+    async def _adopt_parked(self) -> None:
+        parked = await self.repository.parked_ready()
+        if not parked:
+            return
+        newest: dict[str, Any] = {}
+        for row in parked:  # ordered by seq: the last one per transaction wins
+            newest[row["transaction_id"]] = row
+        superseded = [r["seq"] for r in parked if newest[r["transaction_id"]]["seq"] != r["seq"]]
+        rows = await self.repository.for_learning(list(newest))
+        adopted = []
+        for tx_id, row in newest.items():
+            label = Label(
+                transaction_id=tx_id,
+                is_fraud=row["is_fraud"],
+                labeled_at=row["labeled_at"],
+                source=row["source"],
+            )
+            status: LabelStatus = "learned" if rows[tx_id].label_is_fraud is None else "relabeled"
+            adopted.append((row["seq"], _entry(label, status)))
+        await self._learn([e for _, e in adopted], rows, adopted=adopted, superseded=superseded)
+
+    async def _learn(
+        self,
+        entries: list[LabelEntry],
+        rows: dict[str, LearnRow],
+        adopted: list[tuple[int, LabelEntry]] | None = None,
+        superseded: Sequence[int] = (),
+    ) -> None:
+        learnable = [e for e in entries if e.learn]
+        if learnable:
+            await self.features.apply_labels(
+                [(_label(e), transaction_of(rows[e.transaction_id])) for e in learnable]
+            )
+        if adopted is None:
+            seqs = await self.repository.record_labels(entries)
+        else:
+            seqs = await self.repository.adopt_parked(adopted, superseded)
+        for entry, seq in zip(entries, seqs, strict=True):
+            self.metrics.labels.labels(entry.status).inc()
+            if seq is None:
+                continue
+            row = rows[entry.transaction_id]
+            scored = row.scores if entry.evaluate else {}
+            self.pool.learn(row.features, entry.is_fraud, scored)
+            delay = (entry.labeled_at - row.event_time).total_seconds()
+            self.metrics.label_delay.observe(max(delay, 0.0))
+            self.last_learn_seq = max(self.last_learn_seq, seq)
+            self._since_checkpoint += 1
+
+    # ---- checkpoints, expiry, restore ----------------------------------------------------
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 60
+            cutoff = datetime.now(UTC) - self.parked_ttl
+            expired = await self.repository.expire_parked(cutoff)
+            if expired:
+                self.metrics.labels.labels("expired").inc(expired)
+        due_labels = self._since_checkpoint >= self.checkpoints.every_labels
+        due_time = (
+            self._since_checkpoint and now - self._checkpoint_at >= self.checkpoints.every_seconds
+        )
+        if due_labels or due_time:
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Snapshot every model at the current learning-log position."""
+        for name in self.pool.names():
+            blob = self.pool.snapshot(name, self.checkpoints.feature_set, self.last_learn_seq)
+            await self.repository.save_snapshot(
+                name,
+                self.pool.version_of(name),
+                self.last_learn_seq,
+                self.checkpoints.feature_set,
+                {"labels_learned": self.last_learn_seq},
+                blob,
+            )
+            self.metrics.checkpoints.labels(name).inc()
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+
+    async def restore(self) -> int:
+        """Load the newest snapshots and re-learn the log after them; return labels re-learned."""
+        start = await self._load_snapshots()
+        relearned = 0
+        async for seq, row, is_fraud, evaluate in self.repository.learn_log_after(start):
+            self.pool.learn(row.features, is_fraud, row.scores if evaluate else {})
+            self.last_learn_seq = seq
+            relearned += 1
+        self.last_learn_seq = max(self.last_learn_seq, start)
+        return relearned
+
+    async def _load_snapshots(self) -> int:
+        found = {name: await self.repository.latest_snapshot(name) for name in self.pool.names()}
+        seqs = {snap[0] for snap in found.values() if snap is not None}
+        if not seqs or None in found.values() or len(seqs) != 1:
+            if seqs:
+                log.warning("snapshots are incomplete or at different positions; relearning all")
+            return 0
+        for name, snap in found.items():
+            assert snap is not None
+            try:
+                self.pool.restore(name, snap[1], self.checkpoints.feature_set)
+            except Exception:
+                log.exception("snapshot of %s refused; relearning every model from the log", name)
+                self.pool.reset()
+                return 0
+        return seqs.pop()
+
+    async def drain(self) -> None:
+        """Finish queued jobs (used on shutdown, before the final checkpoint)."""
+        while not self._queue.empty():
+            with contextlib.suppress(Exception):
+                await self._handle(self._queue.get_nowait())
+
+
+def _status(label: Label, row: LearnRow | None, current: dict[str, bool | None]) -> LabelStatus:
+    if row is None:
+        return "parked"
+    known = current.get(label.transaction_id)
+    if known is None:
+        return "learned"
+    return "duplicate" if known == label.is_fraud else "relabeled"
+
+
+def _entry(label: Label, status: LabelStatus) -> LabelEntry:
+    return LabelEntry(
+        transaction_id=label.transaction_id,
+        is_fraud=label.is_fraud,
+        labeled_at=label.labeled_at,
+        source=label.source,
+        status=status,
+        learn=status in ("learned", "relabeled"),
+        evaluate=status == "learned",
+    )
+
+
+def _label(entry: LabelEntry) -> Label:
+    return Label(
+        transaction_id=entry.transaction_id,
+        is_fraud=entry.is_fraud,
+        labeled_at=entry.labeled_at,
+        source=entry.source,  # type: ignore[arg-type]
+    )
+
+
+def transaction_of(row: LearnRow) -> Transaction:
+    """Rebuild the wire record from its stored canonical payload."""
+    return transaction_from_payload(row.payload)
+
+
+def transaction_from_payload(payload: dict[str, Any]) -> Transaction:
+    data = dict(payload)
+    data["amount"] = Decimal(str(data["amount"]))
+    return Transaction.model_validate(data)

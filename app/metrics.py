@@ -1,0 +1,173 @@
+"""Every Prometheus collector of riverguard, declared once, in a registry per application.
+
+A registry per app (rather than the process-global default) keeps test apps independent and
+lets ``/metrics`` expose exactly this service. Model-quality gauges are read from the pool at
+scrape time by :class:`PoolCollector`, so they never go stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+DELAY_BUCKETS = tuple(h * 3600.0 for h in (1, 6, 24, 48, 72, 120, 168, 336, 720, 1440))
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+
+
+@dataclass
+class Metrics:
+    """The collectors; build one per application with its own registry."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Histogram(
+            "riverguard_http_request_duration_seconds",
+            "HTTP request latency by route template and status code.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "riverguard_scoring_stage_seconds",
+            "Time per scoring stage (features, models, persistence) per batch.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.inputs = Counter(
+            "riverguard_inputs_total",
+            "Every input and where it ended: scored, replayed, rejected, conflict, dead_letter.",
+            ["kind", "path", "outcome"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            "riverguard_rejections_total",
+            "Rejected inputs by reason (validation failures, late events, conflicts).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "riverguard_decisions_total", "Champion decisions by outcome.", ["decision"], registry=r
+        )
+        self.scores = Histogram(
+            "riverguard_model_score",
+            "Distribution of scores given, per model and role.",
+            ["model", "role"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.labels = Counter(
+            "riverguard_labels_total",
+            "Labels by status: learned, duplicate, parked, relabeled, expired.",
+            ["status"],
+            registry=r,
+        )
+        self.label_delay = Histogram(
+            "riverguard_label_delay_seconds",
+            "Event-time delay between a transaction and its label.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
+        self.promotions = Counter(
+            "riverguard_promotions_total",
+            "Champion changes.",
+            ["from_model", "to_model", "automatic"],
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "riverguard_checkpoints_total", "Model snapshots written.", ["model"], registry=r
+        )
+        self.batch_size = Histogram(
+            "riverguard_stream_batch_size",
+            "Records per consumed poll batch.",
+            ["topic"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "riverguard_consumer_lag",
+            "Records behind the end of each partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.last_commit = Gauge(
+            "riverguard_last_commit_timestamp_seconds",
+            "Unix time of the last offset commit per topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "riverguard_dead_letters_total",
+            "Records sent to the dead-letter topic, by source topic and reason.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.guarded = Counter(
+            "riverguard_feature_values_guarded_total",
+            "Non-finite or non-numeric feature values kept away from the models.",
+            registry=r,
+        )
+        self.build = Info("riverguard_build", "Versions of riverguard and its engines.", registry=r)
+
+    def watch_pool(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        """Export per-model gauges from ``read()`` (the pool status) at every scrape."""
+        self.registry.register(PoolCollector(read))
+
+
+class PoolCollector(Collector):
+    """Model quality, label counts, drift and versions, read at scrape time."""
+
+    GAUGES = (
+        ("roc_auc", "riverguard_model_roc_auc", "Rolling ROC AUC over the last N labels."),
+        ("average_precision", "riverguard_model_average_precision", "Rolling average precision."),
+        ("log_loss", "riverguard_model_log_loss", "Rolling log loss."),
+        ("labels", "riverguard_model_labels", "Labels this model has been evaluated on."),
+        ("learned", "riverguard_model_learned", "Labels this model has learned."),
+        ("drift_detected", "riverguard_model_drifts", "Drifts detected on the model's error."),
+        ("in_drift", "riverguard_model_in_drift", "1 when the last label flagged a drift window."),
+    )
+    CONFUSION = "riverguard_model_confusion"
+
+    def __init__(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        rows = list(self._read())
+        for key, name, doc in self.GAUGES:
+            family = GaugeMetricFamily(name, doc, labels=["model", "role"])
+            for row in rows:
+                value = row.get(key)
+                if value is not None:
+                    family.add_metric([row["name"], row["role"]], float(value))
+            yield family
+        confusion = GaugeMetricFamily(
+            self.CONFUSION,
+            "Confusion counts over the rolling window at each threshold.",
+            labels=["model", "role", "threshold", "cell"],
+        )
+        for row in rows:
+            for threshold, cells in row.get("confusion", {}).items():
+                for cell, count in cells.items():
+                    confusion.add_metric([row["name"], row["role"], threshold, cell], float(count))
+        yield confusion
+        info = InfoMetricFamily(
+            "riverguard_model", "Model version and role.", labels=["model", "role"]
+        )
+        for row in rows:
+            info.add_metric([row["name"], row["role"]], {"version": str(row["version"])})
+        yield info

@@ -1,0 +1,317 @@
+"""Postgres, the durable record: one method per statement (asyncpg, no ORM)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class ScoredRecord:
+    transaction_id: str
+    card_id: str
+    merchant_id: str
+    event_time: datetime
+    payload: str  # canonical JSON of the transaction
+    digest: str
+    features: dict[str, float]
+    feature_set: str
+    feature_status: str
+    scores: list[dict[str, Any]]
+    score: float
+    decision: str
+    response: dict[str, Any]
+    source: str
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    digest: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LearnRow:
+    transaction_id: str
+    payload: dict[str, Any]
+    features: dict[str, float]
+    scores: dict[str, float]
+    event_time: datetime
+    label_is_fraud: bool | None
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    transaction_id: str
+    is_fraud: bool
+    labeled_at: datetime
+    source: str
+    status: str  # learned, parked, duplicate, relabeled
+    learn: bool  # append to the learning log
+    evaluate: bool = True  # update quality metrics from the stored scores (not on a flip)
+
+
+_INSERT_SCORED = """
+INSERT INTO transactions (transaction_id, card_id, merchant_id, event_time, payload,
+    payload_digest, features, feature_set, feature_status, scores, score, decision, response,
+    source, scored_at)
+SELECT t.id, t.card, t.merchant, t.at, t.payload::jsonb, t.digest, t.features::jsonb, t.fset,
+    t.fstatus, t.scores::jsonb, t.score, t.decision, t.response::jsonb, t.source, t.scored_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text[],
+    $14::text[], $15::timestamptz[])
+    AS t(id, card, merchant, at, payload, digest, features, fset, fstatus, scores, score,
+         decision, response, source, scored_at)
+ON CONFLICT (transaction_id) DO NOTHING
+RETURNING transaction_id
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+class Repository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def find(self, ids: Sequence[str]) -> dict[str, Stored]:
+        rows = await self.pool.fetch(
+            "SELECT transaction_id, payload_digest, response FROM transactions"
+            " WHERE transaction_id = ANY($1::text[])",
+            list(ids),
+        )
+        return {
+            r["transaction_id"]: Stored(r["payload_digest"], json.loads(r["response"]))
+            for r in rows
+        }
+
+    async def insert_scored(self, records: Sequence[ScoredRecord]) -> set[str]:
+        """Insert in one statement; return the ids that were new (others already existed)."""
+        columns = (
+            [r.transaction_id for r in records],
+            [r.card_id for r in records],
+            [r.merchant_id for r in records],
+            [r.event_time for r in records],
+            [r.payload for r in records],
+            [r.digest for r in records],
+            [_dumps(r.features) for r in records],
+            [r.feature_set for r in records],
+            [r.feature_status for r in records],
+            [_dumps(r.scores) for r in records],
+            [r.score for r in records],
+            [r.decision for r in records],
+            [_dumps(r.response) for r in records],
+            [r.source for r in records],
+            [r.scored_at for r in records],
+        )
+        rows = await self.pool.fetch(_INSERT_SCORED, *columns)
+        return {row["transaction_id"] for row in rows}
+
+    async def get(self, transaction_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT payload, features, feature_set, feature_status, scores, decision, response,"
+            " source, scored_at, label_is_fraud FROM transactions WHERE transaction_id = $1",
+            transaction_id,
+        )
+        if row is None:
+            return None
+        return {
+            "transaction": json.loads(row["payload"]),
+            "features": json.loads(row["features"]),
+            "feature_set": row["feature_set"],
+            "feature_status": row["feature_status"],
+            "scores": json.loads(row["scores"]),
+            "decision": row["decision"],
+            "score": json.loads(row["response"]),
+            "source": row["source"],
+            "scored_at": row["scored_at"].isoformat(),
+            "label": row["label_is_fraud"],
+        }
+
+    async def for_learning(self, ids: Sequence[str]) -> dict[str, LearnRow]:
+        rows = await self.pool.fetch(
+            "SELECT transaction_id, payload, features, scores, event_time, label_is_fraud"
+            " FROM transactions WHERE transaction_id = ANY($1::text[])",
+            list(ids),
+        )
+        return {r["transaction_id"]: _learn_row(r) for r in rows}
+
+    async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]:
+        """Append labels (and learning-log rows) in one transaction; learn_seq per entry."""
+        learn_seqs: list[int | None] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for e in entries:
+                label_seq = await conn.fetchval(
+                    "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
+                    " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+                    e.transaction_id,
+                    e.is_fraud,
+                    e.labeled_at,
+                    e.source,
+                    e.status,
+                )
+                learn_seqs.append(await _apply_label(conn, e, label_seq))
+        return learn_seqs
+
+    async def parked_ready(self, limit: int = 1000) -> list[asyncpg.Record]:
+        """Parked labels whose transaction has arrived since."""
+        return await self.pool.fetch(
+            "SELECT l.seq, l.transaction_id, l.is_fraud, l.labeled_at, l.source FROM labels l"
+            " JOIN transactions t USING (transaction_id) WHERE l.status = 'parked'"
+            " ORDER BY l.seq LIMIT $1",
+            limit,
+        )
+
+    async def adopt_parked(
+        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
+    ) -> list[int | None]:
+        """Parked labels whose transaction arrived: learn the newest per transaction."""
+        learn_seqs: list[int | None] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE labels SET status = 'superseded' WHERE seq = ANY($1::bigint[])",
+                list(superseded),
+            )
+            for label_seq, entry in adopted:
+                await conn.execute(
+                    "UPDATE labels SET status = $2 WHERE seq = $1", label_seq, entry.status
+                )
+                learn_seqs.append(await _apply_label(conn, entry, label_seq))
+        return learn_seqs
+
+    async def expire_parked(self, received_before: datetime) -> int:
+        result = await self.pool.execute(
+            "UPDATE labels SET status = 'expired' WHERE status = 'parked' AND received_at < $1",
+            received_before,
+        )
+        return int(result.split()[-1])
+
+    async def learn_log_after(
+        self, seq: int, batch: int = 2000
+    ) -> AsyncIterator[tuple[int, LearnRow, bool]]:
+        """(learn_seq, row, is_fraud) after ``seq`` in learning order, for checkpoint catch-up."""
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT g.seq, g.is_fraud AS learned, g.evaluate, t.transaction_id, t.payload,"
+                " t.features, t.scores, t.event_time, t.label_is_fraud FROM learn_log g"
+                " JOIN transactions t USING (transaction_id) WHERE g.seq > $1"
+                " ORDER BY g.seq LIMIT $2",
+                seq,
+                batch,
+            )
+            for row in rows:
+                yield row["seq"], _learn_row(row), row["learned"], row["evaluate"]
+            if len(rows) < batch:
+                return
+            seq = rows[-1]["seq"]
+
+    async def save_snapshot(
+        self,
+        name: str,
+        version: str,
+        learn_seq: int,
+        feature_set: str,
+        metadata: dict[str, Any],
+        blob: bytes,
+    ) -> None:
+        await self.pool.execute(
+            "INSERT INTO model_snapshots (model_name, model_version, learn_seq, feature_set,"
+            " metadata, blob) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            name,
+            version,
+            learn_seq,
+            feature_set,
+            _dumps(metadata),
+            blob,
+        )
+        # keep the three newest per model
+        await self.pool.execute(
+            "DELETE FROM model_snapshots WHERE model_name = $1 AND id NOT IN (SELECT id FROM"
+            " model_snapshots WHERE model_name = $1 ORDER BY id DESC LIMIT 3)",
+            name,
+        )
+
+    async def latest_snapshot(self, name: str) -> tuple[int, bytes] | None:
+        row = await self.pool.fetchrow(
+            "SELECT learn_seq, blob FROM model_snapshots WHERE model_name = $1"
+            " ORDER BY id DESC LIMIT 1",
+            name,
+        )
+        return None if row is None else (row["learn_seq"], bytes(row["blob"]))
+
+    async def record_promotion(self, record: dict[str, Any]) -> None:
+        await self.pool.execute(
+            "INSERT INTO promotions (from_model, to_model, reason, automatic, record)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)",
+            record["from_model"],
+            record["to_model"],
+            record["reason"],
+            bool(record.get("automatic", False)),
+            _dumps(record),
+        )
+
+    async def promotions(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT record FROM promotions ORDER BY id")
+        return [json.loads(r["record"]) for r in rows]
+
+    async def current_champion(self) -> str | None:
+        return await self.pool.fetchval("SELECT to_model FROM promotions ORDER BY id DESC LIMIT 1")
+
+    async def history(self, batch: int = 5000) -> AsyncIterator[tuple[dict[str, Any], bool | None]]:
+        """Every transaction in event-time order with its current label (for feature rebuild)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            cursor = conn.cursor(
+                "SELECT payload, label_is_fraud FROM transactions"
+                " ORDER BY event_time, transaction_id",
+                prefetch=batch,
+            )
+            async for row in cursor:
+                yield json.loads(row["payload"]), row["label_is_fraud"]
+
+    async def counts(self) -> dict[str, int]:
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM transactions) AS transactions,"
+            " (SELECT count(*) FROM labels) AS labels, (SELECT count(*) FROM learn_log) AS learned"
+        )
+        assert row is not None
+        return dict(row)
+
+
+async def _apply_label(conn: Any, e: LabelEntry, label_seq: int) -> int | None:
+    if e.status in {"learned", "relabeled"}:
+        await conn.execute(
+            "UPDATE transactions SET label_is_fraud = $2, label_seq = $3 WHERE transaction_id = $1",
+            e.transaction_id,
+            e.is_fraud,
+            label_seq,
+        )
+    if not e.learn:
+        return None
+    seq: int = await conn.fetchval(
+        "INSERT INTO learn_log (transaction_id, is_fraud, label_seq, evaluate)"
+        " VALUES ($1, $2, $3, $4) RETURNING seq",
+        e.transaction_id,
+        e.is_fraud,
+        label_seq,
+        e.evaluate,
+    )
+    return seq
+
+
+def _learn_row(row: Any) -> LearnRow:
+    scores = {s["name"]: float(s["score"]) for s in json.loads(row["scores"])}
+    return LearnRow(
+        transaction_id=row["transaction_id"],
+        payload=json.loads(row["payload"]),
+        features=json.loads(row["features"]),
+        scores=scores,
+        event_time=row["event_time"],
+        label_is_fraud=row["label_is_fraud"],
+    )

@@ -1,0 +1,73 @@
+"""Turn a transaction and its features into the stored record and the Score answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from app.metrics import Metrics
+from app.repository import ScoredRecord
+from features import store as feature_store
+from features.schema import ModelRef, Reason, Score, ShadowScore, Transaction
+from models import pool as model_pool
+
+
+class Scorer:
+    """Champion decides, challengers score in shadow; reasons explain the champion's score."""
+
+    def __init__(self, pool: model_pool.ModelPool, metrics: Metrics, feature_set: str) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self.feature_set = feature_set
+
+    def record(
+        self,
+        tx: Transaction,
+        digest: str,
+        result: feature_store.FeatureResult,
+        path: Literal["rest", "kafka"],
+        now: datetime,
+    ) -> ScoredRecord:
+        features = dict(result.features)
+        scores = self.pool.score(features)
+        champion, challengers = scores[0], scores[1:]
+        decision = self.pool.decide(champion.score)
+        reasons = [
+            Reason(code=r.code, feature=r.feature, value=r.value)
+            for r in self.pool.explain(features, top=3)
+        ]
+        for s in scores:
+            self.metrics.scores.labels(s.name, s.role).observe(s.score)
+        answer = Score(
+            transaction_id=tx.transaction_id,
+            score=champion.score,
+            decision=decision,
+            model=ModelRef(name=champion.name, version=champion.version),
+            shadow=[
+                ShadowScore(name=s.name, version=s.version, score=s.score) for s in challengers
+            ],
+            reasons=reasons,
+            event_time=tx.timestamp,
+            scored_at=now,
+            replayed=False,
+        )
+        return ScoredRecord(
+            transaction_id=tx.transaction_id,
+            card_id=tx.card_id,
+            merchant_id=tx.merchant_id,
+            event_time=tx.timestamp,
+            payload=tx.canonical_json(),
+            digest=digest,
+            features=features,
+            feature_set=self.feature_set,
+            feature_status=result.status,
+            scores=[
+                {"name": s.name, "version": s.version, "score": s.score, "role": s.role}
+                for s in scores
+            ],
+            score=champion.score,
+            decision=decision,
+            response=answer.model_dump(mode="json"),
+            source=path,
+            scored_at=now,
+        )

@@ -1,0 +1,168 @@
+"""The scoring use-case: REST and Kafka both call :meth:`ScoringService.score`.
+
+One batch of decoded transactions goes through: stored-result lookup (replay / conflict),
+features (one atomic, idempotent Redis step per entity), every model's score, the champion's
+decision and reasons, one group-committed Postgres write, and only then an answer. A crash
+anywhere before the commit leaves Redis holding a dedup marker with the features it computed,
+so a retry reuses them instead of counting the transaction twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from app.groupcommit import GroupCommitter
+from app.metrics import Metrics
+from app.repository import Repository, ScoredRecord, Stored
+from app.scoring import Scorer
+from features import store as feature_store
+from features.schema import Score, Transaction
+
+Path = Literal["rest", "kafka"]
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: Score
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    errors: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    transaction_id: str
+
+
+Outcome = Scored | Rejected | Conflict
+LATE = Rejected("late_event", [{"loc": ["timestamp"], "type": "late_event"}])
+
+
+def digest(tx: Transaction) -> str:
+    return hashlib.sha256(tx.canonical_json().encode()).hexdigest()
+
+
+class ScoringService:
+    def __init__(
+        self,
+        features: feature_store.FeatureStore,
+        scorer: Scorer,
+        repository: Repository,
+        metrics: Metrics,
+        writer: GroupCommitter[ScoredRecord, bool],
+        on_stored: Callable[[Sequence[str]], None] = lambda ids: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.features = features
+        self.scorer = scorer
+        self.repository = repository
+        self.metrics = metrics
+        self.writer = writer
+        self.on_stored = on_stored
+        self.clock = clock
+
+    async def score(self, txs: Sequence[Transaction], path: Path) -> list[Outcome]:
+        """Score a batch; one outcome per input, in order."""
+        digests = [digest(tx) for tx in txs]
+        stored = await self.repository.find(list({tx.transaction_id for tx in txs}))
+        outcomes: list[Outcome | None] = [None] * len(txs)
+        fresh: dict[str, int] = {}
+        for i, (tx, dig) in enumerate(zip(txs, digests, strict=True)):
+            known = stored.get(tx.transaction_id)
+            if known is not None:
+                outcomes[i] = _replay(known, dig, tx.transaction_id)
+            elif tx.transaction_id in fresh:
+                continue  # a second copy inside the batch: resolved after the first is written
+            else:
+                fresh[tx.transaction_id] = i
+        todo = [txs[i] for i in fresh.values()]
+        if todo:
+            records, late = await self._compute(todo, [digests[i] for i in fresh.values()], path)
+            await self._persist(records, late, outcomes, fresh)
+        await self._resolve_copies(txs, digests, outcomes)
+        final = [o for o in outcomes if o is not None]
+        assert len(final) == len(txs)
+        self._count(final, path)
+        return final
+
+    async def _compute(
+        self, txs: list[Transaction], digests: list[str], path: Path
+    ) -> tuple[list[ScoredRecord], set[str]]:
+        started = time.perf_counter()
+        results = await self.features.score_batch(txs)
+        self.metrics.stage.labels("features").observe(time.perf_counter() - started)
+        started = time.perf_counter()
+        records, late = [], set()
+        now = self.clock()
+        for tx, dig, result in zip(txs, digests, results, strict=True):
+            if result.status == "late":
+                late.add(tx.transaction_id)
+                self.metrics.rejections.labels("transaction", "late_event").inc()
+            else:
+                records.append(self.scorer.record(tx, dig, result, path, now))
+        self.metrics.stage.labels("models").observe(time.perf_counter() - started)
+        return records, late
+
+    async def _persist(
+        self,
+        records: list[ScoredRecord],
+        late: set[str],
+        outcomes: list[Outcome | None],
+        fresh: dict[str, int],
+    ) -> None:
+        started = time.perf_counter()
+        inserted = await self.writer.write_many(records) if records else []
+        self.metrics.stage.labels("persistence").observe(time.perf_counter() - started)
+        by_id = {r.transaction_id: r for r in records}
+        lost = [r.transaction_id for r, new in zip(records, inserted, strict=True) if not new]
+        winners = await self.repository.find(lost) if lost else {}
+        for tx_id, index in fresh.items():
+            if tx_id in late:
+                outcomes[index] = LATE
+            elif tx_id in winners:  # a concurrent delivery of the same id was stored first
+                outcomes[index] = _replay(winners[tx_id], by_id[tx_id].digest, tx_id)
+            else:
+                outcomes[index] = Scored(Score.model_validate(by_id[tx_id].response))
+        new_ids = [r.transaction_id for r, new in zip(records, inserted, strict=True) if new]
+        if new_ids:
+            self.on_stored(new_ids)
+
+    async def _resolve_copies(
+        self, txs: Sequence[Transaction], digests: list[str], outcomes: list[Outcome | None]
+    ) -> None:
+        missing = [i for i, o in enumerate(outcomes) if o is None]
+        if not missing:
+            return
+        stored = await self.repository.find([txs[i].transaction_id for i in missing])
+        for i in missing:
+            known = stored.get(txs[i].transaction_id)
+            outcomes[i] = (
+                LATE if known is None else _replay(known, digests[i], txs[i].transaction_id)
+            )
+
+    def _count(self, outcomes: list[Outcome], path: Path) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, Scored):
+                kind = "replayed" if outcome.score.replayed else "scored"
+                self.metrics.inputs.labels("transaction", path, kind).inc()
+                if not outcome.score.replayed:
+                    self.metrics.decisions.labels(outcome.score.decision).inc()
+            elif isinstance(outcome, Conflict):
+                self.metrics.inputs.labels("transaction", path, "conflict").inc()
+                self.metrics.rejections.labels("transaction", "conflict").inc()
+            else:
+                self.metrics.inputs.labels("transaction", path, "rejected").inc()
+
+
+def _replay(known: Stored, dig: str, transaction_id: str) -> Outcome:
+    if known.digest != dig:
+        return Conflict(transaction_id)
+    return Scored(Score.model_validate({**known.response, "replayed": True}))
