@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from types import FrameType
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
-from app import embedded
+from app import auth, embedded
 from app.config import Settings
 
 cli = typer.Typer(
@@ -78,15 +79,7 @@ def stack() -> None:
 @cli.command()
 def serve() -> None:
     """Run the API (and stream workers) with settings from RIVERGUARD_* variables."""
-    from app.resources import ConfigurationError, require
-
-    settings = Settings()
-    try:
-        require(settings)
-    except ConfigurationError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    _run_server(settings)
+    _run_server(Settings())
 
 
 @cli.command()
@@ -99,9 +92,18 @@ def dev() -> None:
             redis=settings.redis_url is None,
             postgres=settings.database_url is None,
         )
-        settings = _with_urls(settings, urls).model_copy(update={"dev_mode": True})
+        settings = _with_urls(settings, urls)
+        key = None
+        if not settings.api_keys:
+            key = auth.generate_key()
+            settings = settings.model_copy(
+                update={"api_keys": SecretStr(f"{key}=score|label|admin"), "dev_mode": True}
+            )
         for line in urls.exports():
             err.print(line, highlight=False)
+        if key:
+            err.print(f"[bold]API key (score, label, admin):[/] {key}", highlight=False)
+        err.print(f"API on http://{settings.host}:{settings.port}  (docs at /docs)")
         _run_server(settings)
 
 
@@ -146,12 +148,20 @@ def _run_server(settings: Settings) -> None:
     import uvicorn
 
     from app.main import create_app
+    from app.resources import ConfigurationError, require
+
+    try:
+        require(settings)
+        application = create_app(settings)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import Problem
+
+log = logging.getLogger(__name__)
+# Infrastructure failures: the request may be retried; the answer is 503, never a 500.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    redis_exceptions.RedisError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TITLES = {
@@ -95,6 +109,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
+    async def on_dependency(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency failure on %s: %s", request.url.path, type(exc).__name__)
+        return problem(503, "a dependency is unavailable; retry", headers={"Retry-After": "1"})
+
+    for kind in DEPENDENCY_ERRORS:
+        app.add_exception_handler(kind, on_dependency)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

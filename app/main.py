@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from app import auth, bootstrap, errors
 from app.api import cards, health, labels, models, transactions
 from app.config import Settings
 from app.limits import BodySizeLimit
 from app.metrics import Metrics
+from app.timing import RequestTimer
 
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
@@ -37,21 +37,6 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     errors.install(app)
     for router in (health, transactions, labels, models, cards):
         app.include_router(router.router)
-    _time_requests(app, collectors)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestTimer, metrics=collectors)
     return app
-
-
-def _time_requests(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def timer(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.requests.labels(template, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response

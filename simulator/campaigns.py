@@ -25,8 +25,8 @@ from simulator import catalog
 from simulator.config import SCENARIOS
 from simulator.frame import LEGIT, TxFrame, located, price
 from simulator.population import DAY_MS
-from simulator.scenarios import MINUTE_MS, Attack, Window
 from simulator.sampling import IntArray
+from simulator.scenarios import MINUTE_MS, Attack, Window
 
 BREACH = SCENARIOS.index("compromised_merchant")
 COMPROMISED = SCENARIOS.index("compromised_card")
@@ -62,6 +62,8 @@ def compromise_cards(attack: Attack, budget: float, window: Window, factor: floa
         rows = rows[rng.random(len(rows)) < config.compromised_card_share]
         if len(rows) == 0:
             continue
+        if not attack.fits(spent, len(rows), budget):
+            break
         legit.scenario[rows] = COMPROMISED
         legit.incident[rows] = attack.new_incident()
         inflate = rng.uniform(2.0, 5.0, len(rows)) * factor
@@ -74,8 +76,9 @@ def breach_merchants(attack: Attack, budget: float, window: Window, factor: floa
     """Breach card-present merchants; return the follow-up fraud on the cards seen there."""
     legit, world, rng, config = attack.legit, attack.world, attack.rng, attack.config
     order, starts = _index(legit.merchant)
-    targets = np.flatnonzero(world.cities.home[np.maximum(world.merchant_city, 0)]
-                             & (world.merchant_city >= 0))
+    targets = np.flatnonzero(
+        world.cities.home[np.maximum(world.merchant_city, 0)] & (world.merchant_city >= 0)
+    )
     followups: list[TxFrame] = []
     spent, tries = 0.0, 0
     while spent < budget and tries < 1000 and len(targets):
@@ -88,8 +91,10 @@ def breach_merchants(attack: Attack, budget: float, window: Window, factor: floa
         rows = rows[legit.scenario[rows] == LEGIT]
         cards = np.unique(legit.card[rows])
         expected = config.breach_share * len(rows) + config.followup_share * len(cards) * 3.5
-        if len(rows) == 0 or expected > 1.5 * (budget - spent) + 10:
-            continue  # too quiet to notice or too big for the budget: try another
+        if len(rows) == 0 or expected > 2 * (budget - spent) + 10:
+            continue  # too quiet to notice or far too big for the budget: try another
+        if not attack.fits(spent, expected, budget):
+            break
         fraud = rows[rng.random(len(rows)) < config.breach_share]
         legit.scenario[fraud] = BREACH
         for card in np.unique(legit.card[fraud]):
@@ -117,8 +122,9 @@ def _followups(attack: Attack, seen: IntArray, factor: float) -> list[TxFrame]:
         cards = np.full(n, card)
         merchant = attack.online_merchants(catalog.TAKEOVER_CATEGORIES, n)
         amount = price(attack.world, cards, merchant, rng, scale=rng.uniform(1.5, 4.0, n) * factor)
-        frame = located(attack.world, cards, merchant, time, amount,
-                        device=np.full(n, attack.new_device()))
+        frame = located(
+            attack.world, cards, merchant, time, amount, device=np.full(n, attack.new_device())
+        )
         attack.tag(frame, "compromised_merchant")
         frames.append(frame)
     return frames

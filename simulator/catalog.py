@@ -89,14 +89,86 @@ HIGH_VALUE_CATEGORIES: Final = category_ids(
 TAKEOVER_CATEGORIES: Final = category_ids("electronics", "marketplace", "department_store")
 ATM_CATEGORY: Final = CATEGORY_INDEX["atm"]
 
-_EURO = "AD AT BE CY DE EE ES FI FR GR HR IE IT LT LU LV MC ME MT NL PT SI SK SM VA XK".split()
-_OWN_CURRENCY = dict(
-    pair.split(":")
-    for pair in """AE:AED AR:ARS AU:AUD BG:BGN BH:BHD BR:BRL CA:CAD CH:CHF CL:CLP CN:CNY CO:COP
-    CZ:CZK DK:DKK EG:EGP GB:GBP HK:HKD HU:HUF ID:IDR IL:ILS IN:INR IS:ISK JP:JPY KE:KES KR:KRW
-    KW:KWD MA:MAD MX:MXN MY:MYR NG:NGN NO:NOK NZ:NZD PE:PEN PH:PHP PK:PKR PL:PLN QA:QAR RO:RON
-    RS:RSD SA:SAR SE:SEK SG:SGD TH:THB TR:TRY TW:TWD UA:UAH US:USD VN:VND ZA:ZAR""".split()
+_EURO = frozenset(
+    {
+        "AD",
+        "AT",
+        "BE",
+        "CY",
+        "DE",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MC",
+        "ME",
+        "MT",
+        "NL",
+        "PT",
+        "SI",
+        "SK",
+        "SM",
+        "VA",
+        "XK",
+    }
 )
+_OWN_CURRENCY = {
+    "AE": "AED",
+    "AR": "ARS",
+    "AU": "AUD",
+    "BG": "BGN",
+    "BH": "BHD",
+    "BR": "BRL",
+    "CA": "CAD",
+    "CH": "CHF",
+    "CL": "CLP",
+    "CN": "CNY",
+    "CO": "COP",
+    "CZ": "CZK",
+    "DK": "DKK",
+    "EG": "EGP",
+    "GB": "GBP",
+    "HK": "HKD",
+    "HU": "HUF",
+    "ID": "IDR",
+    "IL": "ILS",
+    "IN": "INR",
+    "IS": "ISK",
+    "JP": "JPY",
+    "KE": "KES",
+    "KR": "KRW",
+    "KW": "KWD",
+    "MA": "MAD",
+    "MX": "MXN",
+    "MY": "MYR",
+    "NG": "NGN",
+    "NO": "NOK",
+    "NZ": "NZD",
+    "PE": "PEN",
+    "PH": "PHP",
+    "PK": "PKR",
+    "PL": "PLN",
+    "QA": "QAR",
+    "RO": "RON",
+    "RS": "RSD",
+    "SA": "SAR",
+    "SE": "SEK",
+    "SG": "SGD",
+    "TH": "THB",
+    "TR": "TRY",
+    "TW": "TWD",
+    "UA": "UAH",
+    "US": "USD",
+    "VN": "VND",
+    "ZA": "ZAR",
+}
 
 
 def currency_of(country: str) -> str:
@@ -112,7 +184,9 @@ def wire_country(country: str) -> str:
 
 
 def haversine_km(
-    lat1: FloatArray | float, lon1: FloatArray | float, lat2: FloatArray | float,
+    lat1: FloatArray | float,
+    lon1: FloatArray | float,
+    lat2: FloatArray | float,
     lon2: FloatArray | float,
 ) -> FloatArray:
     """Great-circle distance in km, element-wise."""

@@ -44,9 +44,9 @@ class Phase:
     fraud_rate: float | None = None
 
 
-def default_phases(onset: float | None = 0.5, campaign: str = "compromised_merchant") -> tuple[
-    Phase, ...
-]:
+def default_phases(
+    onset: float | None = 0.5, campaign: str = "compromised_merchant"
+) -> tuple[Phase, ...]:
     """The default drift: ``campaign`` never appears before ``onset``, then takes a large share.
 
     After the onset the other fraud also gets subtler (amounts closer to normal spending).

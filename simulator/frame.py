@@ -47,16 +47,35 @@ class TxFrame:
     @classmethod
     def empty(cls) -> TxFrame:
         """A frame with no rows."""
-        ints = {f.name: np.empty(0, dtype=np.int64) for f in fields(cls)}
-        floats = {name: np.empty(0) for name in ("amount", "lat", "lon")}
-        return cls(**(ints | floats))
+
+        def ints() -> IntArray:
+            return np.empty(0, dtype=np.int64)
+
+        def floats() -> FloatArray:
+            return np.empty(0, dtype=np.float64)
+
+        return cls(
+            ints(),
+            ints(),
+            ints(),
+            floats(),
+            ints(),
+            ints(),
+            floats(),
+            floats(),
+            ints(),
+            ints(),
+            ints(),
+        )
 
     @classmethod
     def concat(cls, frames: list[TxFrame]) -> TxFrame:
         """All rows of ``frames``, in order."""
         if not frames:
             return cls.empty()
-        columns = {f.name: np.concatenate([getattr(fr, f.name) for fr in frames]) for f in fields(cls)}
+        columns = {
+            f.name: np.concatenate([getattr(fr, f.name) for fr in frames]) for f in fields(cls)
+        }
         return cls(**columns)
 
     def take(self, rows: IntArray) -> TxFrame:
@@ -65,8 +84,14 @@ class TxFrame:
 
 
 def located(
-    world: Population, card: IntArray, merchant: IntArray, time: IntArray, amount: FloatArray,
-    *, device: IntArray | None = None, country: IntArray | None = None,
+    world: Population,
+    card: IntArray,
+    merchant: IntArray,
+    time: IntArray,
+    amount: FloatArray,
+    *,
+    device: IntArray | None = None,
+    country: IntArray | None = None,
 ) -> TxFrame:
     """Genuine-looking rows at ``merchant``: channel, country and position come from it.
 
@@ -94,7 +119,10 @@ def located(
 
 
 def price(
-    world: Population, card: IntArray, merchant: IntArray, rng: np.random.Generator,
+    world: Population,
+    card: IntArray,
+    merchant: IntArray,
+    rng: np.random.Generator,
     scale: FloatArray | float = 1.0,
 ) -> FloatArray:
     """Amounts a card's holder pays at ``merchant``: log-normal by category, price level, wealth.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,15 @@ from simulator.population import DAY_MS, build_population
 from simulator.records import Record
 from simulator.scenarios import Attack
 
-__all__ = ["GenerationSummary", "LabelConfig", "Phase", "SimConfig", "Stream", "generate",
-           "simulate"]
+__all__ = [
+    "GenerationSummary",
+    "LabelConfig",
+    "Phase",
+    "SimConfig",
+    "Stream",
+    "generate",
+    "simulate",
+]
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,11 @@ class GenerationSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (times as RFC 3339)."""
+
         def stamp(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+            if moment is None:
+                return None
+            return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
         return {
             "seed": self.seed,
@@ -103,8 +113,14 @@ def simulate(config: SimConfig) -> Stream:
     frame = TxFrame.concat([legit, *_fraud(attack, horizon)])
     frame = frame.take(np.flatnonzero((frame.time >= 0) & (frame.time < horizon)))
     frame = frame.take(np.argsort(frame.time, kind="stable"))
-    labels = make_labels(frame.time, frame.scenario, frame.incident, config.labels, horizon,
-                         np.random.default_rng(label_seed))
+    labels = make_labels(
+        frame.time,
+        frame.scenario,
+        frame.incident,
+        config.labels,
+        horizon,
+        np.random.default_rng(label_seed),
+    )
     tag = format(config.seed & 0xFFFFFFFF, "x")
     ids = [f"tx_{tag}_{i:09d}" for i in range(len(frame))]
     summary = _summary(config, frame, labels, horizon)
@@ -134,7 +150,9 @@ def _fraud(attack: Attack, horizon: int) -> list[TxFrame]:
     return frames
 
 
-def _plan(attack: Attack, name: str, budget: float, window: tuple[int, int], factor: float) -> TxFrame:
+def _plan(
+    attack: Attack, name: str, budget: float, window: tuple[int, int], factor: float
+) -> TxFrame:
     if name == "compromised_merchant":
         return breach_merchants(attack, budget, window, factor)
     if name == "compromised_card":
@@ -162,6 +180,8 @@ def _summary(config: SimConfig, frame: TxFrame, labels: Labels, horizon: int) ->
         labels={source: counts.get(source, 0) for source in SOURCES},
         positive_labels=int(labels.is_fraud.sum()),
         dropped_labels=labels.dropped,
-        campaign_onset=None if onset is None else config.start + timedelta(milliseconds=int(onset * horizon)),
+        campaign_onset=None
+        if onset is None
+        else config.start + timedelta(milliseconds=int(onset * horizon)),
         first_seen=first_seen,
     )

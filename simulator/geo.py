@@ -36,22 +36,24 @@ class Cities:
     countries: list[str]  # wire country codes
 
 
-Place = tuple[str, str, str, str, str]
+Place = tuple[str, ...]  # (lat, lon, name, country, timezone)
 
 
 def pick_cities(
-    fake: Faker, rng: np.random.Generator, home_countries: tuple[str, ...], n_home: int,
+    fake: Faker,
+    rng: np.random.Generator,
+    home_countries: tuple[str, ...],
+    n_home: int,
     n_foreign: int,
 ) -> Cities:
     """Up to ``n_home`` distinct places in ``home_countries`` and ``n_foreign`` elsewhere."""
-    home = _distinct(lambda: fake.local_latlng(country_code=fake.random_element(home_countries)),
-                     n_home)
+    home = _distinct(
+        lambda: fake.local_latlng(country_code=fake.random_element(home_countries)), n_home
+    )
     if not home:
         raise ValueError(f"Faker knows no place in {', '.join(home_countries)}")
     known = {place[2] for place in home}
-    foreign = _distinct(
-        lambda: _foreign(fake.location_on_land(), home_countries, known), n_foreign
-    )
+    foreign = _distinct(lambda: _foreign(fake.location_on_land(), home_countries, known), n_foreign)
     places = home + foreign
     codes = [catalog.wire_country(place[3]) for place in places]
     countries = list(dict.fromkeys(codes))

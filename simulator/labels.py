@@ -50,17 +50,23 @@ class Labels:
 
 
 def make_labels(
-    times: IntArray, scenario: IntArray, incident: IntArray, config: LabelConfig,
-    horizon: int, rng: np.random.Generator,
+    times: IntArray,
+    scenario: IntArray,
+    incident: IntArray,
+    config: LabelConfig,
+    horizon: int,
+    rng: np.random.Generator,
 ) -> Labels:
     """Labels for transactions at ``times`` (ms); those after ``horizon`` are dropped."""
     fraud = np.flatnonzero(scenario != LEGIT)
     incidents, which = np.unique(incident[fraud], return_inverse=True)
     reported = rng.random(len(incidents)) >= config.unreported_rate
     pick = rng.random(len(incidents))
-    source = np.where(pick < config.review_share, REVIEW,
-                      np.where(pick < config.review_share + config.customer_share, CUSTOMER,
-                               CHARGEBACK))
+    source = np.where(
+        pick < config.review_share,
+        REVIEW,
+        np.where(pick < config.review_share + config.customer_share, CUSTOMER, CHARGEBACK),
+    )
     base = _delays(source, config, rng)
     fraud_rows = fraud[reported[which]]
     fraud_source = source[which][reported[which]]
@@ -70,34 +76,51 @@ def make_labels(
     quiet = np.ones(len(times), dtype=bool)
     quiet[fraud_rows] = False
     quiet_rows = np.flatnonzero(quiet)
-    disputed = (scenario[quiet_rows] == LEGIT) & (rng.random(len(quiet_rows)) < config.false_report_rate)
+    disputed = (scenario[quiet_rows] == LEGIT) & (
+        rng.random(len(quiet_rows)) < config.false_report_rate
+    )
     confirmed = ~disputed & (rng.random(len(quiet_rows)) < config.genuine_share)
     false_rows, genuine_rows = quiet_rows[disputed], quiet_rows[confirmed]
     false_delay = _delays(np.full(len(false_rows), CHARGEBACK), config, rng)
-    genuine_delay = _clip(_lognormal(config.genuine_median_days * DAY_MS, config.chargeback_sigma,
-                                     len(genuine_rows), rng),
-                          np.full(len(genuine_rows), CHARGEBACK), config)
+    genuine_delay = _clip(
+        _lognormal(
+            config.genuine_median_days * DAY_MS, config.chargeback_sigma, len(genuine_rows), rng
+        ),
+        np.full(len(genuine_rows), CHARGEBACK),
+        config,
+    )
 
     row = np.concatenate([fraud_rows, false_rows, genuine_rows]).astype(np.int64)
     delay = np.concatenate([fraud_delay, false_delay, genuine_delay])
-    is_fraud = np.r_[np.ones(len(fraud_rows) + len(false_rows), bool), np.zeros(len(genuine_rows), bool)]
-    src = np.concatenate([fraud_source, np.full(len(false_rows), CHARGEBACK),
-                          np.full(len(genuine_rows), SIMULATOR)]).astype(np.int64)
+    is_fraud = np.r_[
+        np.ones(len(fraud_rows) + len(false_rows), bool), np.zeros(len(genuine_rows), bool)
+    ]
+    src = np.concatenate(
+        [fraud_source, np.full(len(false_rows), CHARGEBACK), np.full(len(genuine_rows), SIMULATOR)]
+    ).astype(np.int64)
     at = times[row] + np.maximum(np.round(delay), 1).astype(np.int64)
     keep = at <= horizon
     order = np.lexsort((row[keep], at[keep]))
-    return Labels(row[keep][order], at[keep][order], is_fraud[keep][order], src[keep][order],
-                  dropped=int((~keep).sum()))
+    return Labels(
+        row[keep][order],
+        at[keep][order],
+        is_fraud[keep][order],
+        src[keep][order],
+        dropped=int((~keep).sum()),
+    )
 
 
 def _delays(source: IntArray, config: LabelConfig, rng: np.random.Generator) -> FloatArray:
     """One delay (ms) per entry, by source."""
     n = len(source)
-    review = np.exp(rng.uniform(np.log(config.review_min_hours), np.log(config.review_max_hours), n))
+    review = np.exp(
+        rng.uniform(np.log(config.review_min_hours), np.log(config.review_max_hours), n)
+    )
     customer = _lognormal(config.customer_median_days * DAY_MS, 0.8, n, rng)
     chargeback = _lognormal(config.chargeback_median_days * DAY_MS, config.chargeback_sigma, n, rng)
-    delay = np.where(source == REVIEW, review * HOUR_MS,
-                     np.where(source == CUSTOMER, customer, chargeback))
+    delay = np.where(
+        source == REVIEW, review * HOUR_MS, np.where(source == CUSTOMER, customer, chargeback)
+    )
     return _clip(delay, source, config)
 
 
@@ -107,8 +130,12 @@ def _lognormal(median: float, sigma: float, n: int, rng: np.random.Generator) ->
 
 def _clip(delay: FloatArray, source: IntArray, config: LabelConfig) -> FloatArray:
     """Keep each delay inside its source's bounds."""
-    lo = np.where(source == REVIEW, config.review_min_hours * HOUR_MS,
-                  np.where(source == CUSTOMER, 2 * HOUR_MS, config.chargeback_min_days * DAY_MS))
-    hi = np.where(source == REVIEW, config.review_max_hours * HOUR_MS,
-                  config.chargeback_max_days * DAY_MS)
+    lo = np.where(
+        source == REVIEW,
+        config.review_min_hours * HOUR_MS,
+        np.where(source == CUSTOMER, 2 * HOUR_MS, config.chargeback_min_days * DAY_MS),
+    )
+    hi = np.where(
+        source == REVIEW, config.review_max_hours * HOUR_MS, config.chargeback_max_days * DAY_MS
+    )
     return np.asarray(np.clip(delay, lo, hi), dtype=np.float64)

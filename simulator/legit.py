@@ -21,8 +21,34 @@ from simulator.sampling import FloatArray, IntArray
 
 HOUR_MS = 3_600_000
 # Relative activity by local hour: quiet nights, a lunch peak and an evening peak.
-HOUR_PROFILE = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.2, 0.5, 1.0, 1.5, 1.8, 2.0, 2.3,
-                         2.8, 2.5, 2.0, 2.0, 2.2, 2.6, 2.8, 2.6, 2.2, 1.6, 1.0, 0.6])
+HOUR_PROFILE = np.array(
+    [
+        0.3,
+        0.2,
+        0.15,
+        0.1,
+        0.1,
+        0.2,
+        0.5,
+        1.0,
+        1.5,
+        1.8,
+        2.0,
+        2.3,
+        2.8,
+        2.5,
+        2.0,
+        2.0,
+        2.2,
+        2.6,
+        2.8,
+        2.6,
+        2.2,
+        1.6,
+        1.0,
+        0.6,
+    ]
+)
 HOUR_CDF = np.cumsum(HOUR_PROFILE) / HOUR_PROFILE.sum()
 EXPLORE = 0.08  # share of purchases away from the card's regular merchants
 NEW_DEVICE = 0.02  # share of online purchases from a device never used before
@@ -49,8 +75,15 @@ def legit_transactions(config: SimConfig, world: Population, rng: np.random.Gene
     abroad = rng.random(len(card)) < FOREIGN_ONLINE
     country[abroad] = rng.integers(0, len(world.cities.countries), int(abroad.sum()))
     device = _devices(world, card, rng)
-    return located(world, card, merchant, time, price(world, card, merchant, rng),
-                   device=device, country=country)
+    return located(
+        world,
+        card,
+        merchant,
+        time,
+        price(world, card, merchant, rng),
+        device=device,
+        country=country,
+    )
 
 
 def _arrival_times(
@@ -96,7 +129,10 @@ def _merchants(world: Population, card: IntArray, rng: np.random.Generator) -> I
 
 
 def _trips(
-    config: SimConfig, world: Population, card: IntArray, time: IntArray,
+    config: SimConfig,
+    world: Population,
+    card: IntArray,
+    time: IntArray,
     rng: np.random.Generator,
 ) -> tuple[IntArray, IntArray]:
     """Destination city and country of each transaction made while travelling (else -1)."""
@@ -109,7 +145,11 @@ def _trips(
     home_pool, foreign_pool = np.flatnonzero(cities.home), np.flatnonzero(~cities.home)
     abroad = (rng.random(n) < 0.5) & (len(foreign_pool) > 0)
     domestic = home_pool[rng.integers(0, len(home_pool), n)]
-    foreign = foreign_pool[rng.integers(0, max(1, len(foreign_pool)), n)] if len(foreign_pool) else domestic
+    foreign = (
+        foreign_pool[rng.integers(0, max(1, len(foreign_pool)), n)]
+        if len(foreign_pool)
+        else domestic
+    )
     destination = np.where(abroad, foreign, domestic)
     travels &= destination != world.customer_city
     customer = world.card_customer[card]

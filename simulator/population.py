@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -75,8 +76,9 @@ def build_population(config: SimConfig, rng: np.random.Generator) -> Population:
     """Draw a whole population; the same config and generator state give the same world."""
     fake = Faker()
     fake.seed_instance(config.seed)
-    cities = geo.pick_cities(fake, rng, config.home_countries, config.home_cities,
-                             config.foreign_cities)
+    cities = geo.pick_cities(
+        fake, rng, config.home_countries, config.home_cities, config.foreign_cities
+    )
     customers = _customers(config, cities, rng)
     merchants = _merchants(config.merchant_count, cities, rng)
     cards = _cards(config, len(customers["city"]), rng)
@@ -84,7 +86,7 @@ def build_population(config: SimConfig, rng: np.random.Generator) -> Population:
     return Population(
         cities=cities,
         customer_ids=[f"cust_{i:06d}" for i in range(len(customers["city"]))],
-        customer_city=customers["city"],
+        customer_city=customers["city"].astype(np.int64),
         customer_wealth=customers["wealth"],
         customer_shift=customers["shift"].astype(np.int64),
         customer_weekend=customers["weekend"],
@@ -109,7 +111,7 @@ def build_population(config: SimConfig, rng: np.random.Generator) -> Population:
     )
 
 
-Columns = dict[str, npt.NDArray[np.float64]]
+Columns = dict[str, npt.NDArray[Any]]
 
 
 def _customers(config: SimConfig, cities: geo.Cities, rng: np.random.Generator) -> Columns:
@@ -131,15 +133,19 @@ def _customers(config: SimConfig, cities: geo.Cities, rng: np.random.Generator) 
 
 def _cards(config: SimConfig, n_customers: int, rng: np.random.Generator) -> Columns:
     extra = config.cards - min(config.cards, n_customers)
-    owner = np.concatenate([np.arange(min(config.cards, n_customers)),
-                            rng.integers(0, n_customers, size=extra)])
+    owner = np.concatenate(
+        [np.arange(min(config.cards, n_customers)), rng.integers(0, n_customers, size=extra)]
+    )
     owner = owner[rng.permutation(config.cards)]
     period_ms = config.days * DAY_MS
     is_new = rng.random(config.cards) < config.new_card_share
     active_from = np.where(is_new, rng.uniform(0, 0.8 * period_ms, config.cards), 0.0)
     rate = config.tx_per_day * rng.lognormal(-0.18, 0.6, size=config.cards)
-    return {"customer": owner.astype(np.float64), "rate": rate,
-            "active_from": np.floor(active_from)}
+    return {
+        "customer": owner.astype(np.float64),
+        "rate": rate,
+        "active_from": np.floor(active_from),
+    }
 
 
 def _merchants(count: int, cities: geo.Cities, rng: np.random.Generator) -> Columns:
@@ -147,20 +153,25 @@ def _merchants(count: int, cities: geo.Cities, rng: np.random.Generator) -> Colu
     home, foreign = np.flatnonzero(cities.home), np.flatnonzero(~cities.home)
     n_foreign = max(len(foreign), round(0.12 * count)) if len(foreign) else 0
     n_home = max(len(home), count - n_ecom - n_foreign)
-    city = np.concatenate([
-        _spread(home, cities.weight[home], n_home, rng),
-        _spread(foreign, cities.weight[foreign], n_foreign, rng),
-        np.full(n_ecom, -1),
-    ])
+    city = np.concatenate(
+        [
+            _spread(home, cities.weight[home], n_home, rng),
+            _spread(foreign, cities.weight[foreign], n_foreign, rng),
+            np.full(n_ecom, -1),
+        ]
+    )
     pos_weights = catalog.MERCHANT_WEIGHTS * (1 - catalog.ECOM_SHARES)
     ecom_weights = catalog.MERCHANT_WEIGHTS * catalog.ECOM_SHARES
     n_pos = n_home + n_foreign
-    category = np.concatenate([
-        rng.choice(len(pos_weights), size=n_pos, p=pos_weights / pos_weights.sum()),
-        rng.choice(len(ecom_weights), size=n_ecom, p=ecom_weights / ecom_weights.sum()),
-    ])
-    channel = np.where(city < 0, catalog.ECOM,
-                       np.where(category == catalog.ATM_CATEGORY, catalog.ATM, catalog.POS))
+    category = np.concatenate(
+        [
+            rng.choice(len(pos_weights), size=n_pos, p=pos_weights / pos_weights.sum()),
+            rng.choice(len(ecom_weights), size=n_ecom, p=ecom_weights / ecom_weights.sum()),
+        ]
+    )
+    channel = np.where(
+        city < 0, catalog.ECOM, np.where(category == catalog.ATM_CATEGORY, catalog.ATM, catalog.POS)
+    )
     located = np.maximum(city, 0)
     lat = np.clip(cities.lat[located] + rng.normal(0, 0.03, len(city)), -89.9, 89.9)
     lon = (cities.lon[located] + rng.normal(0, 0.04, len(city)) + 180.0) % 360.0 - 180.0
@@ -185,8 +196,9 @@ def _spread(cities: IntArray, weights: FloatArray, n: int, rng: np.random.Genera
 
 def _city_sampler(merchants: Columns, n_cities: int) -> GroupSampler:
     pos = np.flatnonzero(merchants["city"] >= 0)
-    inner = GroupSampler.build(merchants["city"][pos].astype(np.int64),
-                               merchants["popularity"][pos], n_cities)
+    inner = GroupSampler.build(
+        merchants["city"][pos].astype(np.int64), merchants["popularity"][pos], n_cities
+    )
     return GroupSampler(pos[inner.items], inner.cum, inner.counts)
 
 
@@ -198,7 +210,9 @@ def _online_sampler(merchants: Columns) -> GroupSampler:
 
 
 def _favourites(
-    card_customer: npt.NDArray[np.float64], customers: Columns, merchants: Columns,
+    card_customer: npt.NDArray[np.float64],
+    customers: Columns,
+    merchants: Columns,
     rng: np.random.Generator,
 ) -> tuple[IntArray, FloatArray]:
     """Each card's regular merchants (local shops and online ones) and how loyal it is to them."""
@@ -206,7 +220,9 @@ def _favourites(
     card_city = customers["city"].astype(np.int64)[owners]
     category = merchants["category"].astype(np.int64)
     online = merchants["city"] < 0
-    channel_share = np.where(online, catalog.ECOM_SHARES[category], 1 - catalog.ECOM_SHARES[category])
+    channel_share = np.where(
+        online, catalog.ECOM_SHARES[category], 1 - catalog.ECOM_SHARES[category]
+    )
     fav = np.zeros((len(owners), FAVOURITES), dtype=np.int64)
     weight = np.zeros((len(owners), FAVOURITES))
     for city in np.unique(card_city):

@@ -30,7 +30,9 @@ class GroupSampler:
     counts: IntArray
 
     @classmethod
-    def build(cls, groups: IntArray, weights: FloatArray, n_groups: int | None = None) -> GroupSampler:
+    def build(
+        cls, groups: IntArray, weights: FloatArray, n_groups: int | None = None
+    ) -> GroupSampler:
         """Index items ``0..len(groups)-1`` by their group; ``weights`` must be positive."""
         size = int(groups.max()) + 1 if n_groups is None else n_groups
         order = np.lexsort((np.arange(len(groups)), groups))

@@ -45,7 +45,7 @@ class Attack:
     incidents: int = 0
 
     def plan(self, scenario: str, budget: float, window: Window, amount_factor: float) -> TxFrame:
-        """Incidents of an additive ``scenario`` starting in ``window`` until ``budget`` is spent."""
+        """Incidents of ``scenario`` starting in ``window`` until ``budget`` rows are spent."""
         make: Callable[[int, float], TxFrame] = {
             "card_testing": self._card_testing,
             "stolen_card": self._stolen_card,
@@ -56,10 +56,22 @@ class Attack:
         while spent < budget:
             start = int(self.rng.integers(window[0], max(window[0] + 1, window[1])))
             frame = make(start, amount_factor)
+            if not self.fits(spent, len(frame), budget):
+                break
             self.tag(frame, scenario)
             frames.append(frame)
             spent += len(frame)
         return TxFrame.concat(frames)
+
+    def fits(self, spent: float, size: float, budget: float) -> bool:
+        """Whether an incident of ``size`` still fits the budget.
+
+        One that would overshoot is kept with probability (room left / size), so that the
+        expected total equals the budget even when incidents are large next to it.
+        """
+        if spent + size <= budget:
+            return True
+        return bool(self.rng.random() * size < budget - spent)
 
     def tag(self, frame: TxFrame, scenario: str) -> None:
         """Mark every row of ``frame`` as one new incident of ``scenario``."""
@@ -97,8 +109,15 @@ class Attack:
         merchant = self.online_merchants(catalog.TESTING_CATEGORIES, n)
         amount = np.where(rng.random(n) < 0.3, 1.0, round_amounts(rng.uniform(0.3, 4.99, n)))
         country = self._fraud_country(card[0], foreign_share=0.5)
-        frame = located(self.world, card, merchant, time, amount,
-                        device=np.full(n, self.new_device()), country=np.full(n, country))
+        frame = located(
+            self.world,
+            card,
+            merchant,
+            time,
+            amount,
+            device=np.full(n, self.new_device()),
+            country=np.full(n, country),
+        )
         if rng.random() < 0.3:  # the number works: cash it out
             return TxFrame.concat([frame, self._cash_out(frame, factor)])
         return frame
@@ -108,8 +127,15 @@ class Attack:
         time = tested.time[-1:] + int(self.rng.integers(5, 60)) * MINUTE_MS
         merchant = self.online_merchants(catalog.TAKEOVER_CATEGORIES, 1)
         amount = price(self.world, card, merchant, self.rng, scale=3.0 * factor)
-        return located(self.world, card, merchant, time, amount,
-                       device=tested.device[-1:], country=tested.country[-1:])
+        return located(
+            self.world,
+            card,
+            merchant,
+            time,
+            amount,
+            device=tested.device[-1:],
+            country=tested.country[-1:],
+        )
 
     def _stolen_card(self, start: int, factor: float) -> TxFrame:
         """A stolen or cloned card spends big, card-present, far from the holder's home."""
@@ -123,8 +149,9 @@ class Attack:
         time = start + np.cumsum(rng.exponential(25 * MINUTE_MS, n)).astype(np.int64)
         card = np.full(n, card_no)
         amount = price(self.world, card, merchant, rng, scale=rng.uniform(2.0, 6.0, n) * factor)
-        return located(self.world, card, merchant, time, amount,
-                       device=np.full(n, self.new_device()))
+        return located(
+            self.world, card, merchant, time, amount, device=np.full(n, self.new_device())
+        )
 
     def _far_city(self, home: int) -> int:
         """A city with merchants at least 1,500 km from ``home`` (the farthest if none is)."""
@@ -133,15 +160,16 @@ class Attack:
         stocked = stocked[stocked != home]
         if len(stocked) == 0:
             return home
-        distance = catalog.haversine_km(cities.lat[home], cities.lon[home],
-                                        cities.lat[stocked], cities.lon[stocked])
+        distance = catalog.haversine_km(
+            cities.lat[home], cities.lon[home], cities.lat[stocked], cities.lon[stocked]
+        )
         far = stocked[distance >= 1500.0]
         if len(far) == 0:
             return int(stocked[np.argmax(distance)])
         return int(far[self.rng.integers(0, len(far))])
 
     def _account_takeover(self, start: int, factor: float) -> TxFrame:
-        """Someone logs into the holder's account from a new device abroad, spending more each time."""
+        """Someone takes over the account: a new device abroad, spending more each time."""
         rng, card_no = self.rng, self.victim(start)
         n = int(rng.integers(3, 9))
         span = rng.uniform(0.3, 3.0) * DAY_MS
@@ -152,8 +180,15 @@ class Attack:
         growth = rng.uniform(1.3, 1.8) ** (np.arange(n) * factor)
         amount = round_amounts(base * growth * rng.lognormal(0.0, 0.15, n))
         country = self._fraud_country(card_no, foreign_share=0.85)
-        return located(self.world, card, merchant, time, amount,
-                       device=np.full(n, self.new_device()), country=np.full(n, country))
+        return located(
+            self.world,
+            card,
+            merchant,
+            time,
+            amount,
+            device=np.full(n, self.new_device()),
+            country=np.full(n, country),
+        )
 
     def _fraud_country(self, card: int, foreign_share: float) -> int:
         """The holder's country, or (with ``foreign_share``) another one."""

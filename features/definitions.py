@@ -1,0 +1,188 @@
+"""Feature names and how raw aggregates become feature values (table: features/README.md).
+
+Every feature is a float. :data:`FEATURE_NAMES` fixes the order; :data:`FEATURE_SET_ID` is a
+short hash of the names and :data:`DEFINITION_VERSION`, stored by models with their
+snapshots so that a model never scores features it was not trained on.
+
+>>> len(FEATURE_NAMES), len(FEATURE_SET_ID)
+(59, 12)
+>>> mcc_group("5411"), mcc_group("3005"), mcc_group("8398"), mcc_group(None)
+('everyday', 'travel', 'other', None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+
+from features.config import HOUR_MS
+from features.schema import Transaction
+from features.windows import (
+    MIN_SPEED_STEP_HOURS,
+    CardAggregates,
+    MerchantAggregates,
+    haversine_km,
+)
+
+#: Bump when the meaning of any feature changes (not only its name).
+DEFINITION_VERSION = "2"
+
+CARD_WINDOWS = ("1h", "1d", "7d", "30d")
+MERCHANT_WINDOWS = ("1d", "7d", "30d")
+CHANNELS = ("pos", "ecom", "atm", "moto")
+#: Merchant-category groups: (name, inclusive MCC ranges). Unlisted codes are ``other``.
+MCC_GROUPS: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
+    ("everyday", ((4111, 4131), (5411, 5499), (5541, 5542), (5811, 5814), (5912, 5912))),
+    ("travel", ((3000, 3999), (4411, 4411), (4511, 4511), (4722, 4722), (7011, 7012), (7512, 7512))),
+    ("digital", ((4814, 4816), (4899, 4899), (5815, 5818), (5967, 5967))),
+    ("cash_like", ((4829, 4829), (6010, 6012), (6050, 6051), (6540, 6540), (7800, 7802), (7995, 7995))),
+    ("high_resale", ((5045, 5045), (5094, 5094), (5732, 5732), (5944, 5944), (5946, 5946))),
+    ("retail", ((5300, 5399), (5600, 5699), (5999, 5999))),
+)
+MCC_GROUP_NAMES = (*(name for name, _ in MCC_GROUPS), "other")
+
+TRANSACTION_FEATURES = (
+    "amount",
+    "amount_log",
+    "hour_of_day",
+    "hour_sin",
+    "hour_cos",
+    "is_weekend",
+    "is_night",
+    *(f"channel_{c}" for c in CHANNELS),
+    *(f"mcc_{g}" for g in MCC_GROUP_NAMES),
+)
+CARD_HISTORY_FEATURES = (
+    *(f"card_{stat}_{w}" for w in CARD_WINDOWS for stat in ("count", "sum", "mean", "max")),
+    *(f"card_distinct_merchants_{w}" for w in ("1d", "7d", "30d")),
+    "card_seconds_since_prev",
+    "card_age_seconds",
+    "card_has_history",
+    "card_fraud_30d",
+)
+CARD_FEATURES = (
+    *CARD_HISTORY_FEATURES,
+    "card_amount_to_mean_30d",
+    "card_amount_zscore_30d",
+    "card_first_time_merchant_30d",
+    "card_geo_has_prev",
+    "card_distance_km_prev",
+    "card_speed_kmh_prev",
+)
+MERCHANT_FEATURES = (
+    *(f"merchant_{stat}_{w}" for w in MERCHANT_WINDOWS for stat in ("count", "sum")),
+    *(f"merchant_fraud_{stat}_{w}" for w in MERCHANT_WINDOWS for stat in ("count", "ratio")),
+)
+FEATURE_NAMES: tuple[str, ...] = (*TRANSACTION_FEATURES, *CARD_FEATURES, *MERCHANT_FEATURES)
+FEATURE_SET_ID: str = hashlib.sha256(
+    "\n".join((DEFINITION_VERSION, *FEATURE_NAMES)).encode()
+).hexdigest()[:12]
+
+
+def mcc_group(mcc: str | None) -> str | None:
+    """The group of a merchant category code, ``None`` when no code was given."""
+    if mcc is None:
+        return None
+    code = int(mcc)
+    for name, ranges in MCC_GROUPS:
+        if any(lo <= code <= hi for lo, hi in ranges):
+            return name
+    return "other"
+
+
+def transaction_features(tx: Transaction) -> dict[str, float]:
+    """Features of the transaction alone (no history); times are UTC."""
+    moment = tx.timestamp
+    hour = moment.hour + moment.minute / 60
+    angle = 2 * math.pi * hour / 24
+    group = mcc_group(tx.merchant_category)
+    values: dict[str, float] = {
+        "amount": float(tx.amount),
+        "amount_log": math.log1p(float(tx.amount)),
+        "hour_of_day": float(moment.hour),
+        "hour_sin": math.sin(angle),
+        "hour_cos": math.cos(angle),
+        "is_weekend": 1.0 if moment.weekday() >= 5 else 0.0,
+        "is_night": 1.0 if moment.hour < 6 else 0.0,
+    }
+    for channel in CHANNELS:
+        values[f"channel_{channel}"] = 1.0 if tx.channel == channel else 0.0
+    for name in MCC_GROUP_NAMES:
+        values[f"mcc_{name}"] = 1.0 if group == name else 0.0
+    return values
+
+
+def card_history_features(agg: CardAggregates) -> dict[str, float]:
+    """Card features that do not depend on the scored transaction's amount, merchant or place."""
+    values: dict[str, float] = {}
+    for window, (count, total, top) in zip(CARD_WINDOWS, _card_windows(agg), strict=True):
+        values[f"card_count_{window}"] = count
+        values[f"card_sum_{window}"] = total / 100
+        values[f"card_mean_{window}"] = total / count / 100 if count else 0.0
+        values[f"card_max_{window}"] = top / 100
+    values["card_distinct_merchants_1d"] = agg.dm1d
+    values["card_distinct_merchants_7d"] = agg.dm7d
+    values["card_distinct_merchants_30d"] = agg.dm30d
+    values["card_seconds_since_prev"] = (agg.ts - agg.prev_ts) / 1000 if agg.prev_ts >= 0 else -1.0
+    has_history = 0 <= agg.first_ts < agg.ts
+    values["card_age_seconds"] = (agg.ts - agg.first_ts) / 1000 if has_history else 0.0
+    values["card_has_history"] = 1.0 if has_history else 0.0
+    values["card_fraud_30d"] = agg.fraud_30d
+    return values
+
+
+def _card_windows(agg: CardAggregates) -> Iterable[tuple[float, float, float]]:
+    return (
+        (agg.c1h, agg.s1h, agg.x1h),
+        (agg.c1d, agg.s1d, agg.x1d),
+        (agg.c7d, agg.s7d, agg.x7d),
+        (agg.c30d, agg.s30d, agg.x30d),
+    )
+
+
+def card_features(agg: CardAggregates) -> dict[str, float]:
+    """Every card feature of one scored transaction."""
+    values = card_history_features(agg)
+    mean = agg.s30d / agg.c30d if agg.c30d else 0.0
+    values["card_amount_to_mean_30d"] = agg.cents / mean if mean > 0 else 1.0
+    std = math.sqrt(agg.m2_30d / agg.c30d) if agg.c30d >= 2 and agg.m2_30d > 0 else 0.0
+    values["card_amount_zscore_30d"] = (agg.cents - mean) / std if std > 0 else 0.0
+    values["card_first_time_merchant_30d"] = 0.0 if agg.merchant_seen_30d else 1.0
+    values.update(_geo_features(agg))
+    return values
+
+
+def _geo_features(agg: CardAggregates) -> dict[str, float]:
+    if not agg.has_loc or agg.loc_ts < 0:
+        return {"card_geo_has_prev": 0.0, "card_distance_km_prev": 0.0, "card_speed_kmh_prev": 0.0}
+    km = haversine_km(
+        agg.loc_lat_u / 1e6, agg.loc_lon_u / 1e6, agg.lat_u / 1e6, agg.lon_u / 1e6
+    )
+    hours = max((agg.ts - agg.loc_ts) / HOUR_MS, MIN_SPEED_STEP_HOURS)
+    return {"card_geo_has_prev": 1.0, "card_distance_km_prev": km, "card_speed_kmh_prev": km / hours}
+
+
+def merchant_features(agg: MerchantAggregates) -> dict[str, float]:
+    """Every merchant feature of one scored transaction."""
+    values: dict[str, float] = {}
+    windows = (
+        ("1d", agg.c1d, agg.s1d, agg.f1d),
+        ("7d", agg.c7d, agg.s7d, agg.f7d),
+        ("30d", agg.c30d, agg.s30d, agg.f30d),
+    )
+    for window, count, total, frauds in windows:
+        values[f"merchant_count_{window}"] = count
+        values[f"merchant_sum_{window}"] = total / 100
+    for window, count, _total, frauds in windows:
+        values[f"merchant_fraud_count_{window}"] = frauds
+        values[f"merchant_fraud_ratio_{window}"] = min(1.0, frauds / count) if count else 0.0
+    return values
+
+
+def assemble(
+    tx: Transaction, card: CardAggregates, merchant: MerchantAggregates
+) -> dict[str, float]:
+    """All features of one transaction, in :data:`FEATURE_NAMES` order."""
+    values = {**transaction_features(tx), **card_features(card), **merchant_features(merchant)}
+    return {name: values[name] for name in FEATURE_NAMES}

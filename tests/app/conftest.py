@@ -1,0 +1,74 @@
+"""An application over the real embedded servers, with a fresh database per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+ADMIN = {"X-API-Key": "admin-key"}
+SCORER = {"X-API-Key": "score-key"}
+LABELER = {"X-API-Key": "label-key"}
+KEYS = "admin-key=score|label|admin,score-key=score,label-key=label"
+_ids = itertools.count(1)
+
+
+def settings_for(database_url: str, redis_url: str, **extra: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        api_keys=KEYS,
+        kafka_bootstrap=None,
+        **extra,
+    )
+
+
+@pytest.fixture
+def api_redis_url(redis_url: str) -> Iterator[str]:
+    """Database 2 of the session Valkey, flushed before and after the test."""
+    url = redis_url.rsplit("/", 1)[0] + "/2"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
+    app = create_app(settings_for(fresh_database, api_redis_url))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def tx(**overrides: Any) -> dict[str, Any]:
+    """A valid transaction body; a fresh id unless one is given."""
+    body: dict[str, Any] = {
+        "transaction_id": f"tx-{next(_ids):06d}",
+        "card_id": "card_1",
+        "merchant_id": "merch_1",
+        "amount": 42.5,
+        "currency": "EUR",
+        "timestamp": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "channel": "ecom",
+        "country": "FR",
+    }
+    body.update(overrides)
+    return body
+
+
+def label(transaction_id: str, is_fraud: bool = True) -> dict[str, Any]:
+    return {
+        "transaction_id": transaction_id,
+        "is_fraud": is_fraud,
+        "labeled_at": datetime.now(UTC).isoformat(),
+        "source": "chargeback",
+    }
