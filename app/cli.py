@@ -7,9 +7,12 @@ import contextlib
 import logging
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 from pydantic import SecretStr
@@ -105,6 +108,49 @@ def dev() -> None:
             err.print(f"[bold]API key (score, label, admin):[/] {key}", highlight=False)
         err.print(f"API on http://{settings.host}:{settings.port}  (docs at /docs)")
         _run_server(settings)
+
+
+@cli.command()
+def demo(
+    days: Annotated[float, typer.Option(help="simulated days")] = 14.0,
+    cards: Annotated[int, typer.Option(help="cards in the simulated population")] = 2200,
+    seed: Annotated[int, typer.Option(help="random seed of the stream")] = 7,
+    http_share: Annotated[float, typer.Option(help="share of transactions sent via REST")] = 0.2,
+    out: Annotated[Path, typer.Option(help="where to write the report")] = Path(
+        "riverguard-report.html"
+    ),
+    live: Annotated[bool, typer.Option(help="live progress display")] = True,
+) -> None:
+    """Simulated stream → Kafka and REST → live view → summary and HTML report."""
+    from app import demo as demo_module
+    from app.demo_service import DemoService
+
+    settings = Settings()
+    console = Console(stderr=False)
+    options = demo_module.DemoOptions(
+        days=days, cards=cards, seed=seed, http_share=http_share, out=out, live=live
+    )
+    with (
+        _signals_as_exit(),
+        embedded.EmbeddedStack() as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        started = server.start(
+            kafka=settings.kafka_bootstrap is None,
+            redis=settings.redis_url is None,
+            postgres=settings.database_url is None,
+        )
+        merged = _with_urls(settings, started)
+        urls = embedded.StackUrls(
+            merged.kafka_bootstrap, merged.secret("redis_url"), merged.secret("database_url")
+        )
+        service = DemoService(urls, auth.generate_key(), Path(tmp) / "service.log")
+        try:
+            console.print("starting the service (API + Kafka workers)...")
+            service.start()
+            asyncio.run(demo_module.run(service, options, console))
+        finally:
+            service.stop()
 
 
 @cli.command("migrate")

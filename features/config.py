@@ -22,6 +22,8 @@ LONGEST_WINDOW_MS = 30 * DAY_MS
 MAX_OFFSET_MS = 2**32 - 1
 
 Status = Literal["fresh", "duplicate", "late"]
+#: Reason given with a duplicate whose stored payload digest differs from the new one.
+CONFLICT = "conflict: transaction id seen before with a different payload"
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,15 @@ CHANNELS = ("pos", "ecom", "atm", "moto")
 #: Merchant-category groups: (name, inclusive MCC ranges). Unlisted codes are ``other``.
 MCC_GROUPS: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
     ("everyday", ((4111, 4131), (5411, 5499), (5541, 5542), (5811, 5814), (5912, 5912))),
-    ("travel", ((3000, 3999), (4411, 4411), (4511, 4511), (4722, 4722), (7011, 7012), (7512, 7512))),
+    (
+        "travel",
+        ((3000, 3999), (4411, 4411), (4511, 4511), (4722, 4722), (7011, 7012), (7512, 7512)),
+    ),
     ("digital", ((4814, 4816), (4899, 4899), (5815, 5818), (5967, 5967))),
-    ("cash_like", ((4829, 4829), (6010, 6012), (6050, 6051), (6540, 6540), (7800, 7802), (7995, 7995))),
+    (
+        "cash_like",
+        ((4829, 4829), (6010, 6012), (6050, 6051), (6540, 6540), (7800, 7802), (7995, 7995)),
+    ),
     ("high_resale", ((5045, 5045), (5094, 5094), (5732, 5732), (5944, 5944), (5946, 5946))),
     ("retail", ((5300, 5399), (5600, 5699), (5999, 5999))),
 )
@@ -156,11 +162,13 @@ def card_features(agg: CardAggregates) -> dict[str, float]:
 def _geo_features(agg: CardAggregates) -> dict[str, float]:
     if not agg.has_loc or agg.loc_ts < 0:
         return {"card_geo_has_prev": 0.0, "card_distance_km_prev": 0.0, "card_speed_kmh_prev": 0.0}
-    km = haversine_km(
-        agg.loc_lat_u / 1e6, agg.loc_lon_u / 1e6, agg.lat_u / 1e6, agg.lon_u / 1e6
-    )
+    km = haversine_km(agg.loc_lat_u / 1e6, agg.loc_lon_u / 1e6, agg.lat_u / 1e6, agg.lon_u / 1e6)
     hours = max((agg.ts - agg.loc_ts) / HOUR_MS, MIN_SPEED_STEP_HOURS)
-    return {"card_geo_has_prev": 1.0, "card_distance_km_prev": km, "card_speed_kmh_prev": km / hours}
+    return {
+        "card_geo_has_prev": 1.0,
+        "card_distance_km_prev": km,
+        "card_speed_kmh_prev": km / hours,
+    }
 
 
 def merchant_features(agg: MerchantAggregates) -> dict[str, float]:
@@ -171,7 +179,7 @@ def merchant_features(agg: MerchantAggregates) -> dict[str, float]:
         ("7d", agg.c7d, agg.s7d, agg.f7d),
         ("30d", agg.c30d, agg.s30d, agg.f30d),
     )
-    for window, count, total, frauds in windows:
+    for window, count, total, _ in windows:
         values[f"merchant_count_{window}"] = count
         values[f"merchant_sum_{window}"] = total / 100
     for window, count, _total, frauds in windows:

@@ -70,8 +70,16 @@ class EncodedTx(NamedTuple):
 
 def payload_digest(tx: Transaction) -> str:
     """A short digest of the fields that shape features (to spot a reused transaction id)."""
-    parts = (tx.card_id, tx.merchant_id, str(tx.amount), tx.timestamp.isoformat(),
-             str(tx.channel), str(tx.merchant_category), str(tx.lat), str(tx.lon))
+    parts = (
+        tx.card_id,
+        tx.merchant_id,
+        str(tx.amount),
+        tx.timestamp.isoformat(),
+        str(tx.channel),
+        str(tx.merchant_category),
+        str(tx.lat),
+        str(tx.lon),
+    )
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
@@ -99,9 +107,8 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def welford_m2(values: Iterable[float]) -> float:
     """Sum of squared deviations from the mean, accumulated in the given order (Welford)."""
-    count, mean, m2 = 0, 0.0, 0.0
-    for value in values:
-        count += 1
+    mean, m2 = 0.0, 0.0
+    for count, value in enumerate(values, start=1):
         delta = value - mean
         mean += delta / count
         m2 += delta * (value - mean)
@@ -132,7 +139,9 @@ def merchant_horizons(newest: int | None, keep_hours: int, keep_days: int) -> tu
     return newest // HOUR_MS - keep_hours, newest // DAY_MS - keep_days
 
 
-def merchant_ranges(event: int, newest: int | None, keep_hours: int, keep_days: int) -> MerchantRanges:
+def merchant_ranges(
+    event: int, newest: int | None, keep_hours: int, keep_days: int
+) -> MerchantRanges:
     """The buckets a merchant event at ``event`` ms reads, before it is added."""
     hour, day = event // HOUR_MS, event // DAY_MS
     oldest_hour, oldest_day = merchant_horizons(newest, keep_hours, keep_days)

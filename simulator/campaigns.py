@@ -66,7 +66,7 @@ def compromise_cards(attack: Attack, budget: float, window: Window, factor: floa
             break
         legit.scenario[rows] = COMPROMISED
         legit.incident[rows] = attack.new_incident()
-        inflate = rng.uniform(2.0, 5.0, len(rows)) * factor
+        inflate = rng.uniform(3.0, 7.0, len(rows)) * factor
         legit.amount[rows] = np.round(np.clip(legit.amount[rows] * inflate, 0.1, 50_000.0), 2)
         spent += len(rows)
     return TxFrame.empty()

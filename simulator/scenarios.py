@@ -176,7 +176,7 @@ class Attack:
         time = start + np.sort(rng.uniform(0, span, n)).astype(np.int64)
         card = np.full(n, card_no)
         merchant = self.online_merchants(catalog.TAKEOVER_CATEGORIES, n)
-        base = typical_amount(self.world, card[:1]) * rng.uniform(0.8, 1.6)
+        base = typical_amount(self.world, card[:1]) * rng.uniform(1.2, 2.5)
         growth = rng.uniform(1.3, 1.8) ** (np.arange(n) * factor)
         amount = round_amounts(base * growth * rng.lognormal(0.0, 0.15, n))
         country = self._fraud_country(card_no, foreign_share=0.85)

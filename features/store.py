@@ -1,0 +1,209 @@
+"""The feature store port and its Redis adapter (Lua scripts under ``features/lua/``).
+
+A batch is scored in two pipelined round trips: first every card step (dedup marker,
+lateness check, point-in-time read, insert, trim: one atomic script per card), then the
+merchant step of every transaction its card accepted. So one decision — the card's — says
+whether a transaction is counted anywhere, and the merchant never counts a transaction that
+was rejected as late (features/README.md, "Late events").
+
+>>> import asyncio
+>>> from features import reference
+>>> from features.schema import Transaction
+>>> store = reference.MemoryFeatureStore()  # the same protocol without Redis
+>>> tx = Transaction(transaction_id="t1", card_id="c1", merchant_id="m1", amount="10",
+...                  currency="EUR", timestamp="2026-01-05T10:00:00Z")
+>>> [r.status for r in asyncio.run(store.score_batch([tx, tx]))]
+['fresh', 'duplicate']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from features import definitions, redis_io, windows
+from features.config import CONFLICT, FeatureConfig, FeatureResult, late_reason
+from features.schema import Label, Transaction
+
+__all__ = ["FeatureConfig", "FeatureResult", "FeatureStore", "RedisFeatureStore", "connect"]
+
+connect = redis_io.connect
+#: Called after each operation with (operation name, number of items, seconds taken).
+Observer = Callable[[str, int, float], None]
+
+
+class FeatureStore(Protocol):
+    """Point-in-time, idempotent per-card and per-merchant features (DESIGN §2)."""
+
+    async def load_scripts(self) -> None: ...
+
+    async def score_batch(self, txs: Sequence[Transaction]) -> list[FeatureResult]: ...
+
+    async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None: ...
+
+    async def card_features(self, card_id: str, at: datetime | None) -> dict[str, float]: ...
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisFeatureStore:
+    """:class:`FeatureStore` on Redis or Valkey (standalone, or Cluster-ready key layout).
+
+    Parameters
+    ----------
+    client
+        A ``redis.asyncio.Redis``, ideally from :func:`connect` (blocking pool).
+    config
+        Lateness bound, caps, dedup TTL and key prefix.
+    observer
+        Optional callback ``(operation, items, seconds)`` for metrics.
+
+    >>> store = RedisFeatureStore(connect("redis://127.0.0.1:1/0"), FeatureConfig())
+    >>> store.config.key_prefix  # nothing is opened until the first command
+    'rg'
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        config: FeatureConfig | None = None,
+        *,
+        observer: Observer | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config or FeatureConfig()
+        self.observer = observer
+        self.keys = redis_io.Keys(self.config.key_prefix)
+        self.scripts = redis_io.Scripts(client)
+
+    async def load_scripts(self) -> None:
+        await self.scripts.load()
+
+    async def score_batch(
+        self, txs: Sequence[Transaction], *, markers: bool = True
+    ) -> list[FeatureResult]:
+        """Features of each transaction, in order; the state is updated once per id.
+
+        ``markers=False`` (rebuild of old history only) writes no dedup markers.
+        """
+        started = time.perf_counter()
+        encoded = [windows.encode(tx) for tx in txs]
+        ttl = self.config.dedup_ttl_seconds if markers else 0
+        cards = await self.scripts.run(
+            [self._card_call(tx, e, ttl) for tx, e in zip(txs, encoded, strict=True)]
+        )
+        accepted = [i for i, out in enumerate(cards) if _text(out[0]) != "late"]
+        merchants = await self.scripts.run(
+            [self._merchant_call(txs[i], encoded[i], ttl) for i in accepted]
+        )
+        by_index = dict(zip(accepted, merchants, strict=True))
+        results = [
+            self._result(tx, e, cards[i], by_index.get(i))
+            for i, (tx, e) in enumerate(zip(txs, encoded, strict=True))
+        ]
+        self._observe("score_batch", len(txs), started)
+        return results
+
+    async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None:
+        """Record fraud outcomes: idempotent per (entity, transaction id); a flip moves counts."""
+        started = time.perf_counter()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for label, tx in items:
+                ts = windows.event_ms(tx.timestamp)
+                card_fraud = self.keys.card(tx.card_id)[1]
+                merchant_fraud = self.keys.merchant(tx.merchant_id)[1]
+                if label.is_fraud:
+                    pipe.hset(card_fraud, tx.transaction_id, str(ts))
+                    pipe.zadd(merchant_fraud, {tx.transaction_id: ts})
+                else:
+                    pipe.hdel(card_fraud, tx.transaction_id)
+                    pipe.zrem(merchant_fraud, tx.transaction_id)
+            await pipe.execute()
+        self._observe("apply_labels", len(items), started)
+
+    async def card_features(self, card_id: str, at: datetime | None = None) -> dict[str, float]:
+        """The history features a transaction of this card at ``at`` (default: now) would
+        get; changes nothing. Amount-, merchant- and place-relative features are left out."""
+        moment = windows.event_ms(at or datetime.now(UTC))
+        state, fraud = self.keys.card(card_id)
+        args = self._card_args("p", moment, 0, 0, None, None, 0, "")
+        (out,) = await self.scripts.run([("card", (state, fraud, state), args)])
+        agg = windows.CardAggregates._make(windows.parse_vector(out[1]))
+        return definitions.card_history_features(agg)
+
+    def _card_args(
+        self,
+        mode: str,
+        ts: int,
+        cents: int,
+        merchant: int,
+        lat_u: int | None,
+        lon_u: int | None,
+        ttl: int,
+        digest: str,
+    ) -> list[redis_io.Arg]:
+        c = self.config
+        return [
+            mode, ts, cents, merchant,
+            "" if lat_u is None else lat_u, "" if lon_u is None else lon_u,
+            c.lateness_ms, c.card_retention_ms, c.card_max_entries, ttl, digest,
+        ]  # fmt: skip
+
+    def _card_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+        state, fraud = self.keys.card(tx.card_id)
+        marker = self.keys.card_marker(tx.card_id, tx.transaction_id)
+        args = self._card_args("s", e.ts, e.cents, e.merchant, e.lat_u, e.lon_u, ttl, e.digest)
+        return "card", (state, fraud, marker), args
+
+    def _merchant_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+        state, fraud = self.keys.merchant(tx.merchant_id)
+        marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
+        c = self.config
+        args: list[redis_io.Arg] = [
+            "s",
+            e.ts,
+            e.cents,
+            c.merchant_keep_hours,
+            c.merchant_keep_days,
+            ttl,
+            e.digest,
+        ]
+        return "merchant", (state, fraud, marker), args
+
+    def _result(
+        self, tx: Transaction, e: windows.EncodedTx, card: Any, merchant: Any
+    ) -> FeatureResult:
+        status = _text(card[0])
+        if status == "late" or merchant is None:
+            late = late_reason(e.ts, int(card[1]), self.config.lateness_ms)
+            return FeatureResult(tx.transaction_id, "late", {}, late)
+        card_vec, card_clash = _unpack(status, card[1], e.digest)
+        merchant_vec, merchant_clash = _unpack(_text(merchant[0]), merchant[1], e.digest)
+        features = definitions.assemble(
+            tx,
+            windows.CardAggregates._make(card_vec),
+            windows.MerchantAggregates._make(merchant_vec),
+        )
+        reason = CONFLICT if card_clash or merchant_clash else None
+        return FeatureResult(
+            tx.transaction_id, "duplicate" if status == "duplicate" else "fresh", features, reason
+        )
+
+    def _observe(self, operation: str, items: int, started: float) -> None:
+        if self.observer is not None:
+            self.observer(operation, items, time.perf_counter() - started)
+
+
+def _unpack(status: str, payload: Any, digest: str) -> tuple[list[float], bool]:
+    """The aggregate vector of a script answer, and whether a stored marker's digest differs."""
+    text = _text(payload)
+    if status != "duplicate":
+        return windows.parse_vector(text), False
+    stored_digest, _, vector = text.partition("|")
+    return windows.parse_vector(vector), stored_digest != digest
