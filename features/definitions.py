@@ -152,11 +152,19 @@ def card_features(agg: CardAggregates) -> dict[str, float]:
     values = card_history_features(agg)
     mean = agg.s30d / agg.c30d if agg.c30d else 0.0
     values["card_amount_to_mean_30d"] = agg.cents / mean if mean > 0 else 1.0
-    std = math.sqrt(agg.m2_30d / agg.c30d) if agg.c30d >= 2 and agg.m2_30d > 0 else 0.0
-    values["card_amount_zscore_30d"] = (agg.cents - mean) / std if std > 0 else 0.0
+    values["card_amount_zscore_30d"] = _zscore(int(agg.c30d), int(agg.s30d), agg.sq_30d, agg.cents)
     values["card_first_time_merchant_30d"] = 0.0 if agg.merchant_seen_30d else 1.0
     values.update(_geo_features(agg))
     return values
+
+
+def _zscore(count: int, total: int, squares: float, cents: float) -> float:
+    """(x - mean) / population std over the 30-day window, in exact integer arithmetic:
+    (n·x - Σ) / sqrt(n·Σx² - Σ²). 0 with fewer than two amounts or no spread."""
+    if count < 2:
+        return 0.0
+    spread = count * int(squares) - total * total
+    return (count * int(cents) - total) / math.sqrt(spread) if spread > 0 else 0.0
 
 
 def _geo_features(agg: CardAggregates) -> dict[str, float]:
@@ -192,5 +200,7 @@ def assemble(
     tx: Transaction, card: CardAggregates, merchant: MerchantAggregates
 ) -> dict[str, float]:
     """All features of one transaction, in :data:`FEATURE_NAMES` order."""
-    values = {**transaction_features(tx), **card_features(card), **merchant_features(merchant)}
+    values = transaction_features(tx)
+    values.update(card_features(card))
+    values.update(merchant_features(merchant))
     return {name: values[name] for name in FEATURE_NAMES}

@@ -42,7 +42,7 @@ from features.schema import Label, Transaction
 from features.windows import CardAggregates, EncodedTx, MerchantAggregates
 
 _CARD_WINDOWS_MS = (HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS)
-_Marker = tuple[str, list[float]]
+_Marker = tuple[bytes, list[float]]
 _Record = tuple[int, int, int]  # event ms, cents, merchant digest
 
 
@@ -64,9 +64,28 @@ class _Merchant:
     seen: dict[str, _Marker] = field(default_factory=dict)
 
 
-def _window_stats(records: Sequence[_Record], since: int) -> tuple[float, float, float]:
-    amounts = [c for ts, c, _ in records if ts >= since]
-    return float(len(amounts)), float(sum(amounts)), float(max(amounts, default=0))
+def _bands(newest_first: Sequence[_Record], t: int) -> list[tuple[int, int, int, float, int]]:
+    """Per band (1h, 1h-1d, 1d-7d, 7d-30d before t): count, cents, max, squares, new merchants.
+
+    A merchant counts in the first (most recent) band it appears in; squares accumulate as
+    doubles newest first, like the card script.
+    """
+    visited: set[int] = set()
+    bands = []
+    i = 0
+    for width in _CARD_WINDOWS_MS:
+        count = total = top = new = 0
+        squares = 0.0
+        while i < len(newest_first) and newest_first[i][0] >= t - width:
+            _, cents, merchant = newest_first[i]
+            count, total, top = count + 1, total + cents, max(top, cents)
+            squares += float(cents) * float(cents)
+            if merchant not in visited:
+                visited.add(merchant)
+                new += 1
+            i += 1
+        bands.append((count, total, top, squares, new))
+    return bands
 
 
 def card_aggregates(card: _Card, e: EncodedTx) -> CardAggregates:
@@ -75,15 +94,23 @@ def card_aggregates(card: _Card, e: EncodedTx) -> CardAggregates:
     lo = bisect.bisect_left(card.records, (t - 30 * DAY_MS,))
     hi = bisect.bisect_left(card.records, (t,))
     window = card.records[lo:hi]
-    stats = [_window_stats(window, t - w) for w in _CARD_WINDOWS_MS]
-    distinct = [float(len({m for ts, _, m in window if ts >= t - w})) for w in _CARD_WINDOWS_MS[1:]]
+    cumulative: list[float] = []
+    count = total = top = merchants = 0
+    distinct = []
+    bands = _bands(window[::-1], t)
+    for band_count, band_total, band_top, _, band_new in bands:
+        count, total, top = count + band_count, total + band_total, max(top, band_top)
+        merchants += band_new
+        cumulative += [count, total, top]
+        distinct.append(merchants)
+    squares = 0.0
+    for band in bands:  # added in the script's order, so the doubles round the same way
+        squares += band[3]
     loc = card.loc if card.loc is not None and card.loc[0] < t else (-1, 0, 0)
     fraud = any(t - 30 * DAY_MS <= ft < t for ft in card.frauds.values())
     return CardAggregates._make([
         t, e.cents, float(e.lat_u is not None), e.lat_u or 0, e.lon_u or 0,
-        *stats[0], *stats[1], *stats[2], *stats[3],
-        windows.welford_m2(float(c) for _, c, _ in reversed(window)),
-        *distinct,
+        *cumulative, squares, *distinct[1:],
         float(any(m == e.merchant for _, _, m in window)),
         card.records[hi - 1][0] if hi > 0 else -1,
         *loc, card.first, float(fraud),
@@ -210,8 +237,8 @@ class ReferenceFeatures:
         card = self._cards.setdefault(tx.card_id, _Card())
         merchant = self._merchants.setdefault(tx.merchant_id, _Merchant())
         for frauds in (card.frauds, merchant.frauds):
-            if label.is_fraud:
-                frauds[tx.transaction_id] = ts
+            if label.is_fraud:  # the first event time recorded for an id stays (ZADD NX)
+                frauds.setdefault(tx.transaction_id, ts)
             else:
                 frauds.pop(tx.transaction_id, None)
 
@@ -219,7 +246,7 @@ class ReferenceFeatures:
         """History features a transaction of this card at ``at`` would get (no update)."""
         card = self._cards.get(card_id, _Card())
         moment = windows.event_ms(at or datetime.now(UTC))
-        probe = EncodedTx("", moment, 0, 0, None, None, "")
+        probe = EncodedTx("", moment, 0, 0, None, None, b"")
         return definitions.card_history_features(card_aggregates(card, probe))
 
 
@@ -238,7 +265,9 @@ class MemoryFeatureStore:
     async def load_scripts(self) -> None:
         return None
 
-    async def score_batch(self, txs: Sequence[Transaction]) -> list[FeatureResult]:
+    async def score_batch(
+        self, txs: Sequence[Transaction], *, markers: bool = True
+    ) -> list[FeatureResult]:
         return [self.reference.transaction(tx) for tx in txs]
 
     async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None:

@@ -3,7 +3,7 @@
 A batch is scored in two pipelined round trips: first every card step (dedup marker,
 lateness check, point-in-time read, insert, trim: one atomic script per card), then the
 merchant step of every transaction its card accepted. So one decision — the card's — says
-whether a transaction is counted anywhere, and the merchant never counts a transaction that
+whether a transaction is counted anywhere, and a merchant never counts a transaction that
 was rejected as late (features/README.md, "Late events").
 
 >>> import asyncio
@@ -18,6 +18,7 @@ was rejected as late (features/README.md, "Late events").
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from features import definitions, redis_io, windows
-from features.config import CONFLICT, FeatureConfig, FeatureResult, late_reason
+from features.config import CONFLICT, FeatureConfig, FeatureResult, Status, late_reason
+from features.redis_io import CARD_ARGS, LABEL, MERCHANT_ARGS, PEEK, SCORE
 from features.schema import Label, Transaction
 
 __all__ = ["FeatureConfig", "FeatureResult", "FeatureStore", "RedisFeatureStore", "connect"]
@@ -46,10 +48,6 @@ class FeatureStore(Protocol):
     async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None: ...
 
     async def card_features(self, card_id: str, at: datetime | None) -> dict[str, float]: ...
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisFeatureStore:
@@ -98,7 +96,7 @@ class RedisFeatureStore:
         cards = await self.scripts.run(
             [self._card_call(tx, e, ttl) for tx, e in zip(txs, encoded, strict=True)]
         )
-        accepted = [i for i, out in enumerate(cards) if _text(out[0]) != "late"]
+        accepted = [i for i, reply in enumerate(cards) if reply[:1] != b"L"]
         merchants = await self.scripts.run(
             [self._merchant_call(txs[i], encoded[i], ttl) for i in accepted]
         )
@@ -113,18 +111,18 @@ class RedisFeatureStore:
     async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None:
         """Record fraud outcomes: idempotent per (entity, transaction id); a flip moves counts."""
         started = time.perf_counter()
+        merchant_calls: list[redis_io.Call] = []
         async with self.client.pipeline(transaction=False) as pipe:
             for label, tx in items:
                 ts = windows.event_ms(tx.timestamp)
                 card_fraud = self.keys.card(tx.card_id)[1]
-                merchant_fraud = self.keys.merchant(tx.merchant_id)[1]
-                if label.is_fraud:
-                    pipe.hset(card_fraud, tx.transaction_id, str(ts))
-                    pipe.zadd(merchant_fraud, {tx.transaction_id: ts})
+                if label.is_fraud:  # the first event time recorded for an id stays
+                    pipe.hsetnx(card_fraud, tx.transaction_id, str(ts))
                 else:
                     pipe.hdel(card_fraud, tx.transaction_id)
-                    pipe.zrem(merchant_fraud, tx.transaction_id)
+                merchant_calls.append(self._label_call(tx, ts, label.is_fraud))
             await pipe.execute()
+        await self.scripts.run(merchant_calls)
         self._observe("apply_labels", len(items), started)
 
     async def card_features(self, card_id: str, at: datetime | None = None) -> dict[str, float]:
@@ -132,78 +130,65 @@ class RedisFeatureStore:
         get; changes nothing. Amount-, merchant- and place-relative features are left out."""
         moment = windows.event_ms(at or datetime.now(UTC))
         state, fraud = self.keys.card(card_id)
-        args = self._card_args("p", moment, 0, 0, None, None, 0, "")
-        (out,) = await self.scripts.run([("card", (state, fraud, state), args)])
-        agg = windows.CardAggregates._make(windows.parse_vector(out[1]))
+        blob = CARD_ARGS.pack(PEEK, moment, 0, 0, 0, 0, 0, 0, 0, 1, 0) + bytes(8)
+        (reply,) = await self.scripts.run([("card", (state, fraud, state), (blob,))])
+        agg = windows.CardAggregates._make(redis_io.CARD_VECTOR.unpack_from(reply, 1))
         return definitions.card_history_features(agg)
 
-    def _card_args(
-        self,
-        mode: str,
-        ts: int,
-        cents: int,
-        merchant: int,
-        lat_u: int | None,
-        lon_u: int | None,
-        ttl: int,
-        digest: str,
-    ) -> list[redis_io.Arg]:
-        c = self.config
-        return [
-            mode, ts, cents, merchant,
-            "" if lat_u is None else lat_u, "" if lon_u is None else lon_u,
-            c.lateness_ms, c.card_retention_ms, c.card_max_entries, ttl, digest,
-        ]  # fmt: skip
-
     def _card_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+        c = self.config
+        located = e.lat_u is not None and e.lon_u is not None
+        blob = CARD_ARGS.pack(
+            SCORE, e.ts, e.cents, e.merchant, located, e.lat_u or 0, e.lon_u or 0,
+            c.lateness_ms, c.card_retention_ms, c.card_max_entries, ttl,
+        )  # fmt: skip
         state, fraud = self.keys.card(tx.card_id)
         marker = self.keys.card_marker(tx.card_id, tx.transaction_id)
-        args = self._card_args("s", e.ts, e.cents, e.merchant, e.lat_u, e.lon_u, ttl, e.digest)
-        return "card", (state, fraud, marker), args
+        return "card", (state, fraud, marker), (blob + e.digest,)
 
     def _merchant_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+        c = self.config
+        blob = MERCHANT_ARGS.pack(
+            SCORE, e.ts, e.cents, c.merchant_keep_hours, c.merchant_keep_days, ttl, 0
+        )
         state, fraud = self.keys.merchant(tx.merchant_id)
         marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
+        return "merchant", (state, fraud, marker), (blob + e.digest,)
+
+    def _label_call(self, tx: Transaction, ts: int, is_fraud: bool) -> redis_io.Call:
         c = self.config
-        args: list[redis_io.Arg] = [
-            "s",
-            e.ts,
-            e.cents,
-            c.merchant_keep_hours,
-            c.merchant_keep_days,
-            ttl,
-            e.digest,
-        ]
-        return "merchant", (state, fraud, marker), args
+        blob = MERCHANT_ARGS.pack(
+            LABEL, ts, 0, c.merchant_keep_hours, c.merchant_keep_days, 0, is_fraud
+        )
+        state, fraud = self.keys.merchant(tx.merchant_id)
+        return "merchant", (state, fraud, state), (blob, tx.transaction_id)
 
     def _result(
-        self, tx: Transaction, e: windows.EncodedTx, card: Any, merchant: Any
+        self, tx: Transaction, e: windows.EncodedTx, card: bytes, merchant: bytes | None
     ) -> FeatureResult:
-        status = _text(card[0])
-        if status == "late" or merchant is None:
-            late = late_reason(e.ts, int(card[1]), self.config.lateness_ms)
+        if merchant is None:  # the card rejected it: too late
+            (newest,) = redis_io.NEWEST.unpack_from(card, 1)
+            late = late_reason(e.ts, int(newest), self.config.lateness_ms)
             return FeatureResult(tx.transaction_id, "late", {}, late)
-        card_vec, card_clash = _unpack(status, card[1], e.digest)
-        merchant_vec, merchant_clash = _unpack(_text(merchant[0]), merchant[1], e.digest)
+        card_vec, card_clash = _vector(card, redis_io.CARD_VECTOR, e.digest)
+        merchant_vec, merchant_clash = _vector(merchant, redis_io.MERCHANT_VECTOR, e.digest)
         features = definitions.assemble(
             tx,
             windows.CardAggregates._make(card_vec),
             windows.MerchantAggregates._make(merchant_vec),
         )
         reason = CONFLICT if card_clash or merchant_clash else None
-        return FeatureResult(
-            tx.transaction_id, "duplicate" if status == "duplicate" else "fresh", features, reason
-        )
+        status: Status = "duplicate" if card[:1] == b"D" else "fresh"
+        return FeatureResult(tx.transaction_id, status, features, reason)
 
     def _observe(self, operation: str, items: int, started: float) -> None:
         if self.observer is not None:
             self.observer(operation, items, time.perf_counter() - started)
 
 
-def _unpack(status: str, payload: Any, digest: str) -> tuple[list[float], bool]:
+def _vector(reply: Any, layout: struct.Struct, digest: bytes) -> tuple[tuple[Any, ...], bool]:
     """The aggregate vector of a script answer, and whether a stored marker's digest differs."""
-    text = _text(payload)
-    if status != "duplicate":
-        return windows.parse_vector(text), False
-    stored_digest, _, vector = text.partition("|")
-    return windows.parse_vector(vector), stored_digest != digest
+    if reply[:1] != b"D":
+        return layout.unpack_from(reply, 1), False
+    stored = reply[1 : 1 + redis_io.DIGEST_SIZE]
+    return layout.unpack_from(reply, 1 + redis_io.DIGEST_SIZE), stored != digest

@@ -17,9 +17,9 @@ into named features by :mod:`features.definitions`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
@@ -45,6 +45,7 @@ def to_cents(amount: Decimal) -> int:
     return int(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN) * 100)
 
 
+@functools.lru_cache(maxsize=65536)
 def merchant_digest(merchant_id: str) -> int:
     """A 32-bit digest of a merchant id: what a card remembers about where it was used."""
     raw = hashlib.blake2b(merchant_id.encode(), digest_size=4).digest()
@@ -65,11 +66,11 @@ class EncodedTx(NamedTuple):
     merchant: int
     lat_u: int | None
     lon_u: int | None
-    digest: str
+    digest: bytes
 
 
-def payload_digest(tx: Transaction) -> str:
-    """A short digest of the fields that shape features (to spot a reused transaction id)."""
+def payload_digest(tx: Transaction) -> bytes:
+    """An 8-byte digest of the fields that shape features (to spot a reused transaction id)."""
     parts = (
         tx.card_id,
         tx.merchant_id,
@@ -80,7 +81,7 @@ def payload_digest(tx: Transaction) -> str:
         str(tx.lat),
         str(tx.lon),
     )
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).digest()
 
 
 def encode(tx: Transaction) -> EncodedTx:
@@ -103,16 +104,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
-
-
-def welford_m2(values: Iterable[float]) -> float:
-    """Sum of squared deviations from the mean, accumulated in the given order (Welford)."""
-    mean, m2 = 0.0, 0.0
-    for count, value in enumerate(values, start=1):
-        delta = value - mean
-        mean += delta / count
-        m2 += delta * (value - mean)
-    return m2
 
 
 class MerchantRanges(NamedTuple):
@@ -159,7 +150,9 @@ class CardAggregates(NamedTuple):
     """Raw per-card aggregates of one event, as the card script returns them.
 
     Amounts in cents, times in ms since the epoch, places in micro-degrees; -1 marks an
-    absent time. Windows are ``[t - W, t)`` over the card's kept records.
+    absent time. Windows are ``[t - W, t)`` over the card's kept records. ``sq_30d`` is the
+    sum of squared cents, accumulated as doubles newest first, one partial sum per window
+    band (1h, 1h-1d, 1d-7d, 7d-30d) added in that order: exact below 2**53.
     """
 
     ts: float
@@ -179,7 +172,7 @@ class CardAggregates(NamedTuple):
     c30d: float
     s30d: float
     x30d: float
-    m2_30d: float
+    sq_30d: float
     dm1d: float
     dm7d: float
     dm30d: float
@@ -205,9 +198,3 @@ class MerchantAggregates(NamedTuple):
     f1d: float
     f7d: float
     f30d: float
-
-
-def parse_vector(raw: bytes | str) -> list[float]:
-    """The comma-separated numbers a script returns (and stores in its dedup marker)."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    return [float(part) for part in text.split(",")]

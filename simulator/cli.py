@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from simulator.config import DEFAULT_START, LabelConfig, SimConfig, default_phases
@@ -41,7 +42,7 @@ class Target(StrEnum):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -93,11 +94,15 @@ def generate(
     """Generate a stream of transactions and labels as JSON Lines."""
     try:
         config = SimConfig(
-            seed=seed, start=_parse_start(start) if start else DEFAULT_START, days=days,
-            cards=cards, merchants=merchants, fraud_rate=fraud_rate,
+            seed=seed,
+            start=_parse_start(start) if start else DEFAULT_START,
+            days=days,
+            cards=cards,
+            merchants=merchants,
+            fraud_rate=fraud_rate,
             phases=default_phases(None if onset >= 1.0 else onset, campaign),
             labels=LabelConfig(unreported_rate=unreported, genuine_share=genuine_labels),
-        )  # fmt: skip
+        )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     stream = simulate(config)
@@ -175,8 +180,10 @@ def replay_command(
         bootstrap or "", transactions_topic=transactions_topic, labels_topic=labels_topic
     )
     sinks: dict[Target, tuple[Sink, Sink | None]] = {
-        Target.KAFKA: (kafka, None), Target.HTTP: (http, None), Target.SPLIT: (kafka, http),
-    }  # fmt: skip
+        Target.KAFKA: (kafka, None),
+        Target.HTTP: (http, None),
+        Target.SPLIT: (kafka, http),
+    }
     main, secondary = sinks[to]
     split = Split(secondary, http_share) if secondary is not None else None
     pacing = Pacing(rate=rate, speedup=speedup)
@@ -185,7 +192,9 @@ def replay_command(
     except JsonlError as exc:
         raise _fail(str(exc)) from None
     except Exception as exc:  # e.g. the broker is unreachable
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
+        text = str(exc)
+        name = type(exc).__name__
+        raise _fail(text if text.startswith(name) else f"{name}: {text}") from None
     _print_replay(summary)
     if summary.failed:
         raise _fail(f"{summary.failed} record(s) could not be delivered")
@@ -204,8 +213,15 @@ async def _replay(
         await stack.enter_async_context(main)
         if split is not None:
             await stack.enter_async_context(split.sink)
-        return await replay(records, main, split=split, pacing=pacing, concurrency=concurrency,
-                            progress=progress, total=total)  # fmt: skip
+        return await replay(
+            records,
+            main,
+            split=split,
+            pacing=pacing,
+            concurrency=concurrency,
+            progress=progress,
+            total=total,
+        )
 
 
 def _print_replay(summary: ReplaySummary) -> None:

@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,13 +86,12 @@ class GenerationSummary:
 class Stream:
     """A generated stream: iterate it (any number of times) for records; read its summary."""
 
-    def __init__(self, summary: GenerationSummary, factory: Any) -> None:
+    def __init__(self, summary: GenerationSummary, factory: Callable[[], Iterator[Record]]) -> None:
         self.summary = summary
         self._factory = factory
 
     def __iter__(self) -> Iterator[Record]:
-        records: Iterator[Record] = self._factory()
-        return records
+        return self._factory()
 
     def __len__(self) -> int:
         return self.summary.transactions + sum(self.summary.labels.values())

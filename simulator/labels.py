@@ -49,6 +49,14 @@ class Labels:
     dropped: int
 
 
+@dataclass(frozen=True)
+class _Batch:
+    row: IntArray
+    delay: FloatArray
+    is_fraud: bool
+    source: IntArray
+
+
 def make_labels(
     times: IntArray,
     scenario: IntArray,
@@ -58,46 +66,15 @@ def make_labels(
     rng: np.random.Generator,
 ) -> Labels:
     """Labels for transactions at ``times`` (ms); those after ``horizon`` are dropped."""
-    fraud = np.flatnonzero(scenario != LEGIT)
-    incidents, which = np.unique(incident[fraud], return_inverse=True)
-    reported = rng.random(len(incidents)) >= config.unreported_rate
-    pick = rng.random(len(incidents))
-    source = np.where(
-        pick < config.review_share,
-        REVIEW,
-        np.where(pick < config.review_share + config.customer_share, CUSTOMER, CHARGEBACK),
-    )
-    base = _delays(source, config, rng)
-    fraud_rows = fraud[reported[which]]
-    fraud_source = source[which][reported[which]]
-    jitter = rng.lognormal(0.0, 0.1, len(fraud_rows))
-    fraud_delay = _clip(base[which][reported[which]] * jitter, fraud_source, config)
-
+    reports = _fraud_reports(scenario, incident, config, rng)
     quiet = np.ones(len(times), dtype=bool)
-    quiet[fraud_rows] = False
-    quiet_rows = np.flatnonzero(quiet)
-    disputed = (scenario[quiet_rows] == LEGIT) & (
-        rng.random(len(quiet_rows)) < config.false_report_rate
-    )
-    confirmed = ~disputed & (rng.random(len(quiet_rows)) < config.genuine_share)
-    false_rows, genuine_rows = quiet_rows[disputed], quiet_rows[confirmed]
-    false_delay = _delays(np.full(len(false_rows), CHARGEBACK), config, rng)
-    genuine_delay = _clip(
-        _lognormal(
-            config.genuine_median_days * DAY_MS, config.chargeback_sigma, len(genuine_rows), rng
-        ),
-        np.full(len(genuine_rows), CHARGEBACK),
-        config,
-    )
-
-    row = np.concatenate([fraud_rows, false_rows, genuine_rows]).astype(np.int64)
-    delay = np.concatenate([fraud_delay, false_delay, genuine_delay])
-    is_fraud = np.r_[
-        np.ones(len(fraud_rows) + len(false_rows), bool), np.zeros(len(genuine_rows), bool)
-    ]
-    src = np.concatenate(
-        [fraud_source, np.full(len(false_rows), CHARGEBACK), np.full(len(genuine_rows), SIMULATOR)]
-    ).astype(np.int64)
+    quiet[reports.row] = False
+    disputes, confirmations = _undisputed(np.flatnonzero(quiet), scenario, config, rng)
+    batches = (reports, disputes, confirmations)
+    row = np.concatenate([b.row for b in batches]).astype(np.int64)
+    delay = np.concatenate([b.delay for b in batches])
+    is_fraud = np.concatenate([np.full(len(b.row), b.is_fraud) for b in batches])
+    source = np.concatenate([b.source for b in batches]).astype(np.int64)
     at = times[row] + np.maximum(np.round(delay), 1).astype(np.int64)
     keep = at <= horizon
     order = np.lexsort((row[keep], at[keep]))
@@ -105,8 +82,49 @@ def make_labels(
         row[keep][order],
         at[keep][order],
         is_fraud[keep][order],
-        src[keep][order],
+        source[keep][order],
         dropped=int((~keep).sum()),
+    )
+
+
+def _fraud_reports(
+    scenario: IntArray, incident: IntArray, config: LabelConfig, rng: np.random.Generator
+) -> _Batch:
+    """Each attack is reported (or not) as a whole, by one source, after one base delay."""
+    fraud = np.flatnonzero(scenario != LEGIT)
+    incidents, which = np.unique(incident[fraud], return_inverse=True)
+    reported = rng.random(len(incidents)) >= config.unreported_rate
+    pick = rng.random(len(incidents))
+    customer_until = config.review_share + config.customer_share
+    source = np.where(
+        pick < config.review_share,
+        REVIEW,
+        np.where(pick < customer_until, CUSTOMER, CHARGEBACK),
+    )
+    base = _delays(source, config, rng)
+    kept = reported[which]
+    row_source = source[which][kept]
+    jitter = rng.lognormal(0.0, 0.1, int(kept.sum()))  # one attack's reports land close together
+    delay = _clip(base[which][kept] * jitter, row_source, config)
+    return _Batch(fraud[kept], delay, True, row_source)
+
+
+def _undisputed(
+    rows: IntArray, scenario: IntArray, config: LabelConfig, rng: np.random.Generator
+) -> tuple[_Batch, _Batch]:
+    """False chargebacks on genuine rows; genuine confirmations for the rest (by share)."""
+    disputed = (scenario[rows] == LEGIT) & (rng.random(len(rows)) < config.false_report_rate)
+    confirmed = ~disputed & (rng.random(len(rows)) < config.genuine_share)
+    false_rows, genuine_rows = rows[disputed], rows[confirmed]
+    chargebacks = np.full(len(false_rows), CHARGEBACK)
+    matured = np.full(len(genuine_rows), CHARGEBACK)  # bounded like a chargeback
+    median = config.genuine_median_days * DAY_MS
+    genuine_delay = _clip(
+        _lognormal(median, config.chargeback_sigma, len(genuine_rows), rng), matured, config
+    )
+    return (
+        _Batch(false_rows, _delays(chargebacks, config, rng), True, chargebacks),
+        _Batch(genuine_rows, genuine_delay, False, np.full(len(genuine_rows), SIMULATOR)),
     )
 
 

@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Attack:
     legit: TxFrame
     rng: np.random.Generator
     incidents: int = 0
+    compromised: set[int] = field(default_factory=set)
 
     def plan(self, scenario: str, budget: float, window: Window, amount_factor: float) -> TxFrame:
         """Incidents of ``scenario`` starting in ``window`` until ``budget`` rows are spent."""
@@ -93,11 +94,20 @@ class Attack:
     def new_device(self) -> int:
         return int(self.rng.integers(1, 2**40))
 
-    def online_merchants(self, categories: IntArray, n: int) -> IntArray:
-        """``n`` online merchants of the given categories (any online one if none exists)."""
+    def online_merchants(self, categories: IntArray, n: int, *, distinct: bool = False) -> IntArray:
+        """``n`` online merchants of the given categories (any online one if none exists).
+
+        With ``distinct``, no merchant repeats while the categories have enough of them.
+        """
         cats = categories[self.world.online.has(categories)]
         if len(cats) == 0:
             cats = np.flatnonzero(self.world.online.counts > 0)
+        if distinct:
+            pool = np.flatnonzero(
+                np.isin(self.world.merchant_category, cats) & (self.world.merchant_city < 0)
+            )
+            if len(pool) >= n:
+                return np.asarray(self.rng.choice(pool, size=n, replace=False), dtype=np.int64)
         chosen = cats[self.rng.integers(0, len(cats), n)]
         return self.world.online.sample(chosen, self.rng.random(n))
 
@@ -106,7 +116,7 @@ class Attack:
         rng, n = self.rng, int(self.rng.integers(3, 16))
         card = np.full(n, self.victim(start))
         time = start + np.cumsum(rng.exponential(45_000, n)).astype(np.int64)
-        merchant = self.online_merchants(catalog.TESTING_CATEGORIES, n)
+        merchant = self.online_merchants(catalog.TESTING_CATEGORIES, n, distinct=True)
         amount = np.where(rng.random(n) < 0.3, 1.0, round_amounts(rng.uniform(0.3, 4.99, n)))
         country = self._fraud_country(card[0], foreign_share=0.5)
         frame = located(

@@ -127,8 +127,11 @@ class KafkaSink:
     ) -> None:
         self.bootstrap = bootstrap
         self.topics: dict[Kind, str] = {"transaction": transactions_topic, "label": labels_topic}
-        self._options = {"client_id": client_id, "linger_ms": linger_ms,
-                         "request_timeout_ms": request_timeout_ms}  # fmt: skip
+        self._options = {
+            "client_id": client_id,
+            "linger_ms": linger_ms,
+            "request_timeout_ms": request_timeout_ms,
+        }
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> Self:

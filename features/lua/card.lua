@@ -2,31 +2,31 @@
 -- Dedup marker -> point-in-time read of the windows [t - W, t) -> insert -> trim.
 -- KEYS: 1 state (packed string), 2 fraud labels (hash: transaction id -> event ms),
 --       3 dedup marker of this transaction (string, wall-clock TTL)
--- ARGV: 1 mode ('s' score, 'p' peek: read only), 2 event ms, 3 amount in cents,
---       4 merchant digest, 5 latitude micro-degrees or '', 6 longitude or '',
---       7 lateness ms, 8 retention ms, 9 max records, 10 marker TTL s (0: none),
---       11 payload digest
--- Returns {'fresh'|'duplicate'|'late'|'peek', payload}: the aggregate vector, the stored
--- marker 'digest|vector', or the card's newest event ms.
+-- ARGV[1]: '<BddI4Bi4i4ddI4I4' = mode (0 score, 1 peek: read only), event ms, cents,
+--       merchant digest, located (0/1), latitude and longitude in micro-degrees,
+--       lateness ms, retention ms, max records, marker TTL s (0: none); then the 8-byte
+--       payload digest.
+-- Returns 'F' .. vector (fresh), 'D' .. digest .. vector (duplicate: the stored marker),
+-- 'L' .. newest event ms as '<d' (late), 'P' .. vector (peek). The vector is 28 doubles
+-- in the order of features.windows.CardAggregates.
 --
--- State layout (little-endian): header '<Bdddi4i4' = version, base ms, first-seen ms,
--- newest located event ms (-1: none), its latitude and longitude; then 12-byte records
+-- State (little-endian): header '<Bdddi4i4' = version, base ms, first-seen ms, newest
+-- located event ms (-1: none), its latitude and longitude; then 12-byte records
 -- '<I4I4I4' = ms offset from base, cents, merchant digest, sorted ascending.
 local HDR, REC = 33, 12
 local HFMT, RFMT, TFMT = '<Bdddi4i4', '<I4I4I4', '<I4'
+local VFMT = '<dddddddddddddddddddddddddddd'
 local HOUR, DAY = 3600000, 86400000
 local MAXOFF = 4294967295
 local sunpack, spack = struct.unpack, struct.pack
 
-local mode = ARGV[1]
-local t, cents, mdig = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local lat, lon = tonumber(ARGV[5]), tonumber(ARGV[6])
-local lateness, retention = tonumber(ARGV[7]), tonumber(ARGV[8])
-local cap, ttl, digest = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local mode, t, cents, mdig, located, lat, lon, lateness, retention, cap, ttl, apos =
+  sunpack('<BddI4Bi4i4ddI4I4', ARGV[1])
+local digest = ARGV[1]:sub(apos)
 
-if mode == 's' then
+if mode == 0 then
   local stored = redis.call('GET', KEYS[3])
-  if stored then return {'duplicate', stored} end
+  if stored then return 'D' .. stored end
 end
 
 local state = redis.call('GET', KEYS[1])
@@ -42,9 +42,7 @@ local function off(i) return (sunpack(TFMT, state, HDR + (i - 1) * REC + 1)) end
 
 local newest = -1
 if n > 0 then newest = base + off(n) end
-if mode == 's' and n > 0 and t < newest - lateness then
-  return {'late', string.format('%d', newest)}
-end
+if mode == 0 and n > 0 and t < newest - lateness then return 'L' .. spack('<d', newest) end
 
 -- p = number of records strictly before t (records are sorted by time)
 local toff = t - base
@@ -58,43 +56,35 @@ if n > 0 and off(n) >= toff then
   p = lo - 1
 end
 
--- Scan backwards from the newest record before t; windows close from 1h to 30d.
-local l1h, l1d, l7d, l30d = toff - HOUR, toff - DAY, toff - 7 * DAY, toff - 30 * DAY
-local c1h, s1h, x1h, c1d, s1d, x1d = 0, 0, 0, 0, 0, 0
-local c7d, s7d, x7d, c30d, s30d, x30d = 0, 0, 0, 0, 0, 0
-local mean, m2, dm1d, dm7d, dm30d = 0, 0, 0, 0, 0
+-- Scan backwards from the newest record before t, one phase per window (1h, 1d, 7d, 30d):
+-- each phase sums the records between its limit and the previous phase's.
 local visited = {}
-local pos = HDR + (p - 1) * REC + 1
-for _ = p, 1, -1 do
-  local o, c, m = sunpack(RFMT, state, pos)
-  if o < l30d then break end
-  c30d = c30d + 1
-  s30d = s30d + c
-  if c > x30d then x30d = c end
-  local d = c - mean
-  mean = mean + d / c30d
-  m2 = m2 + d * (c - mean)
-  local new_merchant = not visited[m]
-  if new_merchant then
-    visited[m] = true
-    dm30d = dm30d + 1
-  end
-  if o >= l7d then
-    c7d, s7d = c7d + 1, s7d + c
-    if c > x7d then x7d = c end
-    if new_merchant then dm7d = dm7d + 1 end
-    if o >= l1d then
-      c1d, s1d = c1d + 1, s1d + c
-      if c > x1d then x1d = c end
-      if new_merchant then dm1d = dm1d + 1 end
-      if o >= l1h then
-        c1h, s1h = c1h + 1, s1h + c
-        if c > x1h then x1h = c end
-      end
+local function phase(limit, i, pos)
+  local cnt, sum, top, sq, dm = 0, 0, 0, 0, 0
+  while i >= 1 do
+    local o, c, m = sunpack(RFMT, state, pos)
+    if o < limit then break end
+    cnt, sum, sq = cnt + 1, sum + c, sq + c * c
+    if c > top then top = c end
+    if not visited[m] then
+      visited[m] = true
+      dm = dm + 1
     end
+    i, pos = i - 1, pos - REC
   end
-  pos = pos - REC
+  return cnt, sum, top, sq, dm, i, pos
 end
+local i, pos = p, HDR + (p - 1) * REC + 1
+local c1h, s1h, x1h, q1h, dm1h, c1d, s1d, x1d, q1d, dm1d
+local c7d, s7d, x7d, q7d, dm7d, c30d, s30d, x30d, q30d, dm30d
+c1h, s1h, x1h, q1h, dm1h, i, pos = phase(toff - HOUR, i, pos)
+c1d, s1d, x1d, q1d, dm1d, i, pos = phase(toff - DAY, i, pos)
+c7d, s7d, x7d, q7d, dm7d, i, pos = phase(toff - 7 * DAY, i, pos)
+c30d, s30d, x30d, q30d, dm30d = phase(toff - 30 * DAY, i, pos)
+c1d, s1d, x1d, dm1d = c1h + c1d, s1h + s1d, math.max(x1h, x1d), dm1h + dm1d
+c7d, s7d, x7d, dm7d = c1d + c7d, s1d + s7d, math.max(x1d, x7d), dm1d + dm7d
+c30d, s30d, x30d, dm30d = c7d + c30d, s7d + s30d, math.max(x7d, x30d), dm7d + dm30d
+q30d = ((q1h + q1d) + q7d) + q30d
 
 local prev_ts = -1
 if p > 0 then prev_ts = base + off(p) end
@@ -111,19 +101,15 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     if ft >= t - 30 * DAY and ft < t then fraud = 1 end
     if ft < lower then stale[#stale + 1] = all[j] end
   end
-  if mode == 's' and #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
+  if mode == 0 and #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
 end
 
-local has_loc = 0
-if lat and lon then has_loc = 1 end
 local seen_here = 0
 if visited[mdig] then seen_here = 1 end
-local vec = string.format(
-  '%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.17g,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d',
-  t, cents, has_loc, lat or 0, lon or 0, c1h, s1h, x1h, c1d, s1d, x1d, c7d, s7d, x7d,
-  c30d, s30d, x30d, m2, dm1d, dm7d, dm30d, seen_here, prev_ts, out_loc_ts, out_lat, out_lon,
-  first, fraud)
-if mode ~= 's' then return {'peek', vec} end
+local vec = spack(VFMT, t, cents, located, lat, lon, c1h, s1h, x1h, c1d, s1d, x1d,
+  c7d, s7d, x7d, c30d, s30d, x30d, q30d, dm1d, dm7d, dm30d, seen_here, prev_ts,
+  out_loc_ts, out_lat, out_lon, first, fraud)
+if mode ~= 0 then return 'P' .. vec end
 
 -- Insert after the records that sort before (t, cents, digest), so equal records are
 -- interchangeable and any arrival order gives the same bytes.
@@ -166,10 +152,10 @@ else
 end
 
 if first < 0 or t < first then first = t end
-if has_loc == 1 and (loc_ts < 0 or t > loc_ts or (t == loc_ts and
+if located == 1 and (loc_ts < 0 or t > loc_ts or (t == loc_ts and
     (lat > loc_lat or (lat == loc_lat and lon > loc_lon)))) then
   loc_ts, loc_lat, loc_lon = t, lat, lon
 end
 redis.call('SET', KEYS[1], spack(HFMT, 1, nb, first, loc_ts, loc_lat, loc_lon) .. body)
-if ttl > 0 then redis.call('SET', KEYS[3], digest .. '|' .. vec, 'EX', ttl) end
-return {'fresh', vec}
+if ttl > 0 then redis.call('SET', KEYS[3], digest .. vec, 'EX', ttl) end
+return 'F' .. vec

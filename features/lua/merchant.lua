@@ -1,100 +1,118 @@
 -- One atomic step on ONE merchant (DESIGN section 2); semantics in features/README.md.
--- Dedup marker -> read hourly/daily buckets ending at the start of the event's hour ->
--- add the event to its buckets -> trim buckets and fraud labels behind the horizon.
--- KEYS: 1 buckets (hash: 'n' newest event ms, 'h<hour>' and 'd<day>' -> '<I4d' count, cents),
---       2 fraud labels (zset: transaction id scored by its event ms), 3 dedup marker
--- ARGV: 1 mode ('s' score, 'p' peek), 2 event ms, 3 cents, 4 hours kept, 5 days kept,
---       6 marker TTL s (0: none), 7 payload digest
--- Returns {'fresh'|'duplicate'|'peek', vector or 'digest|vector'}.
+-- Score: dedup marker -> read hourly/daily buckets ending at the start of the event's hour
+-- -> add the event to its buckets -> drop buckets behind the horizon.
+-- Label: record the fraud outcome of one transaction once (ZADD NX / ZREM) and move the
+-- fraud count of its buckets by +1/-1 only when that changed the set.
+-- KEYS: 1 state (packed string), 2 fraud labels (zset: transaction id by event ms),
+--       3 dedup marker (score mode)
+-- ARGV[1]: '<BddI4I4I4B' = mode (0 score, 1 peek, 2 label), event ms, cents, hours kept,
+--       days kept, marker TTL s (0: none), is fraud (label mode); then the 8-byte payload
+--       digest (score mode). ARGV[2]: the transaction id (label mode).
+-- Returns 'F' .. vector, 'D' .. digest .. vector, 'P' .. vector, or 'C'/'N' for a label
+-- that changed / did not change anything. The vector is 10 doubles in the order of
+-- features.windows.MerchantAggregates.
+--
+-- State (little-endian): header '<BdI2I2' = version, newest event ms (-1: none), number of
+-- hour buckets, of day buckets; then the hour buckets and the day buckets, each sorted by
+-- index: '<I4I4I4I6' = hour or day since the epoch, count, frauds, cents.
+local HDR, REC = 13, 18
+local HFMT, RFMT, IFMT = '<BdI2I2', '<I4I4I4I6', '<I4'
 local HOUR, DAY = 3600000, 86400000
-local VFMT = '<I4d'
 local floor, max = math.floor, math.max
 local sunpack, spack = struct.unpack, struct.pack
 
-local mode, t, cents = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local keep_h, keep_d = tonumber(ARGV[4]), tonumber(ARGV[5])
-local ttl, digest = tonumber(ARGV[6]), ARGV[7]
+local mode, t, cents, keep_h, keep_d, ttl, is_fraud, apos = sunpack('<BddI4I4I4B', ARGV[1])
 
-if mode == 's' then
+if mode == 0 then
   local stored = redis.call('GET', KEYS[3])
-  if stored then return {'duplicate', stored} end
+  if stored then return 'D' .. stored end
+end
+if mode == 2 then
+  local changed
+  if is_fraud == 1 then
+    changed = redis.call('ZADD', KEYS[2], 'NX', string.format('%d', t), ARGV[2])
+  else
+    changed = redis.call('ZREM', KEYS[2], ARGV[2])
+  end
+  if changed == 0 then return 'N' end
+end
+
+local state = redis.call('GET', KEYS[1]) or spack(HFMT, 1, -1, 0, 0)
+local _, newest, nh, nd = sunpack(HFMT, state)
+local hours = state:sub(HDR + 1, HDR + nh * REC)
+local days = state:sub(HDR + nh * REC + 1)
+
+-- first bucket with index >= target (n + 1 when none)
+local function lower_bound(section, n, target)
+  local lo, hi = 1, n + 1
+  while lo < hi do
+    local mid = floor((lo + hi) / 2)
+    if sunpack(IFMT, section, (mid - 1) * REC + 1) < target then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- the section with `target` moved by (dc, ds, df) and buckets below `horizon` dropped
+local function bump(section, n, target, dc, ds, df, horizon)
+  local k = 0
+  while k < n and sunpack(IFMT, section, k * REC + 1) < horizon do k = k + 1 end
+  if target < horizon then return section:sub(k * REC + 1), n - k end
+  local j = lower_bound(section, n, target)
+  local head = section:sub(k * REC + 1, (j - 1) * REC)
+  if j <= n and sunpack(IFMT, section, (j - 1) * REC + 1) == target then
+    local _, c, f, s = sunpack(RFMT, section, (j - 1) * REC + 1)
+    return head .. spack(RFMT, target, c + dc, f + df, s + ds) .. section:sub(j * REC + 1), n - k
+  end
+  if dc == 0 and df < 0 then return section:sub(k * REC + 1), n - k end
+  return head .. spack(RFMT, target, dc, df, ds) .. section:sub((j - 1) * REC + 1), n - k + 1
 end
 
 local hour, day = floor(t / HOUR), floor(t / DAY)
-local newest = tonumber(redis.call('HGET', KEYS[1], 'n'))
--- Buckets older than the horizon are never read (nor written), so when they are trimmed
--- does not change any feature.
+-- Buckets older than the horizon are never read nor written, so when they are physically
+-- dropped does not change any feature.
 local oh, od = -1e15, -1e15
-if newest then oh, od = floor(newest / HOUR) - keep_h, floor(newest / DAY) - keep_d end
+if newest >= 0 then oh, od = floor(newest / HOUR) - keep_h, floor(newest / DAY) - keep_d end
+
+if mode == 2 then
+  local delta = 1
+  if is_fraud == 0 then delta = -1 end
+  local nhours, nh2 = bump(hours, nh, hour, 0, 0, delta, oh)
+  local ndays, nd2 = bump(days, nd, day, 0, 0, delta, od)
+  redis.call('SET', KEYS[1], spack(HFMT, 1, newest, nh2, nd2) .. nhours .. ndays)
+  return 'C'
+end
+
 local h_lo, today_lo = max(hour - 24, oh), max(day * 24, oh)
 local d_lo, d7_lo = max(day - 30, od), max(day - 7, od)
-
-local fields = {}
-for h = h_lo, hour - 1 do fields[#fields + 1] = 'h' .. h end
-local nh = #fields
-for d = d_lo, day - 1 do fields[#fields + 1] = 'd' .. d end
-
-local c1d, s1d, c7d, s7d, c30d, s30d, ct, st = 0, 0, 0, 0, 0, 0, 0, 0
-if #fields > 0 then
-  local vals = redis.call('HMGET', KEYS[1], unpack(fields))
-  for j = 1, #vals do
-    local v = vals[j]
-    if v then
-      local c, s = sunpack(VFMT, v)
-      if j <= nh then
-        c1d, s1d = c1d + c, s1d + s
-        if h_lo + j - 1 >= today_lo then ct, st = ct + c, st + s end
-      else
-        c30d, s30d = c30d + c, s30d + s
-        if d_lo + j - nh - 1 >= d7_lo then c7d, s7d = c7d + c, s7d + s end
-      end
-    end
-  end
+local c1d, s1d, f1d, ct, st, ft = 0, 0, 0, 0, 0, 0
+local j = lower_bound(hours, nh, h_lo)
+while j <= nh do
+  local idx, c, f, s = sunpack(RFMT, hours, (j - 1) * REC + 1)
+  if idx >= hour then break end
+  c1d, s1d, f1d = c1d + c, s1d + s, f1d + f
+  if idx >= today_lo then ct, st, ft = ct + c, st + s, ft + f end
+  j = j + 1
 end
-c7d, s7d, c30d, s30d = c7d + ct, s7d + st, c30d + ct, s30d + st
-
-local f1d, f7d, f30d = 0, 0, 0
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local function zc(lo, hi)
-    if lo >= hi then return 0 end
-    return redis.call('ZCOUNT', KEYS[2], string.format('%d', lo), string.format('(%d', hi))
-  end
-  local ftoday = zc(today_lo * HOUR, hour * HOUR)
-  f1d = zc(h_lo * HOUR, hour * HOUR)
-  f7d = zc(d7_lo * DAY, day * DAY) + ftoday
-  f30d = zc(d_lo * DAY, day * DAY) + ftoday
+local c30d, s30d, f30d, c7d, s7d, f7d = 0, 0, 0, 0, 0, 0
+j = lower_bound(days, nd, d_lo)
+while j <= nd do
+  local idx, c, f, s = sunpack(RFMT, days, (j - 1) * REC + 1)
+  if idx >= day then break end
+  c30d, s30d, f30d = c30d + c, s30d + s, f30d + f
+  if idx >= d7_lo then c7d, s7d, f7d = c7d + c, s7d + s, f7d + f end
+  j = j + 1
 end
+local vec = spack('<dddddddddd', t, c1d, s1d, c7d + ct, s7d + st, c30d + ct, s30d + st,
+  f1d, f7d + ft, f30d + ft)
+if mode ~= 0 then return 'P' .. vec end
 
-local vec = string.format('%d,%d,%d,%d,%d,%d,%d,%d,%d,%d',
-  t, c1d, s1d, c7d, s7d, c30d, s30d, f1d, f7d, f30d)
-if mode ~= 's' then return {'peek', vec} end
-
-local nn = t
-if newest then nn = max(newest, t) end
-local nh2, nd2 = floor(nn / HOUR) - keep_h, floor(nn / DAY) - keep_d
-local set = {'n', string.format('%d', nn)}
-local function bump(field)
-  local v = redis.call('HGET', KEYS[1], field)
-  local c, s = 0, 0
-  if v then c, s = sunpack(VFMT, v) end
-  set[#set + 1] = field
-  set[#set + 1] = spack(VFMT, c + 1, s + cents)
+local nn = max(newest, t)
+local hz, dz = floor(nn / HOUR) - keep_h, floor(nn / DAY) - keep_d
+local nhours, nh2 = bump(hours, nh, hour, 1, cents, 0, hz)
+local ndays, nd2 = bump(days, nd, day, 1, cents, 0, dz)
+redis.call('SET', KEYS[1], spack(HFMT, 1, nn, nh2, nd2) .. nhours .. ndays)
+if newest < 0 or floor(nn / DAY) > floor(newest / DAY) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', dz * DAY))
 end
-if hour >= nh2 then bump('h' .. hour) end
-if day >= nd2 then bump('d' .. day) end
-redis.call('HSET', KEYS[1], unpack(set))
-
-if not newest or floor(nn / DAY) > floor(newest / DAY) then
-  local stale = {}
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    local kind, idx = f:sub(1, 1), tonumber(f:sub(2))
-    if (kind == 'h' and idx < nh2) or (kind == 'd' and idx < nd2) then stale[#stale + 1] = f end
-  end
-  for j = 1, #stale, 500 do
-    redis.call('HDEL', KEYS[1], unpack(stale, j, math.min(j + 499, #stale)))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', nd2 * DAY))
-end
-
-if ttl > 0 then redis.call('SET', KEYS[3], digest .. '|' .. vec, 'EX', ttl) end
-return {'fresh', vec}
+if ttl > 0 then redis.call('SET', KEYS[3], ARGV[1]:sub(apos) .. vec, 'EX', ttl) end
+return 'F' .. vec

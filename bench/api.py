@@ -1,0 +1,146 @@
+"""Benchmark: POST /v1/transactions (full path) vs a bare FastAPI endpoint, open-loop.
+
+Full path = strict decoding, Redis features (Lua, atomic), champion + challengers, reasons,
+group-committed Postgres write, then the answer. Both servers are one uvicorn process on the
+embedded stack; the load generator runs in this process. Prints a markdown section.
+
+    .venv/bin/python bench/api.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.embedded import EmbeddedStack, free_port  # noqa: E402
+from bench.loadgen import LoadResult, open_loop  # noqa: E402
+
+RATES = (250, 500, 750, 1000, 1250, 1500, 2000)
+KEY = "bench-key"
+
+
+def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{cmd} did not start")
+
+
+def body_factory(run: str):  # type: ignore[no-untyped-def]
+    base = datetime.now(UTC) - timedelta(hours=2)
+
+    def body(i: int) -> bytes:
+        return json.dumps(
+            {
+                "transaction_id": f"{run}-{i}",
+                "card_id": f"card_{i % 5000}",
+                "merchant_id": f"m_{i % 400}",
+                "amount": 10 + (i * 37) % 300,
+                "currency": "EUR",
+                "timestamp": (base + timedelta(milliseconds=i)).isoformat(),
+                "channel": "ecom",
+            }
+        ).encode()
+
+    return body
+
+
+async def ladder(url: str, run: str, seconds: float, headers: dict[str, str]) -> list[LoadResult]:
+    results = []
+    for rate in RATES:
+        await open_loop(url, body_factory(f"{run}-warm-{rate}"), 200, 1.0, headers)
+        result = await open_loop(url, body_factory(f"{run}-{rate}"), rate, seconds, headers)
+        results.append(result)
+        if result.percentile(99) > 200:  # far past saturation: stop climbing
+            break
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    riverguard = str(Path(sys.executable).with_name("riverguard"))
+    with EmbeddedStack() as stack:
+        urls = stack.start(kafka=False)
+        full_port, bare_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
+        env.update(
+            {
+                "RIVERGUARD_REDIS_URL": str(urls.redis_url),
+                "RIVERGUARD_DATABASE_URL": str(urls.database_url),
+                "RIVERGUARD_API_KEYS": f"{KEY}=score|label|admin",
+                "RIVERGUARD_PORT": str(full_port),
+                "RIVERGUARD_LOG_LEVEL": "WARNING",
+            }
+        )
+        full = start([riverguard, "serve"], env, f"http://127.0.0.1:{full_port}/healthz")
+        bare_cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port),
+                    "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        bare = start(bare_cmd, {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                     f"http://127.0.0.1:{bare_port}/docs")  # fmt: skip
+        try:
+            headers = {"X-API-Key": KEY}
+            bare_results = asyncio.run(ladder(f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {}))
+            full_results = asyncio.run(
+                ladder(f"http://127.0.0.1:{full_port}/v1/transactions", "f", args.seconds, headers)
+            )
+        finally:
+            for process in (full, bare):
+                process.terminate()
+                process.wait(timeout=30)
+    print(render(bare_results, full_results, args.seconds))
+
+
+def held(results: list[LoadResult], limit_ms: float = 10.0) -> float:
+    ok = [r.rate for r in results if r.percentile(99) <= limit_ms and r.errors == 0 and r.achieved >= 0.95 * r.rate]
+    return max(ok, default=0.0)
+
+
+def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> str:
+    lines = [
+        "## API latency (bench/api.py)",
+        "",
+        f"Open-loop load, {seconds:g} s per rate after a 1 s warm-up; latency from the scheduled send time.",
+        "Full path: decode + Redis features + champion and challengers + reasons + group-committed Postgres write.",
+        "",
+        "| rate (req/s) | bare p50 ms | bare p99 ms | full p50 ms | full p99 ms | full achieved req/s | full errors | p99 ratio full/bare |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_rate = {r.rate: r for r in bare}
+    for f in full:
+        b = by_rate.get(f.rate)
+        bp50 = f"{b.percentile(50):.2f}" if b else "–"
+        bp99 = f"{b.percentile(99):.2f}" if b else "–"
+        ratio = f"{f.percentile(99) / b.percentile(99):.1f}" if b else "–"
+        lines.append(
+            f"| {f.rate:g} | {bp50} | {bp99} | {f.percentile(50):.2f} | {f.percentile(99):.2f} "
+            f"| {f.achieved:.0f} | {f.errors} | {ratio} |"
+        )
+    lines += [
+        "",
+        f"Highest rate held with p99 ≤ 10 ms: full path **{held(full):g} req/s**, bare endpoint {held(bare):g} req/s.",
+        "Command: `.venv/bin/python bench/api.py`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
