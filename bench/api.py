@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.embedded import EmbeddedStack, free_port  # noqa: E402
-from bench.loadgen import LoadResult, open_loop  # noqa: E402
+from app.embedded import EmbeddedStack, free_port
+from bench.loadgen import LoadResult, open_loop
 
 RATES = (250, 500, 750, 1000, 1250, 1500, 2000)
 KEY = "bench-key"
@@ -97,7 +97,9 @@ def main() -> None:
                      f"http://127.0.0.1:{bare_port}/docs")  # fmt: skip
         try:
             headers = {"X-API-Key": KEY}
-            bare_results = asyncio.run(ladder(f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {}))
+            bare_results = asyncio.run(
+                ladder(f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {})
+            )
             full_results = asyncio.run(
                 ladder(f"http://127.0.0.1:{full_port}/v1/transactions", "f", args.seconds, headers)
             )
@@ -109,7 +111,11 @@ def main() -> None:
 
 
 def held(results: list[LoadResult], limit_ms: float = 10.0) -> float:
-    ok = [r.rate for r in results if r.percentile(99) <= limit_ms and r.errors == 0 and r.achieved >= 0.95 * r.rate]
+    ok = [
+        r.rate
+        for r in results
+        if r.percentile(99) <= limit_ms and r.errors == 0 and r.achieved >= 0.95 * r.rate
+    ]
     return max(ok, default=0.0)
 
 

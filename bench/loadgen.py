@@ -59,9 +59,13 @@ async def open_loop(
     return result
 
 
-async def _one(client: httpx.AsyncClient, url: str, payload: bytes, due: float, result: LoadResult) -> None:
+async def _one(
+    client: httpx.AsyncClient, url: str, payload: bytes, due: float, result: LoadResult
+) -> None:
     try:
-        response = await client.post(url, content=payload, headers={"content-type": "application/json"})
+        response = await client.post(
+            url, content=payload, headers={"content-type": "application/json"}
+        )
         result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
         if response.status_code >= 500:
             result.errors += 1

@@ -5,48 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from redis.asyncio import Redis
 
 from features import store
 from features.config import FeatureConfig
-from features.schema import Label, Transaction
-
-T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-
-
-def tx(
-    tx_id: str,
-    at: timedelta | datetime,
-    amount: str | Decimal = "10",
-    *,
-    card: str = "c1",
-    merchant: str = "m1",
-    **extra: object,
-) -> Transaction:
-    """A transaction ``at`` after T0 (or at a datetime)."""
-    moment = at if isinstance(at, datetime) else T0 + at
-    return Transaction.model_validate(
-        {
-            "transaction_id": tx_id,
-            "card_id": card,
-            "merchant_id": merchant,
-            "amount": Decimal(amount),
-            "currency": "EUR",
-            "timestamp": moment,
-            **extra,
-        }
-    )
-
-
-def label(transaction: Transaction, is_fraud: bool = True) -> tuple[Label, Transaction]:
-    known = transaction.timestamp + timedelta(days=1)
-    return Label(transaction_id=transaction.transaction_id, is_fraud=is_fraud, labeled_at=known), (
-        transaction
-    )
 
 
 @pytest.fixture
