@@ -25,6 +25,7 @@ from app.resources import Backends, ConfigurationError, open_backends
 from app.scoring import Scorer
 from app.service import ScoringService
 from app.state import AppState
+from features import config as feature_config
 from features import definitions
 from features import store as feature_store
 from models import pool as model_pool
@@ -97,7 +98,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     repository = Repository(backends.db)
     features = feature_store.RedisFeatureStore(
         backends.redis,
-        feature_store.FeatureConfig(lateness=timedelta(days=settings.scoring.lateness_days)),
+        feature_config.FeatureConfig(lateness=timedelta(days=settings.scoring.lateness_days)),
     )
     await features.load_scripts()
     pool = build_pool(settings, await repository.current_champion())

@@ -7,7 +7,7 @@ from typing import Literal
 
 from app.metrics import Metrics
 from app.repository import ScoredRecord
-from features import store as feature_store
+from features import config as feature_config
 from features.schema import ModelRef, Reason, Score, ShadowScore, Transaction
 from models import pool as model_pool
 
@@ -24,7 +24,7 @@ class Scorer:
         self,
         tx: Transaction,
         digest: str,
-        result: feature_store.FeatureResult,
+        result: feature_config.FeatureResult,
         path: Literal["rest", "kafka"],
         now: datetime,
     ) -> ScoredRecord:

@@ -24,7 +24,7 @@ offline evaluation can compute the features the online service would have comput
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -176,6 +176,11 @@ def _add_to_merchant(merchant: _Merchant, e: EncodedTx, config: FeatureConfig) -
             bucket[1] += e.cents
 
 
+def _floats(values: Iterable[float]) -> list[float]:
+    """The vector as the scripts return it: every number a double."""
+    return [float(v) for v in values]
+
+
 class ReferenceFeatures:
     """Brute-force features of a stream processed in arrival order.
 
@@ -204,7 +209,7 @@ class ReferenceFeatures:
             if newest is not None and e.ts < newest - self.config.lateness_ms:
                 reason = late_reason(e.ts, newest, self.config.lateness_ms)
                 return FeatureResult(tx.transaction_id, "late", {}, reason)
-            card.seen[tx.transaction_id] = (e.digest, list(card_aggregates(card, e)))
+            card.seen[tx.transaction_id] = (e.digest, _floats(card_aggregates(card, e)))
             _add_to_card(card, e, self.config)
         merchant_marker = self._merchant_step(tx, e)
         return self._result(
@@ -216,7 +221,7 @@ class ReferenceFeatures:
         if tx.transaction_id not in merchant.seen:
             merchant.seen[tx.transaction_id] = (
                 e.digest,
-                list(merchant_aggregates(merchant, e, self.config)),
+                _floats(merchant_aggregates(merchant, e, self.config)),
             )
             _add_to_merchant(merchant, e, self.config)
         return merchant.seen[tx.transaction_id]
@@ -247,7 +252,8 @@ class ReferenceFeatures:
         card = self._cards.get(card_id, _Card())
         moment = windows.event_ms(at or datetime.now(UTC))
         probe = EncodedTx("", moment, 0, 0, None, None, b"")
-        return definitions.card_history_features(card_aggregates(card, probe))
+        aggregates = CardAggregates._make(_floats(card_aggregates(card, probe)))
+        return definitions.card_history_features(aggregates)
 
 
 class MemoryFeatureStore:

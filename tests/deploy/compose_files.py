@@ -31,10 +31,12 @@ def env_example() -> dict[str, str]:
     return pairs
 
 
-def variables(text: str) -> dict[str, str | None]:
-    """Variable name → its operator (``:-``, ``:?``, ...) or None, for every ``${...}``."""
-    text = text.replace("$$", ESCAPED)
-    return {m["name"]: m["op"] for m in VARIABLE.finditer(text)}
+def variables(text: str) -> dict[str, set[str | None]]:
+    """Variable name → the operators (``:-``, ``:?``, ... or None) of its ``${...}`` uses."""
+    found: dict[str, set[str | None]] = {}
+    for match in VARIABLE.finditer(text.replace("$$", ESCAPED)):
+        found.setdefault(match["name"], set()).add(match["op"])
+    return found
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -53,7 +55,9 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 
 def load(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(interpolate(path.read_text(), env or env_example()))
+    data: dict[str, Any] = yaml.safe_load(
+        interpolate(path.read_text(), env_example() if env is None else env)
+    )
     return data
 
 

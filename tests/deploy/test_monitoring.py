@@ -11,11 +11,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import promql
 import pytest
 import yaml
 from prometheus_client import Metric
 
-import promql
 from app.metrics import Metrics
 
 PROVISIONING = promql.ROOT / "deploy" / "grafana" / "provisioning"
