@@ -5,22 +5,23 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# ---- uv, at the version and hashes pinned in the dev lock ---------------------------------------
+# A stage of its own: a dev-lock change that leaves uv alone keeps the layers below cached.
+FROM ${PYTHON_IMAGE} AS uv
+COPY requirements-dev.lock /tmp/
+RUN awk '/^uv==/ { keep = 1; print; next } keep && /^ / { print; next } { keep = 0 }' \
+        /tmp/requirements-dev.lock > /tmp/uv.txt \
+    && PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --require-hashes --no-deps \
+        -r /tmp/uv.txt
+
 # ---- build: a virtualenv holding the hash-pinned dependencies ---------------------------------
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore \
-    UV_PYTHON_DOWNLOADS=never \
+ENV UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_NO_CACHE=1
+COPY --from=uv /usr/local/bin/uv /usr/local/bin/uv
 WORKDIR /build
-
-# uv itself, at the version and hashes pinned in the dev lock.
-COPY requirements-dev.lock ./
-RUN awk '/^uv==/ { keep = 1; print; next } keep && /^ / { print; next } { keep = 0 }' \
-        requirements-dev.lock > uv.txt \
-    && pip install --require-hashes --no-deps -r uv.txt
 
 # The dependency layer: rebuilt only when requirements.lock changes, not on a source edit.
 COPY requirements.lock ./

@@ -153,6 +153,36 @@ def demo(
             service.stop()
 
 
+features_cli = typer.Typer(help="Feature store maintenance.", no_args_is_help=True)
+cli.add_typer(features_cli, name="features")
+
+
+@features_cli.command("rebuild")
+def features_rebuild() -> None:
+    """Recompute the Redis feature state from Postgres (e.g. after Redis lost its data)."""
+    from app import rebuild
+    from app.repository import Repository
+    from app.resources import ConfigurationError, open_backends
+
+    settings = Settings()
+
+    async def run() -> str:
+        async with open_backends(settings) as backends:
+            stats = await rebuild.rebuild_features(
+                backends.redis, Repository(backends.db), settings.scoring.lateness_days
+            )
+        return (
+            f"rebuilt from {stats.transactions:,} transactions and {stats.labels:,} labels "
+            f"in {stats.seconds:.1f}s"
+        )
+
+    try:
+        err.print(asyncio.run(run()))
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
 @cli.command("migrate")
 def migrate_command() -> None:
     """Apply pending Postgres migrations."""

@@ -264,16 +264,17 @@ class Repository:
     async def current_champion(self) -> str | None:
         return await self.pool.fetchval("SELECT to_model FROM promotions ORDER BY id DESC LIMIT 1")
 
-    async def history(self, batch: int = 5000) -> AsyncIterator[tuple[dict[str, Any], bool | None]]:
+    async def history(self, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
         """Every transaction in event-time order with its current label (for feature rebuild)."""
         async with self.pool.acquire() as conn, conn.transaction():
             cursor = conn.cursor(
-                "SELECT payload, label_is_fraud FROM transactions"
-                " ORDER BY event_time, transaction_id",
+                "SELECT t.payload, l.is_fraud, l.labeled_at, l.source FROM transactions t"
+                " LEFT JOIN labels l ON l.seq = t.label_seq"
+                " ORDER BY t.event_time, t.transaction_id",
                 prefetch=batch,
             )
             async for row in cursor:
-                yield json.loads(row["payload"]), row["label_is_fraud"]
+                yield row
 
     async def counts(self) -> dict[str, int]:
         row = await self.pool.fetchrow(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
 
 from features.config import HOUR_MS
 from features.schema import Transaction
@@ -99,63 +98,68 @@ def mcc_group(mcc: str | None) -> str | None:
 
 def transaction_features(tx: Transaction) -> dict[str, float]:
     """Features of the transaction alone (no history); times are UTC."""
+    return dict(zip(TRANSACTION_FEATURES, _transaction_values(tx), strict=True))
+
+
+def _transaction_values(tx: Transaction) -> list[float]:
     moment = tx.timestamp
-    hour = moment.hour + moment.minute / 60
-    angle = 2 * math.pi * hour / 24
+    angle = 2 * math.pi * (moment.hour + moment.minute / 60) / 24
     group = mcc_group(tx.merchant_category)
-    values: dict[str, float] = {
-        "amount": float(tx.amount),
-        "amount_log": math.log1p(float(tx.amount)),
-        "hour_of_day": float(moment.hour),
-        "hour_sin": math.sin(angle),
-        "hour_cos": math.cos(angle),
-        "is_weekend": 1.0 if moment.weekday() >= 5 else 0.0,
-        "is_night": 1.0 if moment.hour < 6 else 0.0,
-    }
-    for channel in CHANNELS:
-        values[f"channel_{channel}"] = 1.0 if tx.channel == channel else 0.0
-    for name in MCC_GROUP_NAMES:
-        values[f"mcc_{name}"] = 1.0 if group == name else 0.0
-    return values
+    amount = float(tx.amount)
+    return [
+        amount,
+        math.log1p(amount),
+        float(moment.hour),
+        math.sin(angle),
+        math.cos(angle),
+        1.0 if moment.weekday() >= 5 else 0.0,
+        1.0 if moment.hour < 6 else 0.0,
+        *(1.0 if tx.channel == channel else 0.0 for channel in CHANNELS),
+        *(1.0 if group == name else 0.0 for name in MCC_GROUP_NAMES),
+    ]
 
 
 def card_history_features(agg: CardAggregates) -> dict[str, float]:
     """Card features that do not depend on the scored transaction's amount, merchant or place."""
-    values: dict[str, float] = {}
-    for window, (count, total, top) in zip(CARD_WINDOWS, _card_windows(agg), strict=True):
-        values[f"card_count_{window}"] = count
-        values[f"card_sum_{window}"] = total / 100
-        values[f"card_mean_{window}"] = total / count / 100 if count else 0.0
-        values[f"card_max_{window}"] = top / 100
-    values["card_distinct_merchants_1d"] = agg.dm1d
-    values["card_distinct_merchants_7d"] = agg.dm7d
-    values["card_distinct_merchants_30d"] = agg.dm30d
-    values["card_seconds_since_prev"] = (agg.ts - agg.prev_ts) / 1000 if agg.prev_ts >= 0 else -1.0
-    has_history = 0 <= agg.first_ts < agg.ts
-    values["card_age_seconds"] = (agg.ts - agg.first_ts) / 1000 if has_history else 0.0
-    values["card_has_history"] = 1.0 if has_history else 0.0
-    values["card_fraud_30d"] = agg.fraud_30d
-    return values
+    return dict(zip(CARD_HISTORY_FEATURES, _card_history_values(agg), strict=True))
 
 
-def _card_windows(agg: CardAggregates) -> Iterable[tuple[float, float, float]]:
-    return (
+def _card_history_values(agg: CardAggregates) -> list[float]:
+    values: list[float] = []
+    for count, total, top in (
         (agg.c1h, agg.s1h, agg.x1h),
         (agg.c1d, agg.s1d, agg.x1d),
         (agg.c7d, agg.s7d, agg.x7d),
         (agg.c30d, agg.s30d, agg.x30d),
-    )
+    ):
+        values += [count, total / 100, total / count / 100 if count else 0.0, top / 100]
+    has_history = 0 <= agg.first_ts < agg.ts
+    values += [
+        agg.dm1d,
+        agg.dm7d,
+        agg.dm30d,
+        (agg.ts - agg.prev_ts) / 1000 if agg.prev_ts >= 0 else -1.0,
+        (agg.ts - agg.first_ts) / 1000 if has_history else 0.0,
+        1.0 if has_history else 0.0,
+        agg.fraud_30d,
+    ]
+    return values
 
 
 def card_features(agg: CardAggregates) -> dict[str, float]:
     """Every card feature of one scored transaction."""
-    values = card_history_features(agg)
+    return dict(zip(CARD_FEATURES, _card_values(agg), strict=True))
+
+
+def _card_values(agg: CardAggregates) -> list[float]:
     mean = agg.s30d / agg.c30d if agg.c30d else 0.0
-    values["card_amount_to_mean_30d"] = agg.cents / mean if mean > 0 else 1.0
-    values["card_amount_zscore_30d"] = _zscore(int(agg.c30d), int(agg.s30d), agg.sq_30d, agg.cents)
-    values["card_first_time_merchant_30d"] = 0.0 if agg.merchant_seen_30d else 1.0
-    values.update(_geo_features(agg))
-    return values
+    return [
+        *_card_history_values(agg),
+        agg.cents / mean if mean > 0 else 1.0,
+        _zscore(int(agg.c30d), int(agg.s30d), agg.sq_30d, agg.cents),
+        0.0 if agg.merchant_seen_30d else 1.0,
+        *_geo_values(agg),
+    ]
 
 
 def _zscore(count: int, total: int, squares: float, cents: float) -> float:
@@ -167,32 +171,31 @@ def _zscore(count: int, total: int, squares: float, cents: float) -> float:
     return (count * int(cents) - total) / math.sqrt(spread) if spread > 0 else 0.0
 
 
-def _geo_features(agg: CardAggregates) -> dict[str, float]:
+def _geo_values(agg: CardAggregates) -> tuple[float, float, float]:
+    """Located-before flag, km from the newest earlier located event, implied km/h."""
     if not agg.has_loc or agg.loc_ts < 0:
-        return {"card_geo_has_prev": 0.0, "card_distance_km_prev": 0.0, "card_speed_kmh_prev": 0.0}
+        return 0.0, 0.0, 0.0
     km = haversine_km(agg.loc_lat_u / 1e6, agg.loc_lon_u / 1e6, agg.lat_u / 1e6, agg.lon_u / 1e6)
     hours = max((agg.ts - agg.loc_ts) / HOUR_MS, MIN_SPEED_STEP_HOURS)
-    return {
-        "card_geo_has_prev": 1.0,
-        "card_distance_km_prev": km,
-        "card_speed_kmh_prev": km / hours,
-    }
+    return 1.0, km, km / hours
 
 
 def merchant_features(agg: MerchantAggregates) -> dict[str, float]:
     """Every merchant feature of one scored transaction."""
-    values: dict[str, float] = {}
+    return dict(zip(MERCHANT_FEATURES, _merchant_values(agg), strict=True))
+
+
+def _merchant_values(agg: MerchantAggregates) -> list[float]:
     windows = (
-        ("1d", agg.c1d, agg.s1d, agg.f1d),
-        ("7d", agg.c7d, agg.s7d, agg.f7d),
-        ("30d", agg.c30d, agg.s30d, agg.f30d),
+        (agg.c1d, agg.s1d, agg.f1d),
+        (agg.c7d, agg.s7d, agg.f7d),
+        (agg.c30d, agg.s30d, agg.f30d),
     )
-    for window, count, total, _ in windows:
-        values[f"merchant_count_{window}"] = count
-        values[f"merchant_sum_{window}"] = total / 100
-    for window, count, _total, frauds in windows:
-        values[f"merchant_fraud_count_{window}"] = frauds
-        values[f"merchant_fraud_ratio_{window}"] = min(1.0, frauds / count) if count else 0.0
+    values: list[float] = []
+    for count, total, _ in windows:
+        values += [count, total / 100]
+    for count, _, frauds in windows:
+        values += [frauds, min(1.0, frauds / count) if count else 0.0]
     return values
 
 
@@ -200,7 +203,5 @@ def assemble(
     tx: Transaction, card: CardAggregates, merchant: MerchantAggregates
 ) -> dict[str, float]:
     """All features of one transaction, in :data:`FEATURE_NAMES` order."""
-    values = transaction_features(tx)
-    values.update(card_features(card))
-    values.update(merchant_features(merchant))
-    return {name: values[name] for name in FEATURE_NAMES}
+    values = [*_transaction_values(tx), *_card_values(card), *_merchant_values(merchant)]
+    return dict(zip(FEATURE_NAMES, values, strict=True))

@@ -15,7 +15,7 @@ retry arriving after the rebuild is still recognised.
 >>> import asyncio
 >>> from features import reference
 >>> from features.schema import Transaction
->>> tx = Transaction(transaction_id="t1", card_id="c1", merchant_id="m1", amount="10",
+>>> tx = Transaction(transaction_id="t1", card_id="c1", merchant_id="m1", amount=10,
 ...                  currency="EUR", timestamp="2026-01-05T10:00:00Z")
 >>> asyncio.run(rebuild(reference.MemoryFeatureStore(), [tx])).transactions
 1
@@ -37,6 +37,9 @@ Event = Transaction | tuple[Label, Transaction]
 
 class Replayable(Protocol):
     """What a rebuild needs of a store (RedisFeatureStore and MemoryFeatureStore have it)."""
+
+    @property
+    def config(self) -> FeatureConfig: ...
 
     async def score_batch(
         self, txs: Sequence[Transaction], *, markers: bool = True
@@ -119,10 +122,11 @@ async def rebuild(
 
     ``events`` must be in event-time order with unique transaction ids, on an empty key
     prefix (FLUSHDB, or a new prefix that the app then switches to). A duplicate (already
-    marked, e.g. scored live during the rebuild) is not counted twice.
+    marked, e.g. scored live during the rebuild) is not counted twice. ``config`` (default:
+    the store's) gives the dedup TTL behind the default ``markers_since``.
     """
     started = time.perf_counter()
-    ttl = (config or FeatureConfig()).dedup_ttl
+    ttl = (config or store.config).dedup_ttl
     since = markers_since or datetime.now(UTC) - ttl
     replay = _Replay(store, since, batch_size)
     async for event in _events(events):

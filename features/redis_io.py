@@ -13,7 +13,9 @@ with NOSCRIPT (script cache flushed, failover) is retried once after reloading.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,12 +25,14 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from features import windows
+
 SCRIPT_NAMES = ("card", "merchant")
 # The binary argument and answer layouts of the scripts (documented in their headers).
 CARD_ARGS = struct.Struct("<BddIBiiddII")
 MERCHANT_ARGS = struct.Struct("<BddIIIB")
-CARD_VECTOR = struct.Struct("<28d")
-MERCHANT_VECTOR = struct.Struct("<10d")
+CARD_VECTOR = windows.CARD_VECTOR
+MERCHANT_VECTOR = windows.MERCHANT_VECTOR
 NEWEST = struct.Struct("<d")
 DIGEST_SIZE = 8
 SCORE, PEEK, LABEL = 0, 1, 2
@@ -39,8 +43,18 @@ Call = tuple[str, Sequence[str], Sequence[Arg]]
 
 def connect(url: str, max_connections: int = 8, timeout: float = 5.0) -> Redis:
     """A client on a :class:`BlockingConnectionPool` (RELIABILITY.md: far lower tail latency
-    than the default pool under concurrency). Nothing is opened until the first command."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout)
+    than the default pool under concurrency). Nothing is opened until the first command.
+
+    ``timeout`` bounds the wait for a pooled connection and for connecting; a whole pipeline
+    exchange gets twice that.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_timeout=2 * timeout,
+    )
     return Redis(connection_pool=pool)
 
 
@@ -72,12 +86,22 @@ def _source(name: str) -> str:
 
 
 class Scripts:
-    """The package's Lua scripts for one client: load once, run pipelined by name."""
+    """The package's Lua scripts for one client: load once, run pipelined by name.
+
+    >>> scripts = Scripts(connect("redis://127.0.0.1:1/0"))  # no I/O until a call
+    >>> len(scripts.sha("card")), len(scripts.sha("merchant"))
+    (40, 40)
+    """
 
     def __init__(self, client: Redis) -> None:
         self.client = client
         self._sources: dict[str, str] = {}
         self._shas: dict[str, str] = {}
+
+    def register(self, name: str, source: str) -> None:
+        """Add a script by source (benchmarks, tests); package scripts load themselves."""
+        self._sources[name] = source
+        self._shas[name] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
 
     def sha(self, name: str) -> str:
         if name not in self._shas:
@@ -87,15 +111,22 @@ class Scripts:
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (idempotent)."""
-        for name in SCRIPT_NAMES:
+        for name in {*SCRIPT_NAMES, *self._sources}:
             self.sha(name)
             loaded = await self.client.script_load(self._sources[name])
             if loaded != self._shas[name]:
                 raise RuntimeError(f"server hashed script {name} differently")
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
-        """EVALSHA every call in one pipeline; results in call order."""
-        results = await self._pipeline(calls)
+        """EVALSHA every call in one pipeline; results in call order.
+
+        A pipeline that fails on a broken connection (a pooled connection outliving a server
+        restart) is sent once more on a fresh one; the dedup markers make that safe.
+        """
+        try:
+            results = await self._pipeline(calls)
+        except redis_errors.ConnectionError:
+            results = await self._pipeline(calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
         if missing:
             await self.load()
@@ -120,14 +151,19 @@ class Scripts:
         packed = b"".join(self._encode(call) for call in calls)
         pool = self.client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        results: list[Any] = []
         try:
-            await connection.send_packed_command(packed, check_health=False)
-            results: list[Any] = []
-            for _ in calls:
-                try:
-                    results.append(await connection.read_response(disable_decoding=True))
-                except redis_errors.ResponseError as exc:
-                    results.append(exc)
+            # one deadline for the whole exchange, not one timer per answer
+            async with asyncio.timeout(connection.socket_timeout):
+                await connection.send_packed_command(packed, check_health=False)
+                for _ in calls:
+                    try:
+                        answer = await connection.read_response(
+                            disable_decoding=True, timeout=math.inf
+                        )
+                    except redis_errors.ResponseError as exc:
+                        answer = exc
+                    results.append(answer)
         except BaseException:
             await connection.disconnect()
             raise

@@ -3,7 +3,7 @@
 Feed it a stream in arrival order; each transaction's features are computed by scanning the
 card's kept records and the merchant's buckets, then the transaction is added — exactly what
 the Lua scripts do atomically in Redis, with the same lateness, retention, cap and bucket
-rules (features/README.md). It is pure (no I/O) and replays ~100k events in seconds, so the
+rules (features/README.md). It is pure (no I/O) and replays ~100k events in ~10 s, so the
 offline evaluation can compute the features the online service would have computed.
 
 >>> from features.schema import Label, Transaction
@@ -12,12 +12,12 @@ offline evaluation can compute the features the online service would have comput
 ...     return Transaction(transaction_id=f"t{i}", card_id="c1", merchant_id="m1",
 ...                        amount=amount, currency="EUR",
 ...                        timestamp=f"2026-01-05T10:{minute:02d}:00Z")
->>> ref.transaction(tx(1, "10", 0)).features["card_count_1h"]
+>>> ref.transaction(tx(1, 10, 0)).features["card_count_1h"]
 0.0
->>> second = ref.transaction(tx(2, "30", 30)).features
+>>> second = ref.transaction(tx(2, 30, 30)).features
 >>> second["card_count_1h"], second["card_mean_1h"], second["card_seconds_since_prev"]
 (1.0, 10.0, 1800.0)
->>> ref.transaction(tx(2, "30", 30)).status
+>>> ref.transaction(tx(2, 30, 30)).status
 'duplicate'
 """
 
@@ -42,7 +42,7 @@ from features.schema import Label, Transaction
 from features.windows import CardAggregates, EncodedTx, MerchantAggregates
 
 _CARD_WINDOWS_MS = (HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS)
-_Marker = tuple[bytes, list[float]]
+_Marker = tuple[bytes, bytes]  # payload digest, packed aggregate vector (as Redis stores)
 _Record = tuple[int, int, int]  # event ms, cents, merchant digest
 
 
@@ -121,6 +121,8 @@ def _add_to_card(card: _Card, e: EncodedTx, config: FeatureConfig) -> None:
     newest = card.records[-1][0] if card.records else -1
     bisect.insort(card.records, (e.ts, e.cents, e.merchant))
     lower = max(newest, e.ts) - config.card_retention_ms
+    # fraud labels behind the horizon go too (no accepted event can see them any more)
+    card.frauds = {tx_id: ts for tx_id, ts in card.frauds.items() if ts >= lower}
     drop = 0
     while card.records[drop][0] < lower:
         drop += 1
@@ -165,6 +167,8 @@ def _add_to_merchant(merchant: _Merchant, e: EncodedTx, config: FeatureConfig) -
     oldest_hour, oldest_day = windows.merchant_horizons(
         newest, config.merchant_keep_hours, config.merchant_keep_days
     )
+    if merchant.newest is None or newest // DAY_MS > merchant.newest // DAY_MS:
+        _prune(merchant, oldest_hour, oldest_day)
     merchant.newest = newest
     for buckets, index, oldest in (
         (merchant.hours, e.ts // HOUR_MS, oldest_hour),
@@ -174,6 +178,13 @@ def _add_to_merchant(merchant: _Merchant, e: EncodedTx, config: FeatureConfig) -
             bucket = buckets.setdefault(index, [0, 0])
             bucket[0] += 1
             bucket[1] += e.cents
+
+
+def _prune(merchant: _Merchant, oldest_hour: int, oldest_day: int) -> None:
+    """Forget what is behind the horizon (never read again), as the script does each day."""
+    merchant.hours = {h: b for h, b in merchant.hours.items() if h >= oldest_hour}
+    merchant.days = {d: b for d, b in merchant.days.items() if d >= oldest_day}
+    merchant.frauds = {i: ts for i, ts in merchant.frauds.items() if ts >= oldest_day * DAY_MS}
 
 
 def _floats(values: Iterable[float]) -> list[float]:
@@ -209,7 +220,8 @@ class ReferenceFeatures:
             if newest is not None and e.ts < newest - self.config.lateness_ms:
                 reason = late_reason(e.ts, newest, self.config.lateness_ms)
                 return FeatureResult(tx.transaction_id, "late", {}, reason)
-            card.seen[tx.transaction_id] = (e.digest, _floats(card_aggregates(card, e)))
+            vector = windows.CARD_VECTOR.pack(*card_aggregates(card, e))
+            card.seen[tx.transaction_id] = (e.digest, vector)
             _add_to_card(card, e, self.config)
         merchant_marker = self._merchant_step(tx, e)
         return self._result(
@@ -219,10 +231,8 @@ class ReferenceFeatures:
     def _merchant_step(self, tx: Transaction, e: EncodedTx) -> _Marker:
         merchant = self._merchants.setdefault(tx.merchant_id, _Merchant())
         if tx.transaction_id not in merchant.seen:
-            merchant.seen[tx.transaction_id] = (
-                e.digest,
-                _floats(merchant_aggregates(merchant, e, self.config)),
-            )
+            vector = windows.MERCHANT_VECTOR.pack(*merchant_aggregates(merchant, e, self.config))
+            merchant.seen[tx.transaction_id] = (e.digest, vector)
             _add_to_merchant(merchant, e, self.config)
         return merchant.seen[tx.transaction_id]
 
@@ -230,7 +240,9 @@ class ReferenceFeatures:
         self, tx: Transaction, e: EncodedTx, card: _Marker, merchant: _Marker, *, duplicate: bool
     ) -> FeatureResult:
         features = definitions.assemble(
-            tx, CardAggregates._make(card[1]), MerchantAggregates._make(merchant[1])
+            tx,
+            CardAggregates._make(windows.CARD_VECTOR.unpack(card[1])),
+            MerchantAggregates._make(windows.MERCHANT_VECTOR.unpack(merchant[1])),
         )
         clash = card[0] != e.digest or merchant[0] != e.digest
         status: Status = "duplicate" if duplicate else "fresh"
@@ -267,6 +279,10 @@ class MemoryFeatureStore:
 
     def __init__(self, config: FeatureConfig | None = None) -> None:
         self.reference = ReferenceFeatures(config)
+
+    @property
+    def config(self) -> FeatureConfig:
+        return self.reference.config
 
     async def load_scripts(self) -> None:
         return None

@@ -10,7 +10,7 @@ was rejected as late (features/README.md, "Late events").
 >>> from features import reference
 >>> from features.schema import Transaction
 >>> store = reference.MemoryFeatureStore()  # the same protocol without Redis
->>> tx = Transaction(transaction_id="t1", card_id="c1", merchant_id="m1", amount="10",
+>>> tx = Transaction(transaction_id="t1", card_id="c1", merchant_id="m1", amount=10,
 ...                  currency="EUR", timestamp="2026-01-05T10:00:00Z")
 >>> [r.status for r in asyncio.run(store.score_batch([tx, tx]))]
 ['fresh', 'duplicate']
@@ -79,6 +79,9 @@ class RedisFeatureStore:
         self.observer = observer
         self.keys = redis_io.Keys(self.config.key_prefix)
         self.scripts = redis_io.Scripts(client)
+        c = self.config
+        self._card_limits = (c.lateness_ms, c.card_retention_ms, c.card_max_entries)
+        self._merchant_keep = (c.merchant_keep_hours, c.merchant_keep_days)
 
     async def load_scripts(self) -> None:
         await self.scripts.load()
@@ -136,30 +139,23 @@ class RedisFeatureStore:
         return definitions.card_history_features(agg)
 
     def _card_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
-        c = self.config
         located = e.lat_u is not None and e.lon_u is not None
         blob = CARD_ARGS.pack(
             SCORE, e.ts, e.cents, e.merchant, located, e.lat_u or 0, e.lon_u or 0,
-            c.lateness_ms, c.card_retention_ms, c.card_max_entries, ttl,
+            *self._card_limits, ttl,
         )  # fmt: skip
         state, fraud = self.keys.card(tx.card_id)
         marker = self.keys.card_marker(tx.card_id, tx.transaction_id)
         return "card", (state, fraud, marker), (blob + e.digest,)
 
     def _merchant_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
-        c = self.config
-        blob = MERCHANT_ARGS.pack(
-            SCORE, e.ts, e.cents, c.merchant_keep_hours, c.merchant_keep_days, ttl, 0
-        )
+        blob = MERCHANT_ARGS.pack(SCORE, e.ts, e.cents, *self._merchant_keep, ttl, 0)
         state, fraud = self.keys.merchant(tx.merchant_id)
         marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
         return "merchant", (state, fraud, marker), (blob + e.digest,)
 
     def _label_call(self, tx: Transaction, ts: int, is_fraud: bool) -> redis_io.Call:
-        c = self.config
-        blob = MERCHANT_ARGS.pack(
-            LABEL, ts, 0, c.merchant_keep_hours, c.merchant_keep_days, 0, is_fraud
-        )
+        blob = MERCHANT_ARGS.pack(LABEL, ts, 0, *self._merchant_keep, 0, is_fraud)
         state, fraud = self.keys.merchant(tx.merchant_id)
         return "merchant", (state, fraud, state), (blob, tx.transaction_id)
 

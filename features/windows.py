@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import struct
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
@@ -104,6 +105,11 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
+
+
+#: Binary layouts of the aggregate vectors (the scripts' answers and dedup markers).
+CARD_VECTOR = struct.Struct("<28d")
+MERCHANT_VECTOR = struct.Struct("<10d")
 
 
 class MerchantRanges(NamedTuple):

@@ -250,6 +250,11 @@ def _dockerfile_stages() -> list[list[tuple[str, str]]]:
     return stages
 
 
+def _build_stage() -> list[tuple[str, str]]:
+    """The stage that installs the dependencies and the packages."""
+    return next(s for s in _dockerfile_stages() if s[0][1].lower().endswith(" as build"))
+
+
 def test_dockerfile_runtime_stage_runs_as_non_root() -> None:
     final = _dockerfile_stages()[-1]
     users = [args for instruction, args in final if instruction == "USER"]
@@ -260,7 +265,7 @@ def test_dockerfile_runtime_stage_runs_as_non_root() -> None:
 
 
 def test_dockerfile_installs_the_lock_with_hashes_before_the_source() -> None:
-    build = _dockerfile_stages()[0]
+    build = _build_stage()
     assert "python:3.11-slim-bookworm" in DOCKERFILE.read_text()
     runs = [
         i for i, (ins, args) in enumerate(build) if ins == "RUN" and "requirements.lock" in args
@@ -276,7 +281,7 @@ def test_dockerfile_ships_every_package() -> None:
     packages = re.search(r"include = \[([^\]]*)\]", pyproject)
     assert packages is not None
     names = {name.strip(' "*') for name in packages.group(1).split(",")}
-    copied = {args.split()[0] for ins, args in _dockerfile_stages()[0] if ins == "COPY"}
+    copied = {args.split()[0] for ins, args in _build_stage() if ins == "COPY"}
     assert names <= copied
 
 

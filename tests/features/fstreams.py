@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -39,3 +40,15 @@ def label(transaction: Transaction, is_fraud: bool = True) -> tuple[Label, Trans
     return Label(transaction_id=transaction.transaction_id, is_fraud=is_fraud, labeled_at=known), (
         transaction
     )
+
+
+def decode_card_state(raw: bytes) -> tuple[list[tuple[int, int, int]], tuple[float, ...]]:
+    """The card state of features/lua/card.lua as absolute records and header scalars
+    (first-seen, newest located event and place) — independent of the offset base."""
+    version, base, first, loc_ts, lat, lon = struct.unpack_from("<Bdddii", raw)
+    assert version == 1
+    records = [
+        (int(base) + offset, cents, merchant)
+        for offset, cents, merchant in struct.iter_unpack("<III", raw[33:])
+    ]
+    return records, (first, loc_ts, lat, lon)
