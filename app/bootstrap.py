@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
-from app import auth, probes, stream
+from app import auth, health, probes, stream
 from app.config import Settings
 from app.groupcommit import GroupCommitter
 from app.health import Readiness
@@ -87,11 +87,26 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
     async with open_backends(settings) as backends:
         state = await _assemble(settings, metrics, backends)
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
+        watcher = asyncio.create_task(
+            health.watch(state.readiness, _readiness_reporter(state), every=5.0), name="readiness"
+        )
         workers = await _start_workers(state)
         try:
             yield state
         finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
             await _stop(state, workers, learner_task)
+
+
+def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
+    def report(problems: dict[str, str]) -> None:
+        names = set(state.readiness.probes) | set(state.readiness.heartbeats) | set(problems)
+        for name in names:
+            state.metrics.dependency_up.labels(name).set(0 if name in problems else 1)
+        state.metrics.ready.set(0 if problems else 1)
+
+    return report
 
 
 async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) -> AppState:

@@ -39,7 +39,7 @@ class ScoringSettings(BaseModel):
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.9, ge=0, le=1)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    lateness_days: float = Field(default=7.0, ge=0)
+    lateness_days: float = Field(default=7.0, ge=0, le=17)
     metrics_window: int = Field(default=10_000, ge=10)
     auto_promote: bool = False
     checkpoint_every_labels: int = Field(default=1_000, ge=1)

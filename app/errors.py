@@ -95,6 +95,14 @@ def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _count_rejection(request: Request, reason: str) -> None:
+    kind = "label" if request.url.path.startswith("/v1/labels") else "transaction"
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.inputs.labels(kind, "rest", "rejected").inc()
+        metrics.rejections.labels(kind, reason).inc()
+
+
 def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -103,6 +111,7 @@ def install(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         status = 400 if exc.reason in {"invalid_json", "not_an_object"} else 422
+        _count_rejection(request, exc.reason)
         return problem(status, exc.reason, exc.errors)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

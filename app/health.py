@@ -47,6 +47,15 @@ class Readiness:
         return problems
 
 
+async def watch(
+    readiness: Readiness, report: Callable[[dict[str, str]], None], every: float
+) -> None:
+    """Check readiness every ``every`` seconds and hand the problems to ``report`` (metrics)."""
+    while True:
+        report(await readiness.check())
+        await asyncio.sleep(every)
+
+
 async def _bounded(probe: Probe, limit: float) -> str | None:
     try:
         return await asyncio.wait_for(probe(), limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -15,9 +16,20 @@ from app.metrics import Metrics
 from app.timing import RequestTimer
 
 
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("riverguard", "river", "fastapi", "aiokafka", "redis", "asyncpg"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
 def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     """Build the application for ``settings``; resources open in the lifespan."""
     collectors = metrics or Metrics()
+    collectors.build.info(versions())
     keyring = auth.KeyRing(tuple(bootstrap.api_keys(settings)))
 
     @contextlib.asynccontextmanager

@@ -120,6 +120,15 @@ class Metrics:
             registry=r,
         )
         self.build = Info("riverguard_build", "Versions of riverguard and its engines.", registry=r)
+        self.dependency_up = Gauge(
+            "riverguard_dependency_up",
+            "1 when a dependency or worker passed the last readiness check, else 0.",
+            ["dependency"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "riverguard_ready", "1 when /readyz would answer 200, else 0.", registry=r
+        )
 
     def watch_pool(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
         """Export per-model gauges from ``read()`` (the pool status) at every scrape."""
