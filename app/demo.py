@@ -96,8 +96,8 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         )
         progress = await _watch(service, replaying, stream.summary.transactions, options, console)
         replayed = await replaying
-    expected_tx = replayed.outcomes.get("transaction", {}).get("accepted", 0)
-    expected_labels = replayed.outcomes.get("label", {}).get("accepted", 0)
+    expected_tx = replayed.outcomes["transaction"]["accepted"]
+    expected_labels = replayed.outcomes["label"]["accepted"]
     await _drain(service, expected_tx, expected_labels, console)
     elapsed = time.monotonic() - started
     data = await _report_data(

@@ -116,7 +116,8 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return problem(exc.status_code, str(exc.detail), headers=headers)
 
     async def on_dependency(request: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency failure on %s: %s", request.url.path, type(exc).__name__)

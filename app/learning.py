@@ -249,7 +249,7 @@ def _label(entry: LabelEntry) -> Label:
         transaction_id=entry.transaction_id,
         is_fraud=entry.is_fraud,
         labeled_at=entry.labeled_at,
-        source=entry.source,  # type: ignore[arg-type]
+        source=entry.source,
     )
 
 

@@ -233,6 +233,12 @@ def _table(title: str, rows: list[list[str]], head: list[str], ident: str = "") 
     return f"<h2>{html.escape(title)}</h2><table id='{ident}'><tr>{header}</tr>{body}</table>"
 
 
+def _num_date(moment: datetime) -> float:
+    from matplotlib import dates
+
+    return float(dates.date2num(moment))  # type: ignore[no-untyped-call]
+
+
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -255,7 +261,9 @@ def _plot_rolling(data: ReportData) -> str:
     for ax, title in ((ax_ap, "average precision"), (ax_auc, "ROC AUC")):
         ax.set_ylabel(title)
         if data.campaign_onset:
-            ax.axvline(data.campaign_onset, color="red", linestyle="--", label="campaign onset")
+            ax.axvline(
+                _num_date(data.campaign_onset), color="red", linestyle="--", label="campaign onset"
+            )
         ax.grid(alpha=0.3)
     ax_ap.set_title(f"Rolling quality over the last {window} labels (event time)")
     ax_ap.legend(loc="lower right")
@@ -266,7 +274,7 @@ def _plot_scores(data: ReportData) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4))
-    bins = np.linspace(0, 1, 41)
+    bins = [i / 40 for i in range(41)]
     fraud = [t.score for t in data.scored if t.truth]
     legit = [t.score for t in data.scored if t.truth is False]
     ax.hist(legit, bins=bins, alpha=0.6, label=f"legitimate ({len(legit)})", density=True)
@@ -322,7 +330,9 @@ def _plot_adaptation(data: ReportData) -> str:
         days, aps = zip(*daily, strict=True)
         ax.plot(days, aps, marker="o", label="champion daily AP (ground truth)")
     if data.campaign_onset:
-        ax.axvline(data.campaign_onset, color="red", linestyle="--", label="campaign onset")
+        ax.axvline(
+            _num_date(data.campaign_onset), color="red", linestyle="--", label="campaign onset"
+        )
     recovery = time_to_recover(data)
     if recovery.get("target_ap") is not None:
         ax.axhline(recovery["target_ap"], color="grey", linestyle=":", label="90% of pre-onset")

@@ -195,7 +195,7 @@ class Repository:
 
     async def learn_log_after(
         self, seq: int, batch: int = 2000
-    ) -> AsyncIterator[tuple[int, LearnRow, bool]]:
+    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool]]:
         """(learn_seq, row, is_fraud) after ``seq`` in learning order, for checkpoint catch-up."""
         while True:
             rows = await self.pool.fetch(
@@ -262,7 +262,10 @@ class Repository:
         return [json.loads(r["record"]) for r in rows]
 
     async def current_champion(self) -> str | None:
-        return await self.pool.fetchval("SELECT to_model FROM promotions ORDER BY id DESC LIMIT 1")
+        name: str | None = await self.pool.fetchval(
+            "SELECT to_model FROM promotions ORDER BY id DESC LIMIT 1"
+        )
+        return name
 
     async def history(self, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
         """Every transaction in event-time order with its current label (for feature rebuild)."""

@@ -37,7 +37,9 @@ class AppState:
         return {"auto_promote": self.settings.scoring.auto_promote}
 
     async def promote(self, name: str, reason: str, *, automatic: bool) -> dict[str, Any]:
-        record = _jsonable(self.learner.pool.promote(name, reason, automatic=automatic))
+        record: dict[str, Any] = _jsonable(
+            self.learner.pool.promote(name, reason, automatic=automatic)
+        )
         await self.repository.record_promotion(record)
         self.metrics.promotions.labels(
             record["from_model"], record["to_model"], str(automatic).lower()

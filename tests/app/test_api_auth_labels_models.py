@@ -11,7 +11,9 @@ from tests.app.conftest import ADMIN, LABELER, SCORER, label, tx
 
 def test_missing_or_unknown_key_is_401_and_wrong_scope_403(client: TestClient) -> None:
     assert client.post("/v1/transactions", json=tx()).status_code == 401
-    assert client.post("/v1/transactions", json=tx(), headers={"X-API-Key": "nope"}).status_code == 401
+    assert (
+        client.post("/v1/transactions", json=tx(), headers={"X-API-Key": "nope"}).status_code == 401
+    )
     assert client.post("/v1/transactions", json=tx(), headers=LABELER).status_code == 403
     assert client.post("/v1/labels", json=label("x"), headers=SCORER).status_code == 403
     promote = client.post("/v1/models/logreg/promote", json={"reason": "x"}, headers=SCORER)
@@ -54,8 +56,16 @@ def _learned(client: TestClient) -> int:
 
 
 def test_bad_labels_are_rejected(client: TestClient) -> None:
-    assert client.post("/v1/labels", json={**label("x"), "is_fraud": 1}, headers=LABELER).status_code == 422
-    assert client.post("/v1/labels", json={**label("x"), "source": "psychic"}, headers=LABELER).status_code == 422
+    assert (
+        client.post("/v1/labels", json={**label("x"), "is_fraud": 1}, headers=LABELER).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/v1/labels", json={**label("x"), "source": "psychic"}, headers=LABELER
+        ).status_code
+        == 422
+    )
     naive = {**label("x"), "labeled_at": "2026-01-01T00:00:00"}
     assert client.post("/v1/labels", json=naive, headers=LABELER).status_code == 422
 
@@ -71,13 +81,25 @@ def test_models_listing_and_promotion_audit(client: TestClient) -> None:
     )
     assert record.status_code == 200, record.text
     audit = record.json()
-    assert (audit["from_model"], audit["to_model"], audit["reason"]) == (champion, challenger, "better AP")
-    after = {m["name"]: m["role"] for m in client.get("/v1/models", headers=SCORER).json()["models"]}
+    assert (audit["from_model"], audit["to_model"], audit["reason"]) == (
+        champion,
+        challenger,
+        "better AP",
+    )
+    after = {
+        m["name"]: m["role"] for m in client.get("/v1/models", headers=SCORER).json()["models"]
+    }
     assert after[challenger] == "champion" and after[champion] == "challenger"
-    assert client.post("/v1/transactions", json=tx(), headers=SCORER).json()["model"]["name"] == challenger
+    assert (
+        client.post("/v1/transactions", json=tx(), headers=SCORER).json()["model"]["name"]
+        == challenger
+    )
     history = client.get("/v1/models/promotions", headers=SCORER).json()["promotions"]
     assert [h["to_model"] for h in history] == [challenger]
-    assert client.post("/v1/models/ghost/promote", json={"reason": "x"}, headers=ADMIN).status_code == 404
+    assert (
+        client.post("/v1/models/ghost/promote", json={"reason": "x"}, headers=ADMIN).status_code
+        == 404
+    )
     again = client.post(f"/v1/models/{challenger}/promote", json={"reason": "x"}, headers=ADMIN)
     assert again.status_code == 409
 

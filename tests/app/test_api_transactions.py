@@ -151,7 +151,9 @@ def test_pan_card_id_is_rejected_and_never_echoed_or_stored(
     response = client.post("/v1/transactions", json=body, headers=SCORER)
     assert response.status_code == 422
     assert PAN not in response.text
-    assert client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404
+    assert (
+        client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404
+    )
     assert PAN not in caplog.text
     embedded = tx(card_id=f"tok_{PAN}")
     assert client.post("/v1/transactions", json=embedded, headers=SCORER).status_code == 422

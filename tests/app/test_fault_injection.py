@@ -27,7 +27,9 @@ def test_failed_commit_then_retry_counts_the_transaction_once(client: TestClient
     failed = client.post("/v1/transactions", json=body, headers=SCORER)
     assert failed.status_code == 503
     assert failed.headers["content-type"].startswith("application/problem+json")
-    assert client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404
+    assert (
+        client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404
+    )
 
     retried = client.post("/v1/transactions", json=body, headers=SCORER)
     assert retried.status_code == 200, retried.text
@@ -36,7 +38,9 @@ def test_failed_commit_then_retry_counts_the_transaction_once(client: TestClient
     assert features["card_count_30d"] == 1
     assert features["card_sum_30d"] == 50
 
-    later = client.post("/v1/transactions", json=tx(card_id="card_crash", amount=10), headers=SCORER)
+    later = client.post(
+        "/v1/transactions", json=tx(card_id="card_crash", amount=10), headers=SCORER
+    )
     assert later.status_code == 200
     stored = client.get(f"/v1/transactions/{later.json()['transaction_id']}", headers=SCORER).json()
     assert stored["features"]["card_count_30d"] == 1  # exactly one earlier transaction

@@ -28,7 +28,10 @@ def test_flush_then_rebuild_gives_identical_features(client: TestClient) -> None
     assert emptied["card_count_30d"] == 0
 
     stats = client.portal.call(
-        rebuild_features, state.backends.redis, state.repository, state.settings.scoring.lateness_days
+        rebuild_features,
+        state.backends.redis,
+        state.repository,
+        state.settings.scoring.lateness_days,
     )
     assert stats.transactions == 60
     assert stats.labels == len(ids[::7])

@@ -14,12 +14,16 @@ from tests.service_process import KEY, ServiceProcess
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str) -> Iterator[ServiceProcess]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str
+) -> Iterator[ServiceProcess]:
     db_redis = redis_url.rsplit("/", 1)[0] + "/3"
     redis.Redis.from_url(db_redis).flushdb()
     log = Path(tmp_path_factory.mktemp("schemathesis")) / "service.log"
     # The session database (not a fresh one): module fixtures cannot use the async fixture.
-    proc = ServiceProcess(env={"RIVERGUARD_DATABASE_URL": database_url, "RIVERGUARD_REDIS_URL": db_redis})
+    proc = ServiceProcess(
+        env={"RIVERGUARD_DATABASE_URL": database_url, "RIVERGUARD_REDIS_URL": db_redis}
+    )
     proc.start(log)
     try:
         yield proc

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.service_process import KEY, ServiceProcess
@@ -80,7 +80,9 @@ def transaction(i: int, card: str | None = None, **overrides: Any) -> dict[str, 
     return body
 
 
-async def produce(producer: AIOKafkaProducer, topic: str, values: list[bytes], keys: list[bytes]) -> None:
+async def produce(
+    producer: AIOKafkaProducer, topic: str, values: list[bytes], keys: list[bytes]
+) -> None:
     futures = [await producer.send(topic, v, key=k) for v, k in zip(values, keys, strict=True)]
     await asyncio.gather(*futures)
 
@@ -93,7 +95,9 @@ async def count_rows(database_url: str) -> int:
         await conn.close()
 
 
-async def wait_rows(database_url: str, expected: int, timeout: float, service: ServiceProcess | None = None) -> int:
+async def wait_rows(
+    database_url: str, expected: int, timeout: float, service: ServiceProcess | None = None
+) -> int:
     deadline = time.monotonic() + timeout
     rows = -1
     while time.monotonic() < deadline:
@@ -110,7 +114,10 @@ async def wait_rows(database_url: str, expected: int, timeout: float, service: S
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=f"reader-{uuid.uuid4().hex[:6]}"
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"reader-{uuid.uuid4().hex[:6]}",
     )
     await consumer.start()
     out: list[Any] = []
@@ -159,7 +166,10 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
         assert all(dict(d.headers)["source_topic"].decode() == topic for d in dead)
         assert all(PAN.encode() not in (d.value or b"") for d in dead)
         scores = await read_topic(kafka_bootstrap, env["RIVERGUARD_TOPICS__SCORES"], 2)
-        assert sorted(json.loads(s.value)["transaction_id"] for s in scores) == ["tx-000001", "tx-000004"]
+        assert sorted(json.loads(s.value)["transaction_id"] for s in scores) == [
+            "tx-000001",
+            "tx-000004",
+        ]
         group = f"{env['RIVERGUARD_STREAM__GROUP_ID']}-transactions"
         deadline = time.monotonic() + 10
         while await committed(kafka_bootstrap, group, topic) < 5 and time.monotonic() < deadline:
@@ -199,15 +209,23 @@ async def test_sigkill_three_times_loses_and_doubles_nothing(
         assert await wait_rows(database, total, 120, service) == total
         conn = await asyncpg.connect(database)
         ids = await conn.fetch("SELECT transaction_id FROM transactions")
-        per_card = await conn.fetch("SELECT card_id, count(*) AS n FROM transactions GROUP BY card_id")
+        per_card = await conn.fetch(
+            "SELECT card_id, count(*) AS n FROM transactions GROUP BY card_id"
+        )
         await conn.close()
-        assert sorted(r["transaction_id"] for r in ids) == sorted(b["transaction_id"] for b in bodies)
+        assert sorted(r["transaction_id"] for r in ids) == sorted(
+            b["transaction_id"] for b in bodies
+        )
         for row in per_card[:20]:
             features = httpx.get(
-                f"{service.url}/v1/cards/{row['card_id']}/features", headers={"X-API-Key": KEY}, timeout=10
+                f"{service.url}/v1/cards/{row['card_id']}/features",
+                headers={"X-API-Key": KEY},
+                timeout=10,
             ).json()["features"]
             assert features["card_count_30d"] == row["n"], row["card_id"]
-        dead = await read_topic(kafka_bootstrap, env["RIVERGUARD_TOPICS__DEAD_LETTER"], 1, timeout=3)
+        dead = await read_topic(
+            kafka_bootstrap, env["RIVERGUARD_TOPICS__DEAD_LETTER"], 1, timeout=3
+        )
         assert dead == []
     finally:
         service.stop()
@@ -224,7 +242,12 @@ async def test_two_workers_split_partitions_and_score_each_transaction_once(
     try:
         await asyncio.sleep(3)  # let the group settle on two members
         bodies = [transaction(i) for i in range(total)]
-        await produce(producer, topic, [json.dumps(b).encode() for b in bodies], [b["card_id"].encode() for b in bodies])
+        await produce(
+            producer,
+            topic,
+            [json.dumps(b).encode() for b in bodies],
+            [b["card_id"].encode() for b in bodies],
+        )
         assert await wait_rows(env["RIVERGUARD_DATABASE_URL"], total, 90, first) == total
         scored = [_kafka_scored(s) for s in (first, second)]
         assert all(n > 0 for n in scored), scored
@@ -238,7 +261,11 @@ def _kafka_scored(service: ServiceProcess) -> int:
     text = httpx.get(f"{service.url}/metrics", timeout=10).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("riverguard_inputs_total{") and 'path="kafka"' in line and 'outcome="scored"' in line:
+        if (
+            line.startswith("riverguard_inputs_total{")
+            and 'path="kafka"' in line
+            and 'outcome="scored"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
 
@@ -252,9 +279,13 @@ async def test_same_id_via_rest_and_kafka_concurrently_is_one_record(
         topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
         async with httpx.AsyncClient(base_url=service.url, headers={"X-API-Key": KEY}) as client:
             rest = asyncio.gather(*(client.post("/v1/transactions", json=b) for b in bodies))
-            kafka = produce(producer, topic, [json.dumps(b).encode() for b in bodies], [b"card_both"] * 50)
+            kafka = produce(
+                producer, topic, [json.dumps(b).encode() for b in bodies], [b"card_both"] * 50
+            )
             responses, _ = await asyncio.gather(rest, kafka)
-        assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+        assert all(r.status_code == 200 for r in responses), [
+            r.text for r in responses if r.status_code != 200
+        ]
         await wait_rows(env["RIVERGUARD_DATABASE_URL"], 50, 30, service)
         await asyncio.sleep(1)
         assert await count_rows(env["RIVERGUARD_DATABASE_URL"]) == 50
