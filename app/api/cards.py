@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from app import auth
 from app.api.deps import State
@@ -21,8 +22,16 @@ CardId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_
     dependencies=[Depends(auth.requires("admin"))],
     responses=problem_responses(401, 403, 422),
 )
-async def card_features(card_id: CardId, state: State) -> Any:
-    """The card's rolling aggregates as of now, without recording anything."""
+async def card_features(
+    card_id: CardId,
+    state: State,
+    at: Annotated[datetime | None, Query(description="RFC 3339 with offset; default now")] = None,
+) -> Any:
+    """The card's rolling aggregates as of ``at`` (default now), without recording anything."""
     if looks_like_pan(card_id):
         return problem(422, "pan_rejected", [{"loc": ["path", "card_id"], "type": "pan"}])
-    return {"card_id": card_id, "features": await state.features.card_features(card_id, None)}
+    if at is not None and at.utcoffset() is None:
+        return problem(422, "validation_failed", [{"loc": ["query", "at"], "type": "naive"}])
+    moment = at.astimezone(UTC) if at is not None else None
+    features = await state.features.card_features(card_id, moment)
+    return {"card_id": card_id, "at": moment.isoformat() if moment else None, "features": features}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,13 +32,14 @@ def test_score_returns_the_documented_shape(client: TestClient) -> None:
 def test_same_id_same_payload_replays_and_leaves_features_untouched(client: TestClient) -> None:
     body = tx(card_id="card_replay")
     first = client.post("/v1/transactions", json=body, headers=SCORER).json()
-    before = client.get("/v1/cards/card_replay/features", headers=ADMIN).json()
+    at = {"at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}
+    before = client.get("/v1/cards/card_replay/features", params=at, headers=ADMIN).json()
     again = client.post("/v1/transactions", json=body, headers=SCORER)
     assert again.status_code == 200
     assert again.json()["replayed"] is True
     assert again.json()["score"] == first["score"]
     assert again.json()["scored_at"] == first["scored_at"]
-    after = client.get("/v1/cards/card_replay/features", headers=ADMIN).json()
+    after = client.get("/v1/cards/card_replay/features", params=at, headers=ADMIN).json()
     assert after == before
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi.testclient import TestClient
 
 from app.rebuild import rebuild_features
 from tests.app.conftest import ADMIN, LABELER, SCORER, label, tx
+
+AT = {"at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}
 
 
 def test_flush_then_rebuild_gives_identical_features(client: TestClient) -> None:
@@ -17,7 +21,9 @@ def test_flush_then_rebuild_gives_identical_features(client: TestClient) -> None
     for tx_id in ids[::7]:
         assert client.post("/v1/labels", json=label(tx_id), headers=LABELER).status_code == 202
     cards = [f"card_{i}" for i in range(6)]
-    before = {c: client.get(f"/v1/cards/{c}/features", headers=ADMIN).json() for c in cards}
+    before = {
+        c: client.get(f"/v1/cards/{c}/features", params=AT, headers=ADMIN).json() for c in cards
+    }
     assert before["card_0"]["features"]["card_count_30d"] == 10
     assert any(b["features"]["card_fraud_30d"] > 0 for b in before.values())
 
@@ -35,5 +41,7 @@ def test_flush_then_rebuild_gives_identical_features(client: TestClient) -> None
     )
     assert stats.transactions == 60
     assert stats.labels == len(ids[::7])
-    after = {c: client.get(f"/v1/cards/{c}/features", headers=ADMIN).json() for c in cards}
+    after = {
+        c: client.get(f"/v1/cards/{c}/features", params=AT, headers=ADMIN).json() for c in cards
+    }
     assert after == before
