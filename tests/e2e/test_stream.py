@@ -16,8 +16,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.service_process import KEY, ServiceProcess
 
@@ -133,13 +132,13 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    """Offset committed by ``group`` on partition 0 of ``topic`` (without joining the group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        return int(await consumer.committed(TopicPartition(topic, 0)) or 0)
     finally:
-        await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+        await consumer.stop()
 
 
 async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(

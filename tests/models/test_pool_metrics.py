@@ -81,7 +81,7 @@ values = st.one_of(
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    st.lists(st.dictionaries(st.sampled_from(FEATURES + ["junk"]), values), min_size=1, max_size=8)
+    st.lists(st.dictionaries(st.sampled_from([*FEATURES, "junk"]), values), min_size=1, max_size=8)
 )
 def test_any_input_keeps_every_probability_finite(batch: list[dict[str, object]]) -> None:
     models = new_pool("logreg", "hat")
