@@ -59,7 +59,8 @@ class DemoService:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited; see {self.log_path}")
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the service exited during start-up:\n{tail}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return

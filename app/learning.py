@@ -144,7 +144,9 @@ class Learner:
             seqs = await self.repository.record_labels(entries)
         else:
             seqs = await self.repository.adopt_parked(adopted, superseded)
-        for entry, seq in zip(entries, seqs, strict=True):
+        for index, (entry, seq) in enumerate(zip(entries, seqs, strict=True)):
+            if index and index % 64 == 0:
+                await asyncio.sleep(0)  # learning a big batch must not stall scoring
             self.metrics.labels.labels(entry.status).inc()
             if seq is None:
                 continue
