@@ -32,11 +32,11 @@ lint: install ## ruff, ruff format --check, mypy --strict, import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install lint ## lint, then the whole test suite on embedded servers
+test: install tools lint ## lint, then the whole test suite on embedded servers
 	$(BIN)/pytest
 
-demo: install ## the end-to-end demo on the embedded stack
-	$(BIN)/riverguard dev
+demo: install ## the end-to-end demo on the embedded stack (report: riverguard-report.html)
+	$(BIN)/riverguard demo
 
 dev: install ## the service on embedded servers (Ctrl-C stops everything)
 	$(BIN)/riverguard dev

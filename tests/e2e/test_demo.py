@@ -1,0 +1,56 @@
+"""A shortened `riverguard demo`: it finishes, prints the summary, and its report holds every
+plot and agrees with GET /v1/models at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app import report
+
+RIVERGUARD = Path(sys.executable).with_name("riverguard")
+pytestmark = pytest.mark.slow
+
+
+def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
+    before = _servers()
+    done = subprocess.run(
+        [str(RIVERGUARD), "demo", "--days", "2", "--cards", "400", "--no-live", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "riverguard demo — summary" in done.stdout
+    assert "transactions scored" in done.stdout
+    html = out.read_text()
+    for figure in report.FIGURES:
+        assert f"id='fig-{figure}'" in html, figure
+        assert re.search(rf"id='fig-{figure}' alt='{figure}' src='data:image/png;base64,[A-Za-z0-9+/=]{{200,}}'", html)
+    rows = re.findall(r"<tr>(<td>.*?</td>)</tr>", html.split("id='models'", 1)[1].split("</table>", 1)[0])
+    assert len(rows) == 3
+    for row in rows:
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        auc_service, auc_report, ap_service, ap_report = cells[3:7]
+        assert auc_service == auc_report, cells
+        assert ap_service == ap_report, cells
+    assert _servers() <= before, "the demo left servers or a service behind"
+
+
+def _servers() -> set[int]:
+    """PIDs of processes that look like an embedded server or a riverguard service."""
+    found = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if any(word in line for word in ("valkey-server", "tansu", "pginstall", "riverguard serve")):
+            found.add(proc.info["pid"])
+    return found
