@@ -144,21 +144,29 @@ class Repository:
         return {r["transaction_id"]: _learn_row(r) for r in rows}
 
     async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]:
-        """Append labels (and learning-log rows) in one transaction; learn_seq per entry."""
-        learn_seqs: list[int | None] = []
+        """Append labels (and learning-log rows) in one transaction; learn_seq per entry.
+
+        Three set-based statements per batch, whatever its size: the labels, the current
+        label of each transaction, the learning log.
+        """
+        if not entries:
+            return []
         async with self.pool.acquire() as conn, conn.transaction():
-            for e in entries:
-                label_seq = await conn.fetchval(
+            label_seqs = [
+                row["seq"]
+                for row in await conn.fetch(
                     "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
-                    " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-                    e.transaction_id,
-                    e.is_fraud,
-                    e.labeled_at,
-                    e.source,
-                    e.status,
+                    " SELECT t.id, t.fraud, t.at, t.source, t.status FROM unnest($1::text[],"
+                    " $2::bool[], $3::timestamptz[], $4::text[], $5::text[]) WITH ORDINALITY"
+                    " AS t(id, fraud, at, source, status, n) ORDER BY t.n RETURNING seq",
+                    [e.transaction_id for e in entries],
+                    [e.is_fraud for e in entries],
+                    [e.labeled_at for e in entries],
+                    [e.source for e in entries],
+                    [e.status for e in entries],
                 )
-                learn_seqs.append(await _apply_label(conn, e, label_seq))
-        return learn_seqs
+            ]
+            return await _apply_labels(conn, list(zip(label_seqs, entries, strict=True)))
 
     async def parked_ready(self, limit: int = 1000) -> list[asyncpg.Record]:
         """Parked labels whose transaction has arrived since."""
@@ -173,18 +181,18 @@ class Repository:
         self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
     ) -> list[int | None]:
         """Parked labels whose transaction arrived: learn the newest per transaction."""
-        learn_seqs: list[int | None] = []
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE labels SET status = 'superseded' WHERE seq = ANY($1::bigint[])",
                 list(superseded),
             )
-            for label_seq, entry in adopted:
-                await conn.execute(
-                    "UPDATE labels SET status = $2 WHERE seq = $1", label_seq, entry.status
-                )
-                learn_seqs.append(await _apply_label(conn, entry, label_seq))
-        return learn_seqs
+            await conn.execute(
+                "UPDATE labels l SET status = t.status FROM unnest($1::bigint[], $2::text[])"
+                " AS t(seq, status) WHERE l.seq = t.seq",
+                [seq for seq, _ in adopted],
+                [e.status for _, e in adopted],
+            )
+            return await _apply_labels(conn, list(adopted))
 
     async def expire_parked(self, received_before: datetime) -> int:
         result = await self.pool.execute(
@@ -288,25 +296,36 @@ class Repository:
         return dict(row)
 
 
-async def _apply_label(conn: Any, e: LabelEntry, label_seq: int) -> int | None:
-    if e.status in {"learned", "relabeled"}:
+async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[int | None]:
+    """Set each transaction's current label and append the learning log; learn_seq per item."""
+    current = {
+        e.transaction_id: (seq, e) for seq, e in items if e.status in {"learned", "relabeled"}
+    }
+    if current:
         await conn.execute(
-            "UPDATE transactions SET label_is_fraud = $2, label_seq = $3 WHERE transaction_id = $1",
-            e.transaction_id,
-            e.is_fraud,
-            label_seq,
+            "UPDATE transactions t SET label_is_fraud = u.fraud, label_seq = u.seq"
+            " FROM unnest($1::text[], $2::bool[], $3::bigint[]) AS u(id, fraud, seq)"
+            " WHERE t.transaction_id = u.id",
+            list(current),
+            [e.is_fraud for _, e in current.values()],
+            [seq for seq, _ in current.values()],
         )
-    if not e.learn:
-        return None
-    seq: int = await conn.fetchval(
-        "INSERT INTO learn_log (transaction_id, is_fraud, label_seq, evaluate)"
-        " VALUES ($1, $2, $3, $4) RETURNING seq",
-        e.transaction_id,
-        e.is_fraud,
-        label_seq,
-        e.evaluate,
-    )
-    return seq
+    learn = [(seq, e) for seq, e in items if e.learn]
+    seqs: list[int] = []
+    if learn:
+        rows = await conn.fetch(
+            "INSERT INTO learn_log (transaction_id, is_fraud, label_seq, evaluate)"
+            " SELECT u.id, u.fraud, u.seq, u.evaluate FROM unnest($1::text[], $2::bool[],"
+            " $3::bigint[], $4::bool[]) WITH ORDINALITY AS u(id, fraud, seq, evaluate, n)"
+            " ORDER BY u.n RETURNING seq",
+            [e.transaction_id for _, e in learn],
+            [e.is_fraud for _, e in learn],
+            [seq for seq, _ in learn],
+            [e.evaluate for _, e in learn],
+        )
+        seqs = [row["seq"] for row in rows]
+    it = iter(seqs)
+    return [next(it) if e.learn else None for _, e in items]
 
 
 def _learn_row(row: Any) -> LearnRow:

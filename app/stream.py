@@ -93,27 +93,30 @@ class Worker:
             while not self._stopping.is_set():
                 self.state.readiness.beat(self.name)
                 polled = await consumer.getmany(timeout_ms=settings.stream.poll_timeout_ms)
-                async with self._batch_lock:
-                    for tp, records in polled.items():
-                        await self._process(consumer, tp, records)
+                if polled:
+                    async with self._batch_lock:
+                        await self._process(consumer, polled)
         finally:
             self.state.readiness.forget(self.name)
             await consumer.stop()  # leaves the group
 
     async def _process(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]
+        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
     ) -> None:
+        """One poll (every partition) as one batch: one group commit, one offset commit."""
         metrics = self.state.metrics
+        records = [record for batch in polled.values() for record in batch]
         metrics.batch_size.labels(self.topic).observe(len(records))
         dead = await self.handle(records)
         if dead:
             await self._dead_letter(dead)
-        await consumer.commit({tp: records[-1].offset + 1})
+        await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items()})
         metrics.last_commit.labels(self.topic).set(time.time())
-        highwater = consumer.highwater(tp)
-        if highwater is not None:
-            lag = max(highwater - (records[-1].offset + 1), 0)
-            metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
+        for tp, batch in polled.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(highwater - (batch[-1].offset + 1), 0)
+                metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         limit = self.state.settings.stream.dead_letter_max_bytes

@@ -2,8 +2,9 @@
 
 ROC AUC and average precision are computed exactly over a rolling window of the last N labels
 (the same definitions as scikit-learn: tied scores share their rank; AP is the step-wise
-sum of precision × recall increments over distinct thresholds). They are recomputed lazily —
-only when read after an update — so learning stays O(1) per label.
+sum of precision × recall increments over distinct thresholds). The window is a ring buffer;
+the O(N log N) sort runs lazily, when a snapshot is read after an update, and is cached, so
+learning stays O(1) per label.
 
 >>> import numpy as np
 >>> y = np.array([False, False, True, True]); s = np.array([0.1, 0.4, 0.35, 0.8])
@@ -19,107 +20,151 @@ only when read after an update — so learning stays O(1) per label.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 EPS = 1e-15
+Bools = npt.NDArray[np.bool_]
+Floats = npt.NDArray[np.float64]
 
 
-def roc_auc(y: np.ndarray, s: np.ndarray) -> float | None:
-    """Exact ROC AUC (Mann–Whitney with average ranks); None with a single class."""
-    y = np.asarray(y, dtype=bool)
-    positives = int(y.sum())
-    negatives = len(y) - positives
-    if positives == 0 or negatives == 0:
+def _ranked(y: Bools, s: Floats) -> tuple[Floats, Floats]:
+    """Cumulative true and false positives at each distinct score, highest first."""
+    order = np.argsort(-s, kind="mergesort")
+    ranked, hits = s[order], y[order].astype(np.float64)
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(hits)[ends]
+    return tps, (ends + 1) - tps
+
+
+def roc_auc(y: npt.ArrayLike, s: npt.ArrayLike) -> float | None:
+    """Exact ROC AUC (ties count half, as Mann–Whitney); None with a single class."""
+    labels, scores = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64)
+    positives = int(labels.sum())
+    if positives == 0 or positives == len(labels):
         return None
-    order = np.argsort(s, kind="mergesort")
-    sorted_scores = np.asarray(s, dtype=float)[order]
-    ranks = np.empty(len(s), dtype=float)
-    # average rank of each run of tied scores
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [len(s)]))
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    rank_sum = float(ranks[y].sum())
-    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+    tps, fps = _ranked(labels, scores)
+    tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2)
 
 
-def average_precision(y: np.ndarray, s: np.ndarray) -> float | None:
+def average_precision(y: npt.ArrayLike, s: npt.ArrayLike) -> float | None:
     """Average precision as scikit-learn defines it; None without any positive."""
-    y = np.asarray(y, dtype=bool)
-    positives = int(y.sum())
-    if positives == 0:
+    labels, scores = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64)
+    if not labels.any():
         return None
-    order = np.argsort(-np.asarray(s, dtype=float), kind="mergesort")
-    scores, labels = np.asarray(s, dtype=float)[order], y[order]
-    distinct = np.flatnonzero(np.diff(scores)) if len(scores) > 1 else np.array([], dtype=int)
-    last = np.concatenate((distinct, [len(scores) - 1]))
-    true_pos = np.cumsum(labels)[last]
-    predicted = last + 1
-    precision = true_pos / predicted
-    recall = true_pos / positives
-    increments = np.diff(np.concatenate(([0.0], recall)))
-    return float(np.sum(increments * precision))
+    tps, fps = _ranked(labels, scores)
+    recall_steps = np.diff(np.r_[0.0, tps / tps[-1]])
+    return float(np.sum(recall_steps * tps / (tps + fps)))
 
 
-def _log_loss(label: bool, score: float) -> float:
-    p = min(max(score, EPS), 1 - EPS)
-    return -math.log(p if label else 1 - p)
+def log_loss(y: npt.ArrayLike, s: npt.ArrayLike) -> float | None:
+    """Mean binary cross-entropy, probabilities clipped to [1e-15, 1 - 1e-15]."""
+    labels, scores = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64)
+    if len(labels) == 0:
+        return None
+    p = np.clip(scores, EPS, 1 - EPS)
+    return float(-np.mean(np.where(labels, np.log(p), np.log1p(-p))))
 
 
-@dataclass
+@dataclass(frozen=True)
+class ThresholdCounts:
+    """Confusion counts of ``score >= threshold`` and the precision and recall they give."""
+
+    threshold: float
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+
+    @classmethod
+    def of(cls, threshold: float, y: npt.ArrayLike, s: npt.ArrayLike) -> ThresholdCounts:
+        labels, flagged = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64) >= threshold
+        tp, fp = int((flagged & labels).sum()), int((flagged & ~labels).sum())
+        fn = int((~flagged & labels).sum())
+        return cls(threshold, tp, fp, fn, len(labels) - tp - fp - fn)
+
+    def cells(self) -> dict[str, int]:
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
+
 class RollingQuality:
-    """Rolling-window quality of one model; ``update(label, score_at_scoring_time)``."""
+    """Rolling-window quality of one model: ``update(label, score_at_scoring_time)``.
 
-    window: int = 10_000
-    review: float = 0.5
-    decline: float = 0.9
-    labels: int = 0
-    _pairs: deque[tuple[bool, float]] = field(default_factory=deque)
-    _loss_sum: float = 0.0
-    _cache: dict[str, Any] | None = None
+    Parameters
+    ----------
+    window
+        How many of the most recent labels the metrics cover (``labels`` counts them all).
+    review, decline
+        Thresholds at which confusion counts, precision and recall are reported.
+    """
 
-    def update(self, label: bool, score: float) -> None:
-        self._pairs.append((bool(label), float(score)))
-        self._loss_sum += _log_loss(label, score)
-        if len(self._pairs) > self.window:
-            old_label, old_score = self._pairs.popleft()
-            self._loss_sum -= _log_loss(old_label, old_score)
+    def __init__(self, window: int = 10_000, review: float = 0.5, decline: float = 0.9) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window, self.review, self.decline = window, review, decline
+        self.labels = 0
+        self._y = np.zeros(window, dtype=np.bool_)
+        self._s = np.zeros(window, dtype=np.float64)
+        self._tags = np.zeros(window, dtype=np.int64)
+        self._cache: dict[str, Any] | None = None
+
+    def update(self, label: bool, score: float, tag: int = -1) -> None:
+        """Record an outcome and the score given at scoring time (``tag``: label sequence)."""
+        if not math.isfinite(score):
+            raise ValueError("score must be finite")
+        slot = self.labels % self.window
+        self._y[slot], self._s[slot], self._tags[slot] = bool(label), score, tag
         self.labels += 1
         self._cache = None
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        y = np.fromiter((p[0] for p in self._pairs), dtype=bool, count=len(self._pairs))
-        s = np.fromiter((p[1] for p in self._pairs), dtype=float, count=len(self._pairs))
-        return y, s
+    def arrays(self) -> tuple[Bools, Floats]:
+        """Labels and scores in the window, oldest first (copies)."""
+        order = self._order()
+        return self._y[order], self._s[order]
+
+    def tags(self) -> npt.NDArray[np.int64]:
+        """Tags of the window's labels, oldest first (aligned with :meth:`arrays`)."""
+        return self._tags[self._order()]
+
+    def _order(self) -> npt.NDArray[np.int64]:
+        if self.labels <= self.window:
+            return np.arange(self.labels, dtype=np.int64)
+        start = self.labels % self.window
+        return np.r_[start : self.window, 0:start].astype(np.int64)
 
     def snapshot(self) -> dict[str, Any]:
+        """Metrics of the current window (a fresh dict; computed once per update)."""
         if self._cache is None:
             self._cache = self._compute()
-        return dict(self._cache)
+        return {**self._cache, "confusion": dict(self._cache["confusion"])}
 
     def _compute(self) -> dict[str, Any]:
         y, s = self.arrays()
-        n = len(y)
         out: dict[str, Any] = {
             "labels": self.labels,
             "window": self.window,
-            "window_labels": n,
+            "window_labels": len(y),
             "frauds_in_window": int(y.sum()),
-            "roc_auc": roc_auc(y, s) if n else None,
-            "average_precision": average_precision(y, s) if n else None,
-            "log_loss": self._loss_sum / n if n else None,
+            "roc_auc": roc_auc(y, s),
+            "average_precision": average_precision(y, s),
+            "log_loss": log_loss(y, s),
             "confusion": {},
         }
         for name, threshold in (("review", self.review), ("decline", self.decline)):
-            flagged = s >= threshold
-            tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
-            fn, tn = int((~flagged & y).sum()), int((~flagged & ~y).sum())
-            out["confusion"][name] = {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
-            out[f"precision_at_{name}"] = tp / (tp + fp) if tp + fp else None
-            out[f"recall_at_{name}"] = tp / (tp + fn) if tp + fn else None
+            counts = ThresholdCounts.of(threshold, y, s)
+            out["confusion"][name] = counts.cells()
+            out[f"precision_at_{name}"] = counts.precision
+            out[f"recall_at_{name}"] = counts.recall
         return out

@@ -1,36 +1,47 @@
 """Champion and challengers: every model scores every transaction; the champion decides.
 
-River models are not thread-safe. The pool is mutated (``learn``, ``promote``, ``restore``) by
-one owner task in the service; ``score`` only reads. Inputs pass :func:`guard.clean_features`
-first and outputs :func:`guard.probability`, so a NaN can never poison a model and a broken
-model can never break a request: its score falls back to the neutral 0.0 and is counted.
+River models are not thread-safe, and neither is the pool: one owner task in the service
+mutates it (``learn``, ``promote``, ``maybe_promote``, ``restore``, ``reset``), and scoring
+runs on the same event loop between those calls, never concurrently from threads.
+
+Inputs pass :func:`guard.clean_features` first, outputs :func:`guard.probability`, so a NaN
+can never poison a model and a broken model can never break a request: its score falls back
+to ``fallback_score`` (0.0, "no evidence") and the fault is counted per model.
 
 >>> pool = ModelPool([zoo.ZOO["logreg"], zoo.ZOO["hat"]], champion="logreg")
 >>> [(s.name, s.role, s.score) for s in pool.score({"amount": 10.0})]
 [('logreg', 'champion', 0.5), ('hat', 'challenger', 0.0)]
 >>> pool.learn({"amount": 10.0}, False, {"logreg": 0.5, "hat": 0.0})
 >>> pool.decide(0.95), pool.version_of("logreg")
-('decline', '1.1')
+('decline', '2.1')
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from river import stats
+from models import explain, guard, zoo
+from models.member import Member, ModelScore, PromotionRecord, Role, Thresholds
+from models.policy import PolicyDecision, PromotionPolicy, decide
 
-from models import guard, zoo
-from models.drift import DriftMonitor
-from models.metrics import RollingQuality
-from models.policy import PolicyDecision, PromotionPolicy, paired_decision
+__all__ = [
+    "AlreadyChampion",
+    "Member",
+    "ModelPool",
+    "ModelScore",
+    "PolicyDecision",
+    "PromotionPolicy",
+    "PromotionRecord",
+    "Reason",
+    "Thresholds",
+    "UnknownModel",
+]
 
-Role = Literal["champion", "challenger"]
 Decision = Literal["approve", "review", "decline"]
-NEUTRAL = 0.0
+Reason = explain.Reason
 
 
 class UnknownModel(KeyError):
@@ -41,56 +52,24 @@ class AlreadyChampion(ValueError):
     """The model named is the champion already."""
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    review: float = 0.5
-    decline: float = 0.9
-
-
-@dataclass(frozen=True)
-class ModelScore:
-    name: str
-    version: str
-    score: float
-    role: Role
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    feature: str
-    value: float
-
-
-@dataclass(frozen=True)
-class PromotionRecord:
-    from_model: str
-    to_model: str
-    at: datetime
-    reason: str
-    automatic: bool
-    metrics_from: dict[str, Any]
-    metrics_to: dict[str, Any]
-
-
-@dataclass
-class Member:
-    """One model with its learned state, quality and drift monitors."""
-
-    spec: zoo.ModelSpec
-    model: Any
-    quality: RollingQuality
-    drift: DriftMonitor = field(default_factory=DriftMonitor)
-    learned: int = 0
-    errors: int = 0
-
-    @property
-    def version(self) -> str:
-        return f"{self.spec.version}.{self.learned}"
-
-
 class ModelPool:
-    """Score with all, decide with the champion, learn each label once in every model."""
+    """Score with all, decide with the champion, learn each label once in every model.
+
+    Parameters
+    ----------
+    specs
+        The models, from :data:`models.zoo.ZOO` (champion and challengers).
+    champion
+        Name of the model whose score decides.
+    thresholds
+        ``score >= decline`` declines, ``score >= review`` sends to review.
+    metrics_window
+        Labels covered by each model's rolling metrics (and by the promotion policy).
+    policy
+        Automatic promotion policy (disabled by default).
+    fallback_score
+        Score reported for a model that raised or returned garbage (counted in ``status``).
+    """
 
     def __init__(
         self,
@@ -99,12 +78,16 @@ class ModelPool:
         thresholds: Thresholds | None = None,
         metrics_window: int = 10_000,
         policy: PromotionPolicy | None = None,
+        fallback_score: float = 0.0,
     ) -> None:
         if not specs:
             raise ValueError("a pool needs at least one model")
+        if not 0.0 <= fallback_score <= 1.0:
+            raise ValueError("fallback_score must be a probability")
         self.thresholds = thresholds or Thresholds()
         self.metrics_window = metrics_window
         self.policy = policy or PromotionPolicy()
+        self.fallback_score = fallback_score
         self.specs = {spec.name: spec for spec in specs}
         if champion not in self.specs:
             raise UnknownModel(champion)
@@ -116,15 +99,17 @@ class ModelPool:
     def reset(self) -> None:
         """Fresh, unfitted models (used when no usable snapshot exists)."""
         self.members = {name: self._fresh(spec) for name, spec in self.specs.items()}
-        self.feature_means: dict[str, stats.Mean] = {}
-        self.guarded = 0
-        self.shared: list[tuple[bool, dict[str, float]]] = []
+        self.dropped = 0  # feature values dropped by the guard (not finite, not numbers)
+        self.clipped = 0  # finite values clipped to ±guard.MAX_ABS_VALUE
+        self._label_seq = 0
+
+    @property
+    def guarded(self) -> int:
+        """Feature values the guard kept away from the models (dropped or clipped)."""
+        return self.dropped + self.clipped
 
     def _fresh(self, spec: zoo.ModelSpec) -> Member:
-        quality = RollingQuality(
-            self.metrics_window, self.thresholds.review, self.thresholds.decline
-        )
-        return Member(spec=spec, model=spec.factory(), quality=quality)
+        return Member.fresh(spec, self.metrics_window, self.thresholds)
 
     def names(self) -> list[str]:
         """Champion first, then challengers in configuration order."""
@@ -144,19 +129,16 @@ class ModelPool:
 
     # ---- scoring -------------------------------------------------------------------
     def score(self, features: Mapping[str, object]) -> list[ModelScore]:
-        clean = self._clean(features)
-        return [self._score_one(name, clean) for name in self.names()]
+        """Every model's P(fraud), champion first; always finite, in [0, 1]."""
+        x = self._clean(features)
+        return [self._score_one(name, x) for name in self.names()]
 
     def _score_one(self, name: str, x: dict[str, float]) -> ModelScore:
         member = self.members[name]
-        try:
-            value = guard.probability(member.model.predict_proba_one(x))
-        except Exception:  # a model bug costs its own score, never the request
-            value = None
-        if value is None:
-            member.errors += 1
-            value = NEUTRAL
-        return ModelScore(name, member.version, value, self.role_of(name))
+        value = member.predict(x)
+        fallback = value is None
+        score = self.fallback_score if value is None else value
+        return ModelScore(name, member.version, score, self.role_of(name), fallback)
 
     def decide(self, score: float) -> Decision:
         if score >= self.thresholds.decline:
@@ -167,70 +149,54 @@ class ModelPool:
 
     def _clean(self, features: Mapping[str, object]) -> dict[str, float]:
         clean = guard.clean_features(features)
-        self.guarded += clean.dropped + clean.clipped
+        self.dropped += clean.dropped
+        self.clipped += clean.clipped
         return clean.values
 
     # ---- learning ------------------------------------------------------------------
     def learn(
         self, features: Mapping[str, object], is_fraud: bool, scored: Mapping[str, float]
     ) -> None:
-        """Update each model's metrics from ``scored`` (its score at scoring time), then learn."""
+        """Learn one label in every model, exactly once.
+
+        First each model's metrics take the score *that model* gave at scoring time
+        (``scored[name]``; a model absent from ``scored`` is not judged on this label), then
+        every model learns, then the drift detectors see the error of the scoring-time score.
+        """
         x = self._clean(features)
-        label = bool(is_fraud)
-        for name, member in self.members.items():
-            if name in scored and math.isfinite(scored[name]):
-                member.quality.update(label, float(scored[name]))
-                member.drift.update(label, float(scored[name]))
-            try:
-                member.model.learn_one(x, label)
-                member.learned += 1
-            except Exception:
-                member.errors += 1
-        if scored and all(name in scored for name in self.members):
-            self.shared.append((label, {n: float(scored[n]) for n in self.members}))
-            if len(self.shared) > self.metrics_window:
-                del self.shared[: len(self.shared) - self.metrics_window]
-        for name, value in x.items():
-            self.feature_means.setdefault(name, stats.Mean()).update(value)
+        label, tag = bool(is_fraud), self._label_seq
+        self._label_seq += 1
+        judged = {}
+        for name, value in scored.items():
+            if name in self.members and _is_probability(value):
+                judged[name] = float(value)
+                self.members[name].quality.update(label, float(value), tag)
+        for member in self.members.values():
+            member.learn(x, label)
+        for name, value in judged.items():
+            self.members[name].drift.update(label, value)
 
     # ---- explanations ----------------------------------------------------------------
     def explain(
         self, features: Mapping[str, object], top: int = 3, candidates: int = 8
     ) -> list[Reason]:
-        """Top features behind the champion's score, by one-at-a-time perturbation.
-
-        The ``candidates`` features furthest from their running mean are each reset to that
-        mean; the drop in the champion's probability is the feature's contribution. Codes are
-        ``<feature>_high`` / ``<feature>_low`` (relative to the mean).
-        """
+        """The features that raised the champion's score most (see :mod:`models.explain`)."""
         x = self._clean(features)
         member = self.members[self.champion]
-        base = self._score_one(self.champion, x).score
-        distance = []
-        for name, value in x.items():
-            mean = self.feature_means.get(name)
-            if mean is not None and mean.n > 0:
-                distance.append((abs(value - mean.get()) / (abs(mean.get()) + 1.0), name))
-        distance.sort(reverse=True)
-        contributions = []
-        for _, name in distance[:candidates]:
-            perturbed = dict(x)
-            perturbed[name] = self.feature_means[name].get()
-            try:
-                changed = guard.probability(member.model.predict_proba_one(perturbed))
-            except Exception:
-                changed = None
-            if changed is not None and base - changed > 0:
-                contributions.append((base - changed, name))
-        contributions.sort(reverse=True)
-        reasons = []
-        for _, name in contributions[:top]:
-            side = "high" if x[name] >= self.feature_means[name].get() else "low"
-            reasons.append(Reason(f"{name}_{side}", name, x[name]))
-        return reasons
+        try:
+            linear = explain.linear_reasons(member.model, x, top)
+        except Exception:  # an explanation is best-effort; the score stands without it
+            member.predict_errors += 1
+            linear = None
+        if linear is not None:
+            return linear
+        return explain.perturbation_reasons(member.predict, x, member.baseline, top, candidates)
 
     # ---- promotion -------------------------------------------------------------------
-    def promote(self, name: str, reason: str, automatic: bool = False) -> PromotionRecord:
+    def promote(
+        self, name: str, reason: str, automatic: bool = False, at: datetime | None = None
+    ) -> PromotionRecord:
+        """Make ``name`` the champion; the record keeps both models' metrics at that moment."""
         member = self._member(name)
         if name == self.champion:
             raise AlreadyChampion(name)
@@ -238,7 +204,7 @@ class ModelPool:
         record = PromotionRecord(
             from_model=previous,
             to_model=name,
-            at=datetime.now(UTC),
+            at=at or datetime.now(UTC),
             reason=reason,
             automatic=automatic,
             metrics_from=self.members[previous].quality.snapshot(),
@@ -247,49 +213,50 @@ class ModelPool:
         self.champion = name
         return record
 
-    def evaluate_policy(self) -> PolicyDecision:
+    def evaluate_policy(self, now: datetime | None = None) -> PolicyDecision:
         """Should a challenger replace the champion? Always explained, never applied here."""
-        return paired_decision(self.policy, self.champion, self.shared)
+        windows = {name: m.window() for name, m in self.members.items()}
+        return decide(self.policy, self.champion, windows, at=now)
+
+    def maybe_promote(self, now: datetime | None = None) -> PromotionRecord | None:
+        """Apply the policy when it is enabled and says promote; the record, or None."""
+        if not self.policy.enabled:
+            return None
+        decision = self.evaluate_policy(now)
+        if not decision.promote or decision.challenger is None:
+            return None
+        return self.promote(decision.challenger, decision.explanation, automatic=True, at=now)
 
     # ---- status ----------------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:
-        rows = []
-        for name in self.names():
-            member = self.members[name]
-            metrics = member.quality.snapshot()
-            drift = member.drift.state()
-            rows.append(
-                {
-                    "name": name,
-                    "role": self.role_of(name),
-                    "version": member.version,
-                    "description": member.spec.description,
-                    "learned": member.learned,
-                    "labels": metrics["labels"],
-                    "roc_auc": metrics["roc_auc"],
-                    "average_precision": metrics["average_precision"],
-                    "log_loss": metrics["log_loss"],
-                    "confusion": metrics["confusion"],
-                    "metrics": metrics,
-                    "drift": drift,
-                    "drift_detected": drift["drifts"],
-                    "in_drift": 1 if drift["in_drift"] else 0,
-                    "errors": member.errors,
-                }
-            )
-        return rows
+        """One row per model, champion first (``GET /v1/models``, Prometheus)."""
+        pool_guard = {"dropped_values": self.dropped, "clipped_values": self.clipped}
+        return [self.members[name].status(self.role_of(name), pool_guard) for name in self.names()]
 
     # ---- snapshots -------------------------------------------------------------------
     def snapshot(self, name: str, feature_set: str, last_seq: int) -> bytes:
+        """The learned state of ``name`` (model, metrics, drift, baseline) as bytes."""
         from models import snapshot
 
         return snapshot.dumps(self._member(name), feature_set=feature_set, last_seq=last_seq)
 
     def restore(self, name: str, blob: bytes, feature_set: str) -> int:
-        """Replace ``name`` by its snapshot; return the snapshot's last sequence number."""
+        """Replace ``name`` by its snapshot; return the snapshot's last sequence number.
+
+        Raises :class:`models.snapshot.SnapshotMismatch` (nothing changed) when the snapshot
+        was written by other versions, for another feature set or model definition.
+        """
         from models import snapshot
 
-        member, meta = snapshot.loads(blob, feature_set=feature_set, model=name)
-        member.spec = self.specs[name]
+        spec = self.specs.get(name)
+        if spec is None:
+            raise UnknownModel(name)
+        member, meta = snapshot.loads(blob, feature_set=feature_set, model=name, spec=spec)
         self.members[name] = member
+        # later labels must get tags beyond every restored one, so pairs stay aligned
+        self._label_seq = max(self._label_seq, member.last_tag() + 1)
         return int(meta["last_seq"])
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0

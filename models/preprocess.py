@@ -41,10 +41,15 @@ class SignedLog(base.Transformer):
 
     def transform_one(self, x: dict[Any, Any]) -> dict[Any, Any]:
         keep = self.keep
-        return {
-            name: value if name in keep or not _is_number(value) else signed_log(value)
-            for name, value in x.items()
-        }
+        out = {}
+        for name, value in x.items():
+            kind = value.__class__
+            # exact-type fast path: the pool hands over plain floats (see models.guard)
+            if (kind is float or kind is int or _is_number(value)) and name not in keep:
+                out[name] = math.copysign(math.log1p(abs(value)), value)
+            else:
+                out[name] = value
+        return out
 
 
 def _is_number(value: object) -> bool:

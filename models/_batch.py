@@ -1,0 +1,110 @@
+"""The weekly-retrained batch baseline of :mod:`models.evaluation` (scikit-learn, lazily).
+
+scikit-learn is a development dependency, so it is imported inside the functions that need
+it, never at module import: the service can import :mod:`models` without it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from models import guard
+
+if TYPE_CHECKING:
+    from models.evaluation import Event, Run
+
+
+def _matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
+    out = np.full((len(rows), len(names)), np.nan)
+    for i, features in enumerate(rows):
+        for j, name in enumerate(names):
+            value = features.get(name)
+            if value is not None:
+                out[i, j] = value
+    return out
+
+
+def _estimator(model: Literal["hgb", "logreg"], seed: int) -> Any:
+    if model == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(random_state=seed)
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=1000)
+    )
+
+
+class _Week:
+    """The frozen model of the current week and the transactions it scored."""
+
+    def __init__(self, model: Any, names: list[str]) -> None:
+        self.model, self.names = model, names
+        self.pending: list[tuple[int, Mapping[str, float]]] = []
+
+    def flush(self, scores: dict[int, float]) -> None:
+        if not self.pending:
+            return
+        if self.model is None:
+            scores.update({rank: 0.0 for rank, _ in self.pending})
+        else:
+            x = _matrix([f for _, f in self.pending], self.names)
+            probs = self.model.predict_proba(x)[:, 1]
+            scores.update(
+                {rank: float(p) for (rank, _), p in zip(self.pending, probs, strict=True)}
+            )
+        self.pending = []
+
+
+def _fit(
+    known: Mapping[int, tuple[Mapping[str, float], bool]],
+    model: Literal["hgb", "logreg"],
+    seed: int,
+) -> _Week:
+    labels = [y for _, y in known.values()]
+    if len(set(labels)) < 2:
+        return _Week(None, [])
+    names = sorted({name for features, _ in known.values() for name in features})
+    x = _matrix([f for f, _ in known.values()], names)
+    return _Week(_estimator(model, seed).fit(x, np.array(labels)), names)
+
+
+def weekly(
+    events: Iterable[Event], *, model: Literal["hgb", "logreg"], seed: int, week: float
+) -> Run:
+    """Replay ``events``; retrain at each week boundary on every label received before it."""
+    from models.evaluation import _run
+
+    stored: dict[str, tuple[Mapping[str, float], int]] = {}
+    known: dict[int, tuple[Mapping[str, float], bool]] = {}
+    scores: dict[int, float] = {}
+    current, week_no, count, n_events = _Week(None, []), -math.inf, 0, 0
+    origin: float | None = None
+    started = time.perf_counter()
+    for event in events:
+        n_events += 1
+        origin = event.time if origin is None else origin
+        if event.kind == "tx" and event.key not in stored:
+            if (event.time - origin) // week > week_no:
+                week_no = (event.time - origin) // week
+                current.flush(scores)
+                current = _fit(known, model, seed)
+            features = guard.clean_features(event.features or {}).values
+            stored[event.key] = (features, count)
+            current.pending.append((count, features))
+            count += 1
+        elif event.kind == "label" and event.key in stored:
+            features, rank = stored[event.key]
+            known.setdefault(rank, (features, bool(event.label)))
+    current.flush(scores)
+    outcome = {rank: (y, scores[rank]) for rank, (_, y) in known.items()}
+    return _run(f"batch_{model}_weekly", outcome, count, n_events, time.perf_counter() - started)
