@@ -35,8 +35,13 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     html = out.read_text()
     for figure in report.FIGURES:
         assert f"id='fig-{figure}'" in html, figure
-        assert re.search(rf"id='fig-{figure}' alt='{figure}' src='data:image/png;base64,[A-Za-z0-9+/=]{{200,}}'", html)
-    rows = re.findall(r"<tr>(<td>.*?</td>)</tr>", html.split("id='models'", 1)[1].split("</table>", 1)[0])
+        assert re.search(
+            rf"id='fig-{figure}' alt='{figure}' src='data:image/png;base64,[A-Za-z0-9+/=]{{200,}}'",
+            html,
+        )
+    rows = re.findall(
+        r"<tr>(<td>.*?</td>)</tr>", html.split("id='models'", 1)[1].split("</table>", 1)[0]
+    )
     assert len(rows) == 3
     for row in rows:
         cells = re.findall(r"<td>(.*?)</td>", row)
@@ -51,6 +56,8 @@ def _servers() -> set[int]:
     found = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
-        if any(word in line for word in ("valkey-server", "tansu", "pginstall", "riverguard serve")):
+        if any(
+            word in line for word in ("valkey-server", "tansu", "pginstall", "riverguard serve")
+        ):
             found.add(proc.info["pid"])
     return found

@@ -133,7 +133,9 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
 
 async def committed(bootstrap: str, group: str, topic: str) -> int:
     """Offset committed by ``group`` on partition 0 of ``topic`` (without joining the group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         return int(await consumer.committed(TopicPartition(topic, 0)) or 0)
