@@ -36,7 +36,7 @@ class CleanFeatures:
 
 def _as_float(value: object) -> float | None:
     if value.__class__ is float:  # the common case, without the ABC machinery
-        return value if math.isfinite(value) else None  # type: ignore[return-value]
+        return value if math.isfinite(value) else None
     # numbers.Real covers int, float, bool and numpy scalars; Decimal is not Real but is
     # what the wire schema uses for amounts, so accept anything float() takes exactly.
     if isinstance(value, numbers.Real) or type(value).__name__ == "Decimal":
