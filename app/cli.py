@@ -153,6 +153,40 @@ def demo(
             service.stop()
 
 
+@cli.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="simulator JSONL (riverguard simulate generate)")],
+    models: Annotated[str, typer.Option(help="comma-separated zoo models")] = "arf,logreg,hat",
+    baseline: Annotated[
+        str, typer.Option(help="weekly batch baseline: hgb, logreg or none")
+    ] = "hgb",
+) -> None:
+    """Prequential quality of each model on a stream, beside a weekly-retrained batch model."""
+    from app import evaluate as evaluate_module
+    from models import evaluation, zoo
+    from simulator.jsonl import JsonlError, read_jsonl
+
+    if not data.is_file():
+        err.print(f"[red]error:[/] no such file: {data}")
+        raise typer.Exit(2)
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in zoo.ZOO]
+    if unknown or baseline not in {"hgb", "logreg", "none"}:
+        err.print(f"[red]error:[/] unknown model(s) {unknown} or baseline {baseline!r}")
+        raise typer.Exit(2)
+    try:
+        stream = list(evaluate_module.events(read_jsonl(data)))
+    except JsonlError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        rows = evaluation.evaluate(stream, [zoo.ZOO[n] for n in names], baseline=baseline)  # type: ignore[arg-type]
+    except ImportError:
+        err.print("scikit-learn is not installed (dev dependency): no batch baseline")
+        rows = evaluation.evaluate(stream, [zoo.ZOO[n] for n in names], baseline="none")
+    print(evaluation.format_table(rows))
+
+
 features_cli = typer.Typer(help="Feature store maintenance.", no_args_is_help=True)
 cli.add_typer(features_cli, name="features")
 
