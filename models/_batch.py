@@ -98,13 +98,13 @@ def weekly(
                 week_no = (event.time - origin) // week
                 current.flush(scores)
                 current = _fit(known, model, seed)
-            features = guard.clean_features(event.features or {}).values
-            stored[event.key] = (features, count)
-            current.pending.append((count, features))
+            clean = guard.clean_features(event.features or {}).values
+            stored[event.key] = (clean, count)
+            current.pending.append((count, clean))
             count += 1
         elif event.kind == "label" and event.key in stored:
-            features, rank = stored[event.key]
-            known.setdefault(rank, (features, bool(event.label)))
+            seen, rank = stored[event.key]
+            known.setdefault(rank, (seen, bool(event.label)))
     current.flush(scores)
     outcome = {rank: (y, scores[rank]) for rank, (_, y) in known.items()}
     return _run(f"batch_{model}_weekly", outcome, count, n_events, time.perf_counter() - started)

@@ -142,7 +142,9 @@ class RollingQuality:
         if self.labels <= self.window:
             return np.arange(self.labels, dtype=np.int64)
         start = self.labels % self.window
-        return np.r_[start : self.window, 0:start].astype(np.int64)
+        return np.concatenate(
+            (np.arange(start, self.window, dtype=np.int64), np.arange(start, dtype=np.int64))
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Metrics of the current window (a fresh dict; computed once per update)."""

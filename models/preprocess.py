@@ -23,29 +23,23 @@ def signed_log(value: float) -> float:
 
 
 class SignedLog(base.Transformer):
-    """Replace every numeric feature ``x`` by ``sign(x) * log1p(|x|)``.
+    """Replace every numeric feature ``x`` by ``sign(x) * log1p(|x|)``; others pass through.
 
-    Parameters
-    ----------
-    keep
-        Names of features passed through untouched (already on a sane scale).
+    Stateless: nothing is learned, so it can sit in front of any model. (No parameters: a
+    tuple-valued parameter would break River's ``clone`` and its conformance checks.)
 
     Examples
     --------
-    >>> SignedLog(keep=("hour",)).transform_one({"amount": 0.0, "hour": 23.0})
-    {'amount': 0.0, 'hour': 23.0}
+    >>> SignedLog().transform_one({"amount": 0.0, "count": 3.0, "name": "x"})
+    {'amount': 0.0, 'count': 1.386..., 'name': 'x'}
     """
 
-    def __init__(self, keep: tuple[str, ...] = ()) -> None:
-        self.keep = keep
-
     def transform_one(self, x: dict[Any, Any]) -> dict[Any, Any]:
-        keep = self.keep
         out = {}
         for name, value in x.items():
             kind = value.__class__
             # exact-type fast path: the pool hands over plain floats (see models.guard)
-            if (kind is float or kind is int or _is_number(value)) and name not in keep:
+            if kind is float or kind is int or _is_number(value):
                 out[name] = math.copysign(math.log1p(abs(value)), value)
             else:
                 out[name] = value

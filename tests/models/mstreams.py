@@ -1,0 +1,36 @@
+"""Small seeded streams and pools shared by the models tests (imported as a plain module)."""
+
+from __future__ import annotations
+
+import random
+
+from models import pool, zoo
+
+FEATURES = ["amount", "card_count_1d", "card_amount_to_mean_30d", "merchant_fraud_ratio_7d"]
+
+
+def stream(n: int, seed: int = 3, fraud_rate: float = 0.05) -> list[tuple[dict[str, float], bool]]:
+    """Labelled transactions where fraud is big, frequent, unusual and at risky merchants."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        fraud = rng.random() < fraud_rate
+        x = {
+            "amount": rng.lognormvariate(4 + (1.5 if fraud else 0), 1),
+            "card_count_1d": float(rng.randint(0, 10) + (5 if fraud else 0)),
+            "card_amount_to_mean_30d": rng.random() * (6 if fraud else 2),
+            "merchant_fraud_ratio_7d": rng.random() * (0.5 if fraud else 0.05),
+        }
+        out.append((x, fraud))
+    return out
+
+
+def new_pool(*names: str, **kwargs: object) -> pool.ModelPool:
+    return pool.ModelPool([zoo.ZOO[n] for n in names], champion=names[0], **kwargs)  # type: ignore[arg-type]
+
+
+def train(models: pool.ModelPool, events: list[tuple[dict[str, float], bool]]) -> None:
+    """Prequential: score, then learn with the scores given at scoring time."""
+    for x, y in events:
+        scored = {s.name: s.score for s in models.score(x)}
+        models.learn(x, y, scored)
