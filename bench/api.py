@@ -4,7 +4,7 @@ Full path = strict decoding, Redis features (Lua, atomic), champion + challenger
 group-committed Postgres write, then the answer. Both servers are one uvicorn process on the
 embedded stack; the load generator runs in this process. Prints a markdown section.
 
-    .venv/bin/python bench/api.py [--seconds 5]
+    .venv/bin/python -m bench.api [--seconds 5]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> st
     lines += [
         "",
         f"Highest rate held with p99 ≤ 10 ms: full path **{held(full):g} req/s**, bare endpoint {held(bare):g} req/s.",
-        "Command: `.venv/bin/python bench/api.py`",
+        "Command: `.venv/bin/python -m bench.api`",
         "",
     ]
     return "\n".join(lines)

@@ -40,14 +40,21 @@ def main() -> None:
         if not path.exists():
             continue
         print(f"running bench/{name} ...", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=1800, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        # As a module from the root: run as a script, bench/features.py would shadow features/.
+        done = subprocess.run([sys.executable, "-m", f"bench.{path.stem}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=1800,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
         if done.returncode != 0:
             sections.append(
                 f"## bench/{name}\n\nFAILED (exit {done.returncode}):\n\n```\n{done.stderr[-2000:]}\n```\n"
             )
         else:
-            sections.append(done.stdout.strip() + "\n")
+            text = done.stdout.strip()
+            if not text.startswith("## "):
+                text = (
+                    f"## bench/{name}\n\nCommand: `.venv/bin/python -m bench.{path.stem}`\n\n{text}"
+                )
+            sections.append(text + "\n")
     (ROOT / "BENCHMARKS.md").write_text("\n".join(sections), encoding="utf-8")
     print("BENCHMARKS.md written", file=sys.stderr)
 

@@ -4,7 +4,7 @@ Produces N transactions to a fresh topic, then measures (a) a bare aiokafka loop
 consumes and decodes them (the in-run baseline) and (b) `riverguard serve` consuming the same
 topic until every transaction is in Postgres and on the `scores` topic. Prints markdown.
 
-    .venv/bin/python bench/stream.py [--count 20000]
+    .venv/bin/python -m bench.stream [--count 20000]
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main() -> None:
         f"| bare aiokafka consume + decode + commit | {bare:,.0f} | 1.00 |",
         f"| riverguard worker, end to end | {full:,.0f} | {full / bare:.2f} |",
         "",
-        "Command: `.venv/bin/python bench/stream.py`",
+        "Command: `.venv/bin/python -m bench.stream`",
         "",
     ]))  # fmt: skip
 
