@@ -31,7 +31,11 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "riverguard demo — summary" in done.stdout
-    assert "transactions scored" in done.stdout
+    generated = re.search(r"generated ([\d,]+) transactions", done.stdout)
+    summary = done.stdout.split("riverguard demo — summary", 1)[1]
+    scored = re.search(r"transactions scored\s*│\s*(\d+)\s*│", summary)
+    assert generated and scored, done.stdout[-3000:]
+    assert int(scored.group(1)) == int(generated.group(1).replace(",", ""))  # via Kafka and REST
     html = out.read_text()
     for figure in report.FIGURES:
         assert f"id='fig-{figure}'" in html, figure

@@ -11,9 +11,7 @@ from models import evaluation, zoo
 from models.evaluation import WEEK, Event
 
 
-def events_from(
-    n: int, per_day: int = 200, delay_days: float = 7.0, seed: int = 3
-) -> list[Event]:
+def events_from(n: int, per_day: int = 200, delay_days: float = 7.0, seed: int = 3) -> list[Event]:
     """Transactions spread over days, each labelled ``delay_days`` later, in time order."""
     out = []
     for i, (x, y) in enumerate(stream(n, seed=seed)):
