@@ -56,18 +56,7 @@ class DemoService:
             self.process = subprocess.Popen(
                 [str(riverguard), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the service exited during start-up:\n{tail}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the service was not ready within {timeout:.0f}s; see {self.log_path}")
+        wait_ready(self.url, self.process, self.log_path, timeout)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -119,6 +108,23 @@ class DemoService:
             await conn.close()
         assert row is not None
         return {"transactions": int(row["transactions"]), "labels": int(row["labels"])}
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    """Poll ``url``/readyz until 200; fail with the log's tail if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the service exited during start-up:\n{tail}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"the service was not ready within {timeout:.0f}s:\n{tail}")
 
 
 def _value(line: str) -> float:

@@ -6,12 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from app import demo_service
 from app.embedded import free_port
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
@@ -44,18 +42,8 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited early:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"service not ready in {timeout}s:\n{self.log_tail()}")
+        assert self.process is not None and self.log_path is not None
+        demo_service.wait_ready(self.url, self.process, self.log_path, timeout)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""

@@ -10,8 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mstreams import FEATURES, new_pool, stream, train
+from river import linear_model
 
-from models import guard, pool, zoo
+from models import explain, guard, pool, zoo
 
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -30,6 +31,12 @@ features = st.dictionaries(st.one_of(st.sampled_from([*FEATURES, "junk"]), st.te
 TRAINED = new_pool(*zoo.ZOO)
 train(TRAINED, stream(400))
 CHECK = [x for x, _ in stream(30, seed=9)]
+
+
+def _regression(models: pool.ModelPool) -> linear_model.LogisticRegression:
+    head = explain.linear_head(models.members["logreg"].model)
+    assert head is not None
+    return head[1]
 
 
 def _all_finite(weights: dict[str, float]) -> bool:
@@ -51,7 +58,7 @@ def test_any_input_keeps_every_probability_finite(
     for probe in CHECK:
         for s in models.score(probe):
             assert math.isfinite(s.score) and 0.0 <= s.score <= 1.0 and not s.fallback
-    regression = models.members["logreg"].model["LogisticRegression"]
+    regression = _regression(models)
     assert _all_finite(regression.weights) and math.isfinite(regression.intercept)
     assert all(row["errors"] == 0 for row in models.status())
 
@@ -65,7 +72,7 @@ def test_huge_values_do_not_overflow_the_scaler() -> None:
     models = new_pool("logreg")
     for i in range(50):
         models.learn({"amount": 1e308 if i % 2 else -1e308, "n": float(i)}, i % 3 == 0, {})
-    weights = models.members["logreg"].model["LogisticRegression"].weights
+    weights = _regression(models).weights
     assert _all_finite(weights)
     assert 0.0 <= models.score({"amount": 10.0, "n": 1.0})[0].score <= 1.0
 
