@@ -5,7 +5,7 @@ short hash of the names and :data:`DEFINITION_VERSION`, stored by models with th
 snapshots so that a model never scores features it was not trained on.
 
 >>> len(FEATURE_NAMES), len(FEATURE_SET_ID)
-(59, 12)
+(62, 12)
 >>> mcc_group("5411"), mcc_group("3005"), mcc_group("8398"), mcc_group(None)
 ('everyday', 'travel', 'other', None)
 """
@@ -25,7 +25,7 @@ from features.windows import (
 )
 
 #: Bump when the meaning of any feature changes (not only its name).
-DEFINITION_VERSION = "2"
+DEFINITION_VERSION = "3"
 
 CARD_WINDOWS = ("1h", "1d", "7d", "30d")
 MERCHANT_WINDOWS = ("1d", "7d", "30d")
@@ -78,6 +78,7 @@ CARD_FEATURES = (
 MERCHANT_FEATURES = (
     *(f"merchant_{stat}_{w}" for w in MERCHANT_WINDOWS for stat in ("count", "sum")),
     *(f"merchant_fraud_{stat}_{w}" for w in MERCHANT_WINDOWS for stat in ("count", "ratio")),
+    *(f"merchant_fraud_labels_arrived_{w}" for w in MERCHANT_WINDOWS),
 )
 FEATURE_NAMES: tuple[str, ...] = (*TRANSACTION_FEATURES, *CARD_FEATURES, *MERCHANT_FEATURES)
 FEATURE_SET_ID: str = hashlib.sha256(
@@ -196,6 +197,7 @@ def _merchant_values(agg: MerchantAggregates) -> list[float]:
         values += [count, total / 100]
     for count, _, frauds in windows:
         values += [frauds, min(1.0, frauds / count) if count else 0.0]
+    values += [agg.a1d, agg.a7d, agg.a30d]
     return values
 
 

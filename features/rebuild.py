@@ -4,7 +4,11 @@ The app feeds every stored transaction in event-time order, each label after its
 transaction, to :func:`rebuild` on an empty key prefix. The same scripts as live scoring
 run on them, so the rebuilt state gives every later transaction the same features as the
 lost state would have: card records and merchant buckets are a function of the set of
-accepted transactions (not of their order), and label counts of the latest label per id.
+accepted transactions (not of their order), and label counts of the latest label per id —
+the fraud counts at its transaction's event time, the arrived counts at its ``labeled_at``
+(so each label must come with the ``labeled_at`` of the label that made it current, as the
+app's history gives it). Replayed right after its transaction, a label may land in buckets
+ahead of the merchant's newest event; they are read only by later events, as live.
 
 Late transactions are never stored by the app (the card rejected them, so no entity
 counted them), so the history holds exactly what the state held. Dedup markers: old

@@ -60,7 +60,8 @@ class _Merchant:
     newest: int | None = None
     hours: dict[int, list[int]] = field(default_factory=dict)  # hour -> [count, cents]
     days: dict[int, list[int]] = field(default_factory=dict)
-    frauds: dict[str, int] = field(default_factory=dict)
+    # fraud-labelled id -> (its transaction's event ms, the label's arrival ms)
+    frauds: dict[str, tuple[int, int]] = field(default_factory=dict)
     seen: dict[str, _Marker] = field(default_factory=dict)
 
 
@@ -146,19 +147,25 @@ def merchant_aggregates(
         found = [buckets[i] for i in range(lo, hi) if i in buckets]
         return sum(b[0] for b in found), sum(b[1] for b in found)
 
-    def frauds(lo: int, hi: int) -> int:
-        return sum(1 for ft in merchant.frauds.values() if lo <= ft < hi)
+    def frauds(which: int) -> tuple[int, int, int]:
+        """Labels whose time (0: the transaction's, 1: the label's arrival) is in 1d/7d/30d."""
+
+        def count(lo: int, hi: int) -> int:
+            return sum(1 for times in merchant.frauds.values() if lo <= times[which] < hi)
+
+        today = count(r.today_lo * HOUR_MS, r.hour_hi * HOUR_MS)
+        return (
+            count(r.hour_lo * HOUR_MS, r.hour_hi * HOUR_MS),
+            count(r.day7_lo * DAY_MS, r.day_hi * DAY_MS) + today,
+            count(r.day_lo * DAY_MS, r.day_hi * DAY_MS) + today,
+        )
 
     c1d, s1d = total(merchant.hours, r.hour_lo, r.hour_hi)
     ct, st = total(merchant.hours, r.today_lo, r.hour_hi)
     c7d, s7d = total(merchant.days, r.day7_lo, r.day_hi)
     c30d, s30d = total(merchant.days, r.day_lo, r.day_hi)
-    ftoday = frauds(r.today_lo * HOUR_MS, r.hour_hi * HOUR_MS)
     return MerchantAggregates(
-        e.ts, c1d, s1d, c7d + ct, s7d + st, c30d + ct, s30d + st,
-        frauds(r.hour_lo * HOUR_MS, r.hour_hi * HOUR_MS),
-        frauds(r.day7_lo * DAY_MS, r.day_hi * DAY_MS) + ftoday,
-        frauds(r.day_lo * DAY_MS, r.day_hi * DAY_MS) + ftoday,
+        e.ts, c1d, s1d, c7d + ct, s7d + st, c30d + ct, s30d + st, *frauds(0), *frauds(1)
     )  # fmt: skip
 
 
@@ -184,7 +191,10 @@ def _prune(merchant: _Merchant, oldest_hour: int, oldest_day: int) -> None:
     """Forget what is behind the horizon (never read again), as the script does each day."""
     merchant.hours = {h: b for h, b in merchant.hours.items() if h >= oldest_hour}
     merchant.days = {d: b for d, b in merchant.days.items() if d >= oldest_day}
-    merchant.frauds = {i: ts for i, ts in merchant.frauds.items() if ts >= oldest_day * DAY_MS}
+    # an id goes once its label arrived behind the horizon (arrival >= its transaction's time)
+    merchant.frauds = {
+        i: times for i, times in merchant.frauds.items() if times[1] >= oldest_day * DAY_MS
+    }
 
 
 def _floats(values: Iterable[float]) -> list[float]:
@@ -249,15 +259,22 @@ class ReferenceFeatures:
         return FeatureResult(tx.transaction_id, status, features, CONFLICT if clash else None)
 
     def label(self, label: Label, tx: Transaction) -> None:
-        """A fraud outcome for ``tx``: idempotent; a flipped label moves the counts back."""
+        """A fraud outcome for ``tx``: idempotent; a flipped label moves the counts back.
+
+        The merchant counts it both at ``tx``'s event time and at the label's arrival
+        (``labeled_at``, see :func:`windows.label_arrival_ms`); the first times recorded for a
+        fraud-labelled id stay until a legitimate label removes it (ZADD NX / ZREM).
+        """
         ts = windows.event_ms(tx.timestamp)
         card = self._cards.setdefault(tx.card_id, _Card())
         merchant = self._merchants.setdefault(tx.merchant_id, _Merchant())
-        for frauds in (card.frauds, merchant.frauds):
-            if label.is_fraud:  # the first event time recorded for an id stays (ZADD NX)
-                frauds.setdefault(tx.transaction_id, ts)
-            else:
-                frauds.pop(tx.transaction_id, None)
+        if label.is_fraud:
+            card.frauds.setdefault(tx.transaction_id, ts)
+            arrival = windows.label_arrival_ms(label.labeled_at, ts)
+            merchant.frauds.setdefault(tx.transaction_id, (ts, arrival))
+        else:
+            card.frauds.pop(tx.transaction_id, None)
+            merchant.frauds.pop(tx.transaction_id, None)
 
     def card_features(self, card_id: str, at: datetime | None = None) -> dict[str, float]:
         """History features a transaction of this card at ``at`` would get (no update)."""

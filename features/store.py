@@ -34,6 +34,8 @@ from features.schema import Label, Transaction
 __all__ = ["FeatureConfig", "FeatureResult", "FeatureStore", "RedisFeatureStore", "connect"]
 
 connect = redis_io.connect
+#: A label's arrival ms, appended to the merchant script's label-mode arguments.
+_ARRIVAL = struct.Struct("<d")
 #: Called after each operation with (operation name, number of items, seconds taken).
 Observer = Callable[[str, int, float], None]
 
@@ -123,7 +125,7 @@ class RedisFeatureStore:
                     pipe.hsetnx(card_fraud, tx.transaction_id, str(ts))
                 else:
                     pipe.hdel(card_fraud, tx.transaction_id)
-                merchant_calls.append(self._label_call(tx, ts, label.is_fraud))
+                merchant_calls.append(self._label_call(tx, ts, label))
             await pipe.execute()
         await self.scripts.run(merchant_calls)
         self._observe("apply_labels", len(items), started)
@@ -154,10 +156,12 @@ class RedisFeatureStore:
         marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
         return "merchant", (state, fraud, marker), (blob + e.digest,)
 
-    def _label_call(self, tx: Transaction, ts: int, is_fraud: bool) -> redis_io.Call:
-        blob = MERCHANT_ARGS.pack(LABEL, ts, 0, *self._merchant_keep, 0, is_fraud)
+    def _label_call(self, tx: Transaction, ts: int, label: Label) -> redis_io.Call:
+        """The merchant's label step: fraud counted at ``ts`` and at the label's arrival."""
+        blob = MERCHANT_ARGS.pack(LABEL, ts, 0, *self._merchant_keep, 0, label.is_fraud)
+        arrival = _ARRIVAL.pack(windows.label_arrival_ms(label.labeled_at, ts))
         state, fraud = self.keys.merchant(tx.merchant_id)
-        return "merchant", (state, fraud, state), (blob, tx.transaction_id)
+        return "merchant", (state, fraud, state), (blob + arrival, tx.transaction_id)
 
     def _result(
         self, tx: Transaction, e: windows.EncodedTx, card: bytes, merchant: bytes | None

@@ -109,7 +109,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 #: Binary layouts of the aggregate vectors (the scripts' answers and dedup markers).
 CARD_VECTOR = struct.Struct("<28d")
-MERCHANT_VECTOR = struct.Struct("<10d")
+MERCHANT_VECTOR = struct.Struct("<13d")
 
 
 class MerchantRanges(NamedTuple):
@@ -127,6 +127,17 @@ class MerchantRanges(NamedTuple):
     day_lo: int
     day7_lo: int
     day_hi: int
+
+
+def label_arrival_ms(labeled_at: datetime, event: int) -> int:
+    """When a fraud label counts as arrived, in ms: its ``labeled_at``, but never before the
+    labelled transaction's own event time ``event`` (an outcome cannot be known earlier; an
+    earlier stamp is clock skew between systems).
+
+    >>> label_arrival_ms(datetime(1970, 1, 2, tzinfo=UTC), 0), label_arrival_ms(EPOCH, 5)
+    (86400000, 5)
+    """
+    return max(event_ms(labeled_at), event)
 
 
 def merchant_horizons(newest: int | None, keep_hours: int, keep_days: int) -> tuple[int, int]:
@@ -192,7 +203,12 @@ class CardAggregates(NamedTuple):
 
 
 class MerchantAggregates(NamedTuple):
-    """Raw per-merchant aggregates of one event (windows of :class:`MerchantRanges`)."""
+    """Raw per-merchant aggregates of one event (windows of :class:`MerchantRanges`).
+
+    ``c``/``s``: transactions and cents by their event time; ``f``: those of them labelled
+    fraud; ``a``: fraud labels by their arrival (:func:`label_arrival_ms`), whatever the
+    labelled transaction's time. All labels are those received before this event was scored.
+    """
 
     ts: float
     c1d: float
@@ -204,3 +220,6 @@ class MerchantAggregates(NamedTuple):
     f1d: float
     f7d: float
     f30d: float
+    a1d: float
+    a7d: float
+    a30d: float

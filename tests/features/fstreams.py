@@ -35,11 +35,17 @@ def tx(
     )
 
 
-def label(transaction: Transaction, is_fraud: bool = True) -> tuple[Label, Transaction]:
-    known = transaction.timestamp + timedelta(days=1)
-    return Label(transaction_id=transaction.transaction_id, is_fraud=is_fraud, labeled_at=known), (
-        transaction
-    )
+def label(
+    transaction: Transaction,
+    is_fraud: bool = True,
+    *,
+    after: timedelta = timedelta(days=1),
+    at: datetime | None = None,
+) -> tuple[Label, Transaction]:
+    """A label known ``after`` the transaction (or ``at`` a given time), with its transaction."""
+    known = at if at is not None else transaction.timestamp + after
+    outcome = Label(transaction_id=transaction.transaction_id, is_fraud=is_fraud, labeled_at=known)
+    return outcome, transaction
 
 
 def decode_card_state(raw: bytes) -> tuple[list[tuple[int, int, int]], tuple[float, ...]]:

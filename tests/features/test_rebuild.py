@@ -19,7 +19,8 @@ Event = Transaction | tuple[Label, Transaction]
 
 def _live_stream(seed: int) -> list[Event]:
     """Arrival order: mostly on time, some late within the bound, a few beyond it,
-    redeliveries, and labels (some flipped) a few days after their transaction."""
+    redeliveries, and labels (some flipped, a few flipped back) hours to days after their
+    transaction."""
     rnd = random.Random(seed)
     txs = [
         tx(f"h{i}", rnd.randrange(20 * 24 * 60) * timedelta(minutes=1),
@@ -35,9 +36,12 @@ def _live_stream(seed: int) -> list[Event]:
             events.append((order + rnd.randrange(1, 20) + 0.5, item))  # redelivered
         if rnd.random() < 0.15:
             later = order + rnd.randrange(5, 60) + 0.25
-            events.append((later, label(item)))
+            delay = rnd.randrange(1, 10 * 24) * H
+            events.append((later, label(item, after=delay)))
             if rnd.random() < 0.3:
-                events.append((later + 10, label(item, is_fraud=False)))
+                events.append((later + 10, label(item, is_fraud=False, after=delay + D)))
+                if rnd.random() < 0.5:  # fraud after all: counted at this label's arrival
+                    events.append((later + 20, label(item, after=delay + 2 * D)))
     return [event for _, event in sorted(events, key=lambda e: e[0])]
 
 

@@ -23,6 +23,7 @@ from features.reference import ReferenceFeatures
 from features.schema import Label, Transaction
 
 M, H, D = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+MS = timedelta(milliseconds=1)
 StoreFactory = Callable[..., store.RedisFeatureStore]
 
 
@@ -61,7 +62,19 @@ new_tx = st.tuples(
     st.sampled_from([None, "pos", "ecom"]),
 )
 replay = st.tuples(st.just("dup"), st.integers(0, 10**6), st.booleans())  # (index, conflict)
-outcome = st.tuples(st.just("label"), st.integers(0, 10**6), st.booleans())
+# when the label arrives: (relative to its transaction, else to T0; minutes; millisecond) —
+# before, at and long after the transaction, often ahead of the merchant's newest event
+label_time = st.tuples(
+    st.booleans(),
+    st.one_of(
+        st.sampled_from([-60, 0, 30, 60, 24 * 60, 2 * 24 * 60, 7 * 24 * 60, 31 * 24 * 60]),
+        st.integers(-2, 96).map(lambda k: 30 * k),
+        st.integers(-2, 70).map(lambda k: 12 * 60 * k),
+        st.integers(-60, 5 * 24 * 60),
+    ),
+    st.sampled_from([0, 0, 1, 999]),
+)
+outcome = st.tuples(st.just("label"), st.integers(0, 10**6), st.booleans(), label_time)
 batch_break = st.tuples(st.just("flush"))
 operations = st.lists(
     st.one_of(new_tx, new_tx, new_tx, replay, outcome, batch_break), min_size=20, max_size=80
@@ -105,8 +118,10 @@ async def _run_stream(url: str, config: FeatureConfig, ops: Sequence[tuple[Any, 
             elif op[0] == "label" and seen:
                 await flush()
                 target = seen[op[1] % len(seen)]
+                relative, minute, ms = op[3]
+                known = (target.timestamp if relative else T0) + minute * M + ms * MS
                 pair = (
-                    Label(transaction_id=target.transaction_id, is_fraud=op[2], labeled_at=T0),
+                    Label(transaction_id=target.transaction_id, is_fraud=op[2], labeled_at=known),
                     target,
                 )
                 await redis_store.apply_labels([pair])
@@ -148,7 +163,9 @@ def _dense_stream(seed: int, size: int) -> list[tuple[Any, ...]]:
         if roll < 0.08:
             ops.append(("dup", rnd.randrange(10**6), rnd.random() < 0.2))
         elif roll < 0.18:
-            ops.append(("label", rnd.randrange(10**6), rnd.random() < 0.7))
+            known = (rnd.random() < 0.8, rnd.choice([-30, 0, 30, 60 * 24, 60 * 24 * 8]) +
+                     30 * rnd.randrange(48), rnd.choice([0, 0, 1, 999]))  # fmt: skip
+            ops.append(("label", rnd.randrange(10**6), rnd.random() < 0.7, known))
         elif roll < 0.25:
             ops.append(("flush",))
         else:
