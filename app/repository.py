@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class ScoredRecord:
     scores: list[dict[str, Any]]
     score: float
     decision: str
-    response: dict[str, Any]
+    response: str  # the Score exactly as answered (JSON)
     source: str
     scored_at: datetime
 
@@ -74,7 +75,7 @@ RETURNING transaction_id
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return orjson.dumps(value).decode()  # NaN/inf are impossible here: orjson writes null
 
 
 class Repository:
@@ -107,7 +108,7 @@ class Repository:
             [_dumps(r.scores) for r in records],
             [r.score for r in records],
             [r.decision for r in records],
-            [_dumps(r.response) for r in records],
+            [r.response for r in records],
             [r.source for r in records],
             [r.scored_at for r in records],
         )

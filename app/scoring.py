@@ -23,11 +23,13 @@ class Scorer:
     def record(
         self,
         tx: Transaction,
+        payload: str,
         digest: str,
         result: feature_config.FeatureResult,
         path: Literal["rest", "kafka"],
         now: datetime,
-    ) -> ScoredRecord:
+    ) -> tuple[ScoredRecord, Score]:
+        """The record to store and the answer (``payload``: the canonical JSON of ``tx``)."""
         features = dict(result.features)
         scores = self.pool.score(features)
         champion, challengers = scores[0], scores[1:]
@@ -51,12 +53,12 @@ class Scorer:
             scored_at=now,
             replayed=False,
         )
-        return ScoredRecord(
+        record = ScoredRecord(
             transaction_id=tx.transaction_id,
             card_id=tx.card_id,
             merchant_id=tx.merchant_id,
             event_time=tx.timestamp,
-            payload=tx.canonical_json(),
+            payload=payload,
             digest=digest,
             features=features,
             feature_set=self.feature_set,
@@ -67,7 +69,8 @@ class Scorer:
             ],
             score=champion.score,
             decision=decision,
-            response=answer.model_dump(mode="json"),
+            response=answer.model_dump_json(),
             source=path,
             scored_at=now,
         )
+        return record, answer

@@ -30,6 +30,7 @@ Path = Literal["rest", "kafka"]
 @dataclass(frozen=True)
 class Scored:
     score: Score
+    body: bytes  # the score as JSON, exactly as stored (REST answer, Kafka value)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ Outcome = Scored | Rejected | Conflict
 LATE = Rejected("late_event", [{"loc": ["timestamp"], "type": "late_event"}])
 
 
-def digest(tx: Transaction) -> str:
-    return hashlib.sha256(tx.canonical_json().encode()).hexdigest()
+def digest(payload: str) -> str:
+    """Digest of a transaction's canonical JSON (replay vs conflict)."""
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class ScoringService:
@@ -72,7 +74,8 @@ class ScoringService:
 
     async def score(self, txs: Sequence[Transaction], path: Path) -> list[Outcome]:
         """Score a batch; one outcome per input, in order."""
-        digests = [digest(tx) for tx in txs]
+        payloads = [tx.canonical_json() for tx in txs]
+        digests = [digest(p) for p in payloads]
         stored = await self.repository.find(list({tx.transaction_id for tx in txs}))
         outcomes: list[Outcome | None] = [None] * len(txs)
         fresh: dict[str, int] = {}
@@ -86,8 +89,11 @@ class ScoringService:
                 fresh[tx.transaction_id] = i
         todo = [txs[i] for i in fresh.values()]
         if todo:
-            records, late = await self._compute(todo, [digests[i] for i in fresh.values()], path)
-            await self._persist(records, late, outcomes, fresh)
+            chosen = list(fresh.values())
+            records, answers, late = await self._compute(
+                todo, [payloads[i] for i in chosen], [digests[i] for i in chosen], path
+            )
+            await self._persist(records, answers, late, outcomes, fresh)
         await self._resolve_copies(txs, digests, outcomes)
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(txs)
@@ -95,28 +101,33 @@ class ScoringService:
         return final
 
     async def _compute(
-        self, txs: list[Transaction], digests: list[str], path: Path
-    ) -> tuple[list[ScoredRecord], set[str]]:
+        self, txs: list[Transaction], payloads: list[str], digests: list[str], path: Path
+    ) -> tuple[list[ScoredRecord], dict[str, Score], set[str]]:
         started = time.perf_counter()
         results = await self.features.score_batch(txs)
         self.metrics.stage.labels("features").observe(time.perf_counter() - started)
         started = time.perf_counter()
-        records, late = [], set()
+        records, answers, late = [], {}, set()
         now = self.clock()
-        for index, (tx, dig, result) in enumerate(zip(txs, digests, results, strict=True)):
+        rows = zip(txs, payloads, digests, results, strict=True)
+        for index, (tx, payload, dig, result) in enumerate(rows):
             if index and index % 64 == 0:
                 await asyncio.sleep(0)  # let REST requests in between the rows of a big batch
             if result.status == "late":
                 late.add(tx.transaction_id)
                 self.metrics.rejections.labels("transaction", "late_event").inc()
             else:
-                records.append(self.scorer.record(tx, dig, result, path, now))
+                record, answers[tx.transaction_id] = self.scorer.record(
+                    tx, payload, dig, result, path, now
+                )
+                records.append(record)
         self.metrics.stage.labels("models").observe(time.perf_counter() - started)
-        return records, late
+        return records, answers, late
 
     async def _persist(
         self,
         records: list[ScoredRecord],
+        answers: dict[str, Score],
         late: set[str],
         outcomes: list[Outcome | None],
         fresh: dict[str, int],
@@ -133,7 +144,7 @@ class ScoringService:
             elif tx_id in winners:  # a concurrent delivery of the same id was stored first
                 outcomes[index] = _replay(winners[tx_id], by_id[tx_id].digest, tx_id)
             else:
-                outcomes[index] = Scored(Score.model_validate(by_id[tx_id].response))
+                outcomes[index] = Scored(answers[tx_id], by_id[tx_id].response.encode())
         new_ids = [r.transaction_id for r, new in zip(records, inserted, strict=True) if new]
         if new_ids:
             self.on_stored(new_ids)
@@ -168,4 +179,5 @@ class ScoringService:
 def _replay(known: Stored, dig: str, transaction_id: str) -> Outcome:
     if known.digest != dig:
         return Conflict(transaction_id)
-    return Scored(Score.model_validate({**known.response, "replayed": True}))
+    score = Score.model_validate({**known.response, "replayed": True})
+    return Scored(score, score.model_dump_json().encode())

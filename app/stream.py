@@ -188,8 +188,9 @@ def transactions_handler(
         sends = []
         for (record, tx), outcome in zip(good, outcomes, strict=True):
             if isinstance(outcome, Scored):
-                value = outcome.score.model_dump_json().encode()
-                sends.append(await producer.send(scores_topic, value, key=tx.card_id.encode()))
+                sends.append(
+                    await producer.send(scores_topic, outcome.body, key=tx.card_id.encode())
+                )
             elif isinstance(outcome, Conflict):
                 dead.append(DeadLetter(record, "conflict"))
             else:

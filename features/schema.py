@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -184,7 +185,7 @@ class Transaction(WireModel):
         data = self.model_dump(mode="json", exclude_none=True)
         data["amount"] = format(self.amount.normalize(), "f")
         data["timestamp"] = self.timestamp.astimezone(UTC).isoformat()
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Label(WireModel):

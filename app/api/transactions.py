@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app import auth
 from app.api.deps import RawBody, State, now
@@ -36,7 +36,7 @@ async def score_transaction(body: RawBody, state: State) -> Any:
     tx = decode_transaction(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
     (outcome,) = await state.service.score([tx], "rest")
     if isinstance(outcome, Scored):
-        return JSONResponse(outcome.score.model_dump(mode="json"))
+        return Response(outcome.body, media_type="application/json")
     if isinstance(outcome, Conflict):
         return problem(409, "a different transaction was already stored under this id")
     assert isinstance(outcome, Rejected)
