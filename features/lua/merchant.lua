@@ -9,7 +9,8 @@
 --       3 dedup marker (score mode)
 -- ARGV[1]: '<BddI4I4I4B' = mode (0 score, 1 peek, 2 label), event ms, cents, hours kept,
 --       days kept, marker TTL s (0: none), is fraud (label mode); then the 8-byte payload
---       digest (score mode) or the label's labeled_at ms as '<d' (label mode).
+--       digest (score mode) or the label's arrival ms as '<d' (label mode: its labeled_at,
+--       features.windows.label_arrival_ms; never before the event, the script makes sure).
 --       ARGV[2]: the transaction id (label mode).
 -- Returns 'F' .. vector, 'D' .. digest .. vector, 'P' .. vector, or 'C'/'N' for a label
 -- that changed / did not change anything. The vector is 13 doubles in the order of
