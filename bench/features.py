@@ -160,7 +160,7 @@ async def memory(feature_store: store.RedisFeatureStore, cards: int) -> list[str
     client, keys = feature_store.client, feature_store.keys
     sample = range(0, cards, max(1, cards // 200))
     card_bytes = [await client.memory_usage(keys.card(f"card_{c:06d}")[0]) or 0 for c in sample]
-    records = [((await client.strlen(keys.card(f"card_{c:06d}")[0])) - 33) // 12 for c in sample]
+    records = [((await client.strlen(keys.card(f"card_{c:06d}")[0])) - 109) // 12 for c in sample]
     merchant_bytes = [await client.memory_usage(keys.merchant(f"merchant_{m:05d}")[0]) or 0
                       for m in range(50)]  # fmt: skip
     some_marker = keys.card_marker("card_000000", "*")

@@ -10,15 +10,28 @@
 -- 'L' .. newest event ms as '<d' (late), 'P' .. vector (peek). The vector is 28 doubles
 -- in the order of features.windows.CardAggregates.
 --
--- State (little-endian): header '<Bdddi4i4' = version, base ms, first-seen ms, newest
--- located event ms (-1: none), its latitude and longitude; then 12-byte records
--- '<I4I4I4' = ms offset from base, cents, merchant digest, sorted ascending.
-local HDR, REC = 33, 12
-local HFMT, RFMT, TFMT = '<Bdddi4i4', '<I4I4I4', '<I4'
+-- State version 2 (little-endian): header '<Bdddi4i4' = version, base ms, first-seen ms,
+-- newest located event ms (-1: none), its latitude and longitude; then the windows as of
+-- the newest record R: for W = 1h, 1d, 7d, 30d '<I4I6I4' = records with time >= R - W
+-- (they are the first ones), their cents and largest cents; then '<I4I4I4d' = distinct
+-- merchants of those of 1d, 7d, 30d and the 30d sum of squared cents (-1: not exact below
+-- 2^53); then 12-byte records '<I4I4I4' = ms offset from base, cents, merchant digest,
+-- sorted NEWEST FIRST (descending by offset, cents, digest).
+--
+-- Why the window header: an event newer than every record (the usual case) only moves
+-- each window's lower edge over the records that leave it (a few per event) instead of
+-- scanning the last 30 days. Other events (out of order, same millisecond, peeks into the
+-- past) scan as version 1 did and recompute the header. A version 1 state (records oldest
+-- first, no window header) is converted on first use.
+local HDR, REC, HDR1 = 109, 12, 33
+local HFMT = '<Bdddi4i4I4I6I4I4I6I4I4I6I4I4I6I4I4I4I4d'
+local RFMT, TFMT = '<I4I4I4', '<I4'
 local VFMT = '<dddddddddddddddddddddddddddd'
 local HOUR, DAY = 3600000, 86400000
+local WIDTH = {HOUR, DAY, 7 * DAY, 30 * DAY}
 local MAXOFF = 4294967295
-local sunpack, spack = struct.unpack, struct.pack
+local EXACT = 9007199254740992 -- 2^53: sums of squares below it are exact in any order
+local sunpack, spack, sfind = struct.unpack, struct.pack, string.find
 
 local mode, t, cents, mdig, located, lat, lon, lateness, retention, cap, ttl, apos =
   sunpack('<BddI4Bi4i4ddI4I4', ARGV[1])
@@ -29,71 +42,129 @@ if mode == 0 then
   if stored then return 'D' .. stored end
 end
 
-local state = redis.call('GET', KEYS[1])
-local n, base, first, loc_ts, loc_lat, loc_lon = 0, t - retention - DAY, -1, -1, 0, 0
-if state then
-  local _
-  _, base, first, loc_ts, loc_lat, loc_lon = sunpack(HFMT, state)
-  n = (#state - HDR) / REC
-else
-  state = ''
+-- records: a string of 12-byte records, newest first; all functions take it explicitly
+local function off(recs, i) return (sunpack(TFMT, recs, (i - 1) * REC + 1)) end
+
+-- index of the newest record of merchant m (0: none): string.find from the front finds the
+-- newest occurrence; matches that are not on a digest field are skipped
+local function newest_of(recs, m)
+  local pattern, from = spack(TFMT, m), 9
+  while true do
+    local at = sfind(recs, pattern, from, true)
+    if not at then return 0 end
+    if (at - 9) % REC == 0 then return (at - 9) / REC + 1 end
+    from = at + 1
+  end
 end
-local function off(i) return (sunpack(TFMT, state, HDR + (i - 1) * REC + 1)) end
+
+-- Windows [ref - W, ref) over the records from index i on (all before ref), scanned newest
+-- first, one band per window: cumulative counts, cents, max, the band-ordered squares sum,
+-- distinct merchants (1d, 7d, 30d) and the merchants seen.
+local function scan(recs, n, i, ref)
+  local N, S, X, D = {}, {}, {}, {}
+  local visited, cnt, sum, top, sq, dm = {}, 0, 0, 0, 0, 0
+  local pos = (i - 1) * REC + 1
+  for w = 1, 4 do
+    local limit, band = ref - WIDTH[w], 0
+    while i <= n do
+      local o, c, m = sunpack(RFMT, recs, pos)
+      if o < limit then break end
+      cnt, sum, band = cnt + 1, sum + c, band + c * c
+      if c > top then top = c end
+      if not visited[m] then
+        visited[m] = true
+        dm = dm + 1
+      end
+      i, pos = i + 1, pos + REC
+    end
+    N[w], S[w], X[w], D[w], sq = cnt, sum, top, dm, sq + band
+  end
+  return N, S, X, D, sq, visited
+end
+
+local state = redis.call('GET', KEYS[1])
+local version, base, first, loc_ts, loc_lat, loc_lon = 2, t - retention - DAY, -1, -1, 0, 0
+local N, S, X, D, q = {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, 0
+local recs, n = '', 0
+if state then
+  version = sunpack('<B', state)
+  if version == 2 then
+    local h = {sunpack(HFMT, state)}
+    base, first, loc_ts, loc_lat, loc_lon = h[2], h[3], h[4], h[5], h[6]
+    for w = 1, 4 do N[w], S[w], X[w] = h[4 + 3 * w], h[5 + 3 * w], h[6 + 3 * w] end
+    D[2], D[3], D[4], q = h[19], h[20], h[21], h[22]
+    recs = state:sub(HDR + 1)
+  elseif version == 1 then
+    local _
+    _, base, first, loc_ts, loc_lat, loc_lon = sunpack('<Bdddi4i4', state)
+    local parts = {}
+    for j = (#state - HDR1) / REC, 1, -1 do
+      parts[#parts + 1] = state:sub(HDR1 + (j - 1) * REC + 1, HDR1 + j * REC)
+    end
+    recs, q = table.concat(parts), -1 -- q = -1: the window header is recomputed below
+  else
+    return redis.error_reply('card state version ' .. version .. ' unknown: rebuild features')
+  end
+  n = #recs / REC
+end
 
 local newest = -1
-if n > 0 then newest = base + off(n) end
+if n > 0 then newest = base + off(recs, 1) end
 if mode == 0 and n > 0 and t < newest - lateness then return 'L' .. spack('<d', newest) end
 
--- p = number of records strictly before t (records are sorted by time)
 local toff = t - base
-local p = n
-if n > 0 and off(n) >= toff then
-  local lo, hi = 1, n
+local vec_n, vec_s, vec_x, vec_d, vec_q, seen_here, prev_ts
+local here = 0 -- index of this merchant's newest record (fast path)
+local fast = t > newest and q >= 0
+if fast then
+  -- every record is before t: move each window's lower edge from R - W to t - W
+  here = newest_of(recs, mdig)
+  for w = 1, 4 do
+    local limit, k, dirty = toff - WIDTH[w], N[w], false
+    while k >= 1 do
+      local o, c, m = sunpack(RFMT, recs, (k - 1) * REC + 1)
+      if o >= limit then break end
+      S[w] = S[w] - c
+      if c == X[w] then dirty = true end
+      if w == 4 then q = q - c * c end
+      if w > 1 and newest_of(recs, m) == k then D[w] = D[w] - 1 end
+      k = k - 1
+    end
+    if dirty then -- the largest left: the max of the narrower window and this band
+      local top, from = 0, 1
+      if w > 1 then top, from = X[w - 1], N[w - 1] + 1 end
+      for j = from, k do
+        local _, c = sunpack(RFMT, recs, (j - 1) * REC + 1)
+        if c > top then top = c end
+      end
+      X[w] = top
+    end
+    N[w] = k
+  end
+  vec_n, vec_s, vec_x, vec_d, vec_q = N, S, X, D, q
+  seen_here = (here > 0 and here <= N[4]) and 1 or 0
+  prev_ts = -1
+  if n > 0 then prev_ts = newest end
+else
+  -- first record strictly before t (records are sorted newest first)
+  local lo, hi = 1, n + 1
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if off(mid) < toff then lo = mid + 1 else hi = mid end
+    if off(recs, mid) >= toff then lo = mid + 1 else hi = mid end
   end
-  p = lo - 1
+  local visited
+  vec_n, vec_s, vec_x, vec_d, vec_q, visited = scan(recs, n, lo, toff)
+  seen_here = visited[mdig] and 1 or 0
+  prev_ts = -1
+  if lo <= n then prev_ts = base + off(recs, lo) end
 end
 
--- Scan backwards from the newest record before t, one phase per window (1h, 1d, 7d, 30d):
--- each phase sums the records between its limit and the previous phase's.
-local visited = {}
-local function phase(limit, i, pos)
-  local cnt, sum, top, sq, dm = 0, 0, 0, 0, 0
-  while i >= 1 do
-    local o, c, m = sunpack(RFMT, state, pos)
-    if o < limit then break end
-    cnt, sum, sq = cnt + 1, sum + c, sq + c * c
-    if c > top then top = c end
-    if not visited[m] then
-      visited[m] = true
-      dm = dm + 1
-    end
-    i, pos = i - 1, pos - REC
-  end
-  return cnt, sum, top, sq, dm, i, pos
-end
-local i, pos = p, HDR + (p - 1) * REC + 1
-local c1h, s1h, x1h, q1h, dm1h, c1d, s1d, x1d, q1d, dm1d
-local c7d, s7d, x7d, q7d, dm7d, c30d, s30d, x30d, q30d, dm30d
-c1h, s1h, x1h, q1h, dm1h, i, pos = phase(toff - HOUR, i, pos)
-c1d, s1d, x1d, q1d, dm1d, i, pos = phase(toff - DAY, i, pos)
-c7d, s7d, x7d, q7d, dm7d, i, pos = phase(toff - 7 * DAY, i, pos)
-c30d, s30d, x30d, q30d, dm30d = phase(toff - 30 * DAY, i, pos)
-c1d, s1d, x1d, dm1d = c1h + c1d, s1h + s1d, math.max(x1h, x1d), dm1h + dm1d
-c7d, s7d, x7d, dm7d = c1d + c7d, s1d + s7d, math.max(x1d, x7d), dm1d + dm7d
-c30d, s30d, x30d, dm30d = c7d + c30d, s7d + s30d, math.max(x7d, x30d), dm7d + dm30d
-q30d = ((q1h + q1d) + q7d) + q30d
-
-local prev_ts = -1
-if p > 0 then prev_ts = base + off(p) end
 local out_loc_ts, out_lat, out_lon = -1, 0, 0
 if loc_ts >= 0 and loc_ts < t then out_loc_ts, out_lat, out_lon = loc_ts, loc_lat, loc_lon end
 
 local fraud = 0
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local all = redis.call('HGETALL', KEYS[2])
+local all = redis.call('HGETALL', KEYS[2])
+if #all > 0 then
   local lower = math.max(newest, t) - retention
   local stale = {}
   for j = 1, #all, 2 do
@@ -104,51 +175,57 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   if mode == 0 and #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
 end
 
-local seen_here = 0
-if visited[mdig] then seen_here = 1 end
-local vec = spack(VFMT, t, cents, located, lat, lon, c1h, s1h, x1h, c1d, s1d, x1d,
-  c7d, s7d, x7d, c30d, s30d, x30d, q30d, dm1d, dm7d, dm30d, seen_here, prev_ts,
-  out_loc_ts, out_lat, out_lon, first, fraud)
+local vec = spack(VFMT, t, cents, located, lat, lon,
+  vec_n[1], vec_s[1], vec_x[1], vec_n[2], vec_s[2], vec_x[2],
+  vec_n[3], vec_s[3], vec_x[3], vec_n[4], vec_s[4], vec_x[4], vec_q,
+  vec_d[2], vec_d[3], vec_d[4], seen_here, prev_ts, out_loc_ts, out_lat, out_lon, first, fraud)
 if mode ~= 0 then return 'P' .. vec end
 
--- Insert after the records that sort before (t, cents, digest), so equal records are
--- interchangeable and any arrival order gives the same bytes.
-local ins = p
-while ins < n do
-  local o, c, m = sunpack(RFMT, state, HDR + ins * REC + 1)
-  if o == toff and (c < cents or (c == cents and m < mdig)) then ins = ins + 1 else break end
-end
 local nn = math.max(newest, t)
-local lower = nn - retention
--- k = records dropped from the front of (old records + the new one): too old, then over cap
-local k = 0
-while k < ins and base + off(k + 1) < lower do k = k + 1 end
-k = math.max(k, n + 1 - cap)
-
-local body
-local nb = base
-if nn - base <= MAXOFF then
-  local rec = spack(RFMT, toff, cents, mdig)
-  if k <= ins then
-    body = state:sub(HDR + k * REC + 1, HDR + ins * REC) .. rec .. state:sub(HDR + ins * REC + 1)
-  else
-    body = state:sub(HDR + (k - 1) * REC + 1)
-  end
-else
+-- records behind the retention are in no window: drop them first (the new one never is)
+local keep = n
+while keep > 0 and base + off(recs, keep) < nn - retention do keep = keep - 1 end
+if keep < n then recs = recs:sub(1, keep * REC) end
+if nn - base > MAXOFF then
   -- offsets would overflow 32 bits: re-encode the kept records against a later base
-  nb = nn - retention - DAY
-  local parts = {}
-  for j = k + 1, n + 1 do
-    if j == ins + 1 then
-      parts[#parts + 1] = spack(RFMT, t - nb, cents, mdig)
+  local nb, parts = nn - retention - DAY, {}
+  for j = 1, keep do
+    local o, c, m = sunpack(RFMT, recs, (j - 1) * REC + 1)
+    parts[j] = spack(RFMT, base + o - nb, c, m)
+  end
+  recs, base, toff = table.concat(parts), nb, t - nb
+end
+local rec = spack(RFMT, toff, cents, mdig)
+if fast then
+  -- the new record is the newest: it enters every window
+  for w = 1, 4 do
+    if here == 0 or here > N[w] then D[w] = D[w] + 1 end
+    N[w], S[w] = N[w] + 1, S[w] + cents
+    if cents > X[w] then X[w] = cents end
+  end
+  q = q + cents * cents
+  if q >= EXACT then q = -1 end
+  recs = rec .. recs
+else
+  -- after the records that sort above (t, cents, digest); equal records are identical, so
+  -- any arrival order gives the same bytes
+  local ins = 0
+  while ins < keep do
+    local o, c, m = sunpack(RFMT, recs, ins * REC + 1)
+    if o > toff or (o == toff and (c > cents or (c == cents and m > mdig))) then
+      ins = ins + 1
     else
-      local src = j
-      if j > ins + 1 then src = j - 1 end
-      local o, c, m = sunpack(RFMT, state, HDR + (src - 1) * REC + 1)
-      parts[#parts + 1] = spack(RFMT, base + o - nb, c, m)
+      break
     end
   end
-  body = table.concat(parts)
+  recs = recs:sub(1, ins * REC) .. rec .. recs:sub(ins * REC + 1)
+end
+keep = keep + 1
+if keep > cap then recs, keep = recs:sub(1, cap * REC), cap end -- the oldest go
+if not fast or N[4] > keep then
+  -- windows as of the newest record, from scratch (a cap may cut into them)
+  N, S, X, D, q = scan(recs, keep, 1, nn - base)
+  if q >= EXACT then q = -1 end
 end
 
 if first < 0 or t < first then first = t end
@@ -156,6 +233,8 @@ if located == 1 and (loc_ts < 0 or t > loc_ts or (t == loc_ts and
     (lat > loc_lat or (lat == loc_lat and lon > loc_lon)))) then
   loc_ts, loc_lat, loc_lon = t, lat, lon
 end
-redis.call('SET', KEYS[1], spack(HFMT, 1, nb, first, loc_ts, loc_lat, loc_lon) .. body)
+redis.call('SET', KEYS[1], spack(HFMT, 2, base, first, loc_ts, loc_lat, loc_lon,
+  N[1], S[1], X[1], N[2], S[2], X[2], N[3], S[3], X[3], N[4], S[4], X[4],
+  D[2], D[3], D[4], q) .. recs)
 if ttl > 0 then redis.call('SET', KEYS[3], digest .. vec, 'EX', ttl) end
 return 'F' .. vec

@@ -52,9 +52,9 @@ def decode_card_state(raw: bytes) -> tuple[list[tuple[int, int, int]], tuple[flo
     """The card state of features/lua/card.lua as absolute records and header scalars
     (first-seen, newest located event and place) — independent of the offset base."""
     version, base, first, loc_ts, lat, lon = struct.unpack_from("<Bdddii", raw)
-    assert version == 1
-    records = [
+    assert version == 2
+    records = [  # stored newest first, after a 109-byte header
         (int(base) + offset, cents, merchant)
-        for offset, cents, merchant in struct.iter_unpack("<III", raw[33:])
-    ]
+        for offset, cents, merchant in struct.iter_unpack("<III", raw[109:])
+    ][::-1]
     return records, (first, loc_ts, lat, lon)
