@@ -277,5 +277,7 @@ def _run_server(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,
+        # open HTTP requests get this long after SIGTERM; then the lifespan shutdown runs
+        timeout_graceful_shutdown=settings.stream.shutdown_seconds,
     )
     uvicorn.Server(config).run()

@@ -52,7 +52,9 @@ class ScoringSettings(BaseModel):
 
 
 class PersistenceSettings(BaseModel):
-    flush_ms: float = Field(default=2.0, gt=0, description="group-commit window")
+    flush_ms: float = Field(
+        default=2.0, gt=0, description="longest wait for a group behind a commit in flight"
+    )
     flush_max: int = Field(default=256, ge=1)
     pool_min: int = Field(default=2, ge=1)
     pool_max: int = Field(default=10, ge=1)

@@ -1,9 +1,13 @@
 """Group commit: concurrent writers share one Postgres transaction.
 
-Each caller awaits :meth:`GroupCommitter.write`; the first record of a group opens a window of
-``flush_ms``; the group is flushed when the window closes or ``flush_max`` records are waiting.
-Every caller gets its own result after the shared commit — so a 200 or an offset commit is sent
-only once the record is durable (DESIGN §2.5), and the cost of a commit is shared.
+Each caller awaits :meth:`GroupCommitter.write`. When no flush is in flight, what is waiting
+is flushed at the end of the current event-loop iteration (so a lone request pays one commit
+and no timer); while a flush is in flight, new records wait for it to finish and then go
+together as the next group — the busier the service, the larger the groups. A group also
+starts when ``flush_max`` records are waiting, or when ``flush_ms`` has passed while an
+earlier flush is still running (so a slow commit cannot hold new records back for long).
+Every caller gets its own result after the shared commit — so a 200 or an offset commit is
+sent only once the record is durable (DESIGN §2.5), and the cost of a commit is shared.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class GroupCommitter(Generic[Item, Result]):
     flush_max: int = 256
     _pending: list[tuple[Item, asyncio.Future[Result]]] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
+    _soon: bool = False
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def write(self, item: Item) -> Result:
@@ -47,11 +52,15 @@ class GroupCommitter(Generic[Item, Result]):
         self._pending.extend(zip(items, futures, strict=True))
         if len(self._pending) >= self.flush_max:
             self._start_flush()
-        elif self._timer is None:
+        elif not self._inflight and not self._soon:
+            self._soon = True  # writers of this loop iteration join the same group
+            loop.call_soon(self._start_flush)
+        elif self._timer is None and not self._soon:
             self._timer = loop.call_later(self.flush_ms / 1000, self._start_flush)
         return list(await asyncio.gather(*futures))
 
     def _start_flush(self) -> None:
+        self._soon = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -59,7 +68,12 @@ class GroupCommitter(Generic[Item, Result]):
         if group:
             task = asyncio.get_running_loop().create_task(self._run(group))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._pending and not self._inflight and not self._soon:
+            self._start_flush()  # what queued up during that commit goes now, as one group
 
     async def _run(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:

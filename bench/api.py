@@ -106,7 +106,12 @@ def main() -> None:
         finally:
             for process in (full, bare):
                 process.terminate()
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    print(f"{process.args[0]} ignored SIGTERM for 30 s; killed", file=sys.stderr)
+                    process.kill()
+                    process.wait()
     print(render(bare_results, full_results, args.seconds))
 
 
