@@ -12,6 +12,7 @@ snapshots so that a model never scores features it was not trained on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -102,21 +103,35 @@ def transaction_features(tx: Transaction) -> dict[str, float]:
     return dict(zip(TRANSACTION_FEATURES, _transaction_values(tx), strict=True))
 
 
+_NO_CHANNEL = (0.0,) * len(CHANNELS)
+#: One-hot channel flags by channel (absent: all 0); looked up, not rebuilt per transaction.
+_CHANNEL_FLAGS = {c: tuple(1.0 if c == other else 0.0 for other in CHANNELS) for c in CHANNELS}
+
+
+@functools.lru_cache(maxsize=16384)  # 4-digit codes: at most 10,001 keys
+def _mcc_flags(mcc: str | None) -> tuple[float, ...]:
+    group = mcc_group(mcc)
+    return tuple(1.0 if group == name else 0.0 for name in MCC_GROUP_NAMES)
+
+
+@functools.lru_cache(maxsize=24 * 60)
+def _clock(hour: int, minute: int) -> tuple[float, float, float]:
+    """The hour and the sine and cosine of the time of day (one entry per minute)."""
+    angle = 2 * math.pi * (hour + minute / 60) / 24
+    return float(hour), math.sin(angle), math.cos(angle)
+
+
 def _transaction_values(tx: Transaction) -> list[float]:
     moment = tx.timestamp
-    angle = 2 * math.pi * (moment.hour + moment.minute / 60) / 24
-    group = mcc_group(tx.merchant_category)
     amount = float(tx.amount)
     return [
         amount,
         math.log1p(amount),
-        float(moment.hour),
-        math.sin(angle),
-        math.cos(angle),
+        *_clock(moment.hour, moment.minute),
         1.0 if moment.weekday() >= 5 else 0.0,
         1.0 if moment.hour < 6 else 0.0,
-        *(1.0 if tx.channel == channel else 0.0 for channel in CHANNELS),
-        *(1.0 if group == name else 0.0 for name in MCC_GROUP_NAMES),
+        *_CHANNEL_FLAGS.get(tx.channel or "", _NO_CHANNEL),
+        *_mcc_flags(tx.merchant_category),
     ]
 
 
@@ -126,25 +141,21 @@ def card_history_features(agg: CardAggregates) -> dict[str, float]:
 
 
 def _card_history_values(agg: CardAggregates) -> list[float]:
-    values: list[float] = []
-    for count, total, top in (
-        (agg.c1h, agg.s1h, agg.x1h),
-        (agg.c1d, agg.s1d, agg.x1d),
-        (agg.c7d, agg.s7d, agg.x7d),
-        (agg.c30d, agg.s30d, agg.x30d),
-    ):
-        values += [count, total / 100, total / count / 100 if count else 0.0, top / 100]
-    has_history = 0 <= agg.first_ts < agg.ts
-    values += [
-        agg.dm1d,
-        agg.dm7d,
-        agg.dm30d,
-        (agg.ts - agg.prev_ts) / 1000 if agg.prev_ts >= 0 else -1.0,
-        (agg.ts - agg.first_ts) / 1000 if has_history else 0.0,
+    # unpacked once: attribute access per field costs more than the arithmetic
+    (ts, _, _, _, _, c1h, s1h, x1h, c1d, s1d, x1d, c7d, s7d, x7d, c30d, s30d, x30d, _,
+     dm1d, dm7d, dm30d, _, prev_ts, _, _, _, first_ts, fraud) = agg  # fmt: skip
+    has_history = 0 <= first_ts < ts
+    return [
+        c1h, s1h / 100, s1h / c1h / 100 if c1h else 0.0, x1h / 100,
+        c1d, s1d / 100, s1d / c1d / 100 if c1d else 0.0, x1d / 100,
+        c7d, s7d / 100, s7d / c7d / 100 if c7d else 0.0, x7d / 100,
+        c30d, s30d / 100, s30d / c30d / 100 if c30d else 0.0, x30d / 100,
+        dm1d, dm7d, dm30d,
+        (ts - prev_ts) / 1000 if prev_ts >= 0 else -1.0,
+        (ts - first_ts) / 1000 if has_history else 0.0,
         1.0 if has_history else 0.0,
-        agg.fraud_30d,
-    ]
-    return values
+        fraud,
+    ]  # fmt: skip
 
 
 def card_features(agg: CardAggregates) -> dict[str, float]:
@@ -154,13 +165,14 @@ def card_features(agg: CardAggregates) -> dict[str, float]:
 
 def _card_values(agg: CardAggregates) -> list[float]:
     mean = agg.s30d / agg.c30d if agg.c30d else 0.0
-    return [
-        *_card_history_values(agg),
+    values = _card_history_values(agg)
+    values += [
         agg.cents / mean if mean > 0 else 1.0,
         _zscore(int(agg.c30d), int(agg.s30d), agg.sq_30d, agg.cents),
         0.0 if agg.merchant_seen_30d else 1.0,
         *_geo_values(agg),
     ]
+    return values
 
 
 def _zscore(count: int, total: int, squares: float, cents: float) -> float:
@@ -205,5 +217,7 @@ def assemble(
     tx: Transaction, card: CardAggregates, merchant: MerchantAggregates
 ) -> dict[str, float]:
     """All features of one transaction, in :data:`FEATURE_NAMES` order."""
-    values = [*_transaction_values(tx), *_card_values(card), *_merchant_values(merchant)]
+    values = _transaction_values(tx)
+    values += _card_values(card)
+    values += _merchant_values(merchant)
     return dict(zip(FEATURE_NAMES, values, strict=True))

@@ -98,12 +98,14 @@ class RedisFeatureStore:
         started = time.perf_counter()
         encoded = [windows.encode(tx) for tx in txs]
         ttl = self.config.dedup_ttl_seconds if markers else 0
+        card = self.scripts.evalsha_format("card", 3, 1)
+        merchant = self.scripts.evalsha_format("merchant", 3, 1)
         cards = await self.scripts.run(
-            [self._card_call(tx, e, ttl) for tx, e in zip(txs, encoded, strict=True)]
+            [self._card_call(card, tx, e, ttl) for tx, e in zip(txs, encoded, strict=True)]
         )
         accepted = [i for i, reply in enumerate(cards) if reply[:1] != b"L"]
         merchants = await self.scripts.run(
-            [self._merchant_call(txs[i], encoded[i], ttl) for i in accepted]
+            [self._merchant_call(merchant, txs[i], encoded[i], ttl) for i in accepted]
         )
         by_index = dict(zip(accepted, merchants, strict=True))
         results = [
@@ -140,7 +142,8 @@ class RedisFeatureStore:
         agg = windows.CardAggregates._make(redis_io.CARD_VECTOR.unpack_from(reply, 1))
         return definitions.card_history_features(agg)
 
-    def _card_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+    def _card_call(self, command: bytes, tx: Transaction, e: windows.EncodedTx, ttl: int) -> bytes:
+        """The card step of one transaction as RESP (``command``: the card script's format)."""
         located = e.lat_u is not None and e.lon_u is not None
         blob = CARD_ARGS.pack(
             SCORE, e.ts, e.cents, e.merchant, located, e.lat_u or 0, e.lon_u or 0,
@@ -148,13 +151,16 @@ class RedisFeatureStore:
         )  # fmt: skip
         state, fraud = self.keys.card(tx.card_id)
         marker = self.keys.card_marker(tx.card_id, tx.transaction_id)
-        return "card", (state, fraud, marker), (blob + e.digest,)
+        return _resp(command, state, fraud, marker, blob + e.digest)
 
-    def _merchant_call(self, tx: Transaction, e: windows.EncodedTx, ttl: int) -> redis_io.Call:
+    def _merchant_call(
+        self, command: bytes, tx: Transaction, e: windows.EncodedTx, ttl: int
+    ) -> bytes:
+        """The merchant step of one transaction as RESP, like :meth:`_card_call`."""
         blob = MERCHANT_ARGS.pack(SCORE, e.ts, e.cents, *self._merchant_keep, ttl, 0)
         state, fraud = self.keys.merchant(tx.merchant_id)
         marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
-        return "merchant", (state, fraud, marker), (blob + e.digest,)
+        return _resp(command, state, fraud, marker, blob + e.digest)
 
     def _label_call(self, tx: Transaction, ts: int, label: Label) -> redis_io.Call:
         """The merchant's label step: fraud counted at ``ts`` and at the label's arrival."""
@@ -184,6 +190,12 @@ class RedisFeatureStore:
     def _observe(self, operation: str, items: int, started: float) -> None:
         if self.observer is not None:
             self.observer(operation, items, time.perf_counter() - started)
+
+
+def _resp(command: bytes, state: str, fraud: str, marker: str, blob: bytes) -> bytes:
+    """A score-mode script call (three keys, one argument) from its EVALSHA format."""
+    s, f, m = state.encode(), fraud.encode(), marker.encode()
+    return command % (len(s), s, len(f), f, len(m), m, len(blob), blob)
 
 
 def _vector(reply: Any, layout: struct.Struct, digest: bytes) -> tuple[tuple[Any, ...], bool]:
