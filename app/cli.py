@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 import tempfile
@@ -278,6 +279,6 @@ def _run_server(settings: Settings) -> None:
         lifespan="on",
         access_log=False,
         # open HTTP requests get this long after SIGTERM; then the lifespan shutdown runs
-        timeout_graceful_shutdown=settings.stream.shutdown_seconds,
+        timeout_graceful_shutdown=math.ceil(settings.stream.shutdown_seconds),
     )
     uvicorn.Server(config).run()

@@ -63,6 +63,12 @@ def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release hook: asyncpg always rolls back an open transaction first; beyond that
+    there is nothing to reset (no LISTEN, session settings or cursors outside transactions;
+    the migration lock is released explicitly), so skip the default reset round trip."""
+
+
 @contextlib.asynccontextmanager
 async def open_backends(
     settings: Settings, *, run_migrations: bool = True
@@ -73,6 +79,7 @@ async def open_backends(
         database_url,
         min_size=settings.persistence.pool_min,
         max_size=settings.persistence.pool_max,
+        reset=_keep_session,
     )
     producer = None
     try:

@@ -62,6 +62,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """The app state (``async``: FastAPI runs a plain ``def`` dependency on a thread pool)."""
     state: AppState = request.app.state.riverguard
     return state
