@@ -35,35 +35,37 @@ local sunpack, spack, sfind = struct.unpack, struct.pack, string.find
 
 local mode, t, cents, mdig, located, lat, lon, lateness, retention, cap, ttl, apos =
   sunpack('<BddI4Bi4i4ddI4I4', ARGV[1])
-local digest = ARGV[1]:sub(apos)
 
 if mode == 0 then
   local stored = redis.call('GET', KEYS[3])
   if stored then return 'D' .. stored end
 end
 
--- records: a string of 12-byte records, newest first; all functions take it explicitly
-local function off(recs, i) return (sunpack(TFMT, recs, (i - 1) * REC + 1)) end
+-- Records are read in place: record i of `recs` starts after byte at + (i - 1) * REC (at is
+-- the header size in the stored string, 0 in a list built here). Lua strings are
+-- immutable and each new one costs an allocation and GC work, so the usual event builds a
+-- single new string, the one it stores.
+local function off(recs, at, i) return (sunpack(TFMT, recs, at + (i - 1) * REC + 1)) end
 
 -- index of the newest record of merchant m (0: none): string.find from the front finds the
 -- newest occurrence; matches that are not on a digest field are skipped
-local function newest_of(recs, m)
-  local pattern, from = spack(TFMT, m), 9
+local function newest_of(recs, at, m)
+  local pattern, from = spack(TFMT, m), at + 9
   while true do
-    local at = sfind(recs, pattern, from, true)
-    if not at then return 0 end
-    if (at - 9) % REC == 0 then return (at - 9) / REC + 1 end
-    from = at + 1
+    local pos = sfind(recs, pattern, from, true)
+    if not pos then return 0 end
+    if (pos - at - 9) % REC == 0 then return (pos - at - 9) / REC + 1 end
+    from = pos + 1
   end
 end
 
 -- Windows [ref - W, ref) over the records from index i on (all before ref), scanned newest
 -- first, one band per window: cumulative counts, cents, max, the band-ordered squares sum,
 -- distinct merchants (1d, 7d, 30d) and the merchants seen.
-local function scan(recs, n, i, ref)
+local function scan(recs, at, n, i, ref)
   local N, S, X, D = {}, {}, {}, {}
   local visited, cnt, sum, top, sq, dm = {}, 0, 0, 0, 0, 0
-  local pos = (i - 1) * REC + 1
+  local pos = at + (i - 1) * REC + 1
   for w = 1, 4 do
     local limit, band = ref - WIDTH[w], 0
     while i <= n do
@@ -83,33 +85,30 @@ local function scan(recs, n, i, ref)
 end
 
 local state = redis.call('GET', KEYS[1])
-local version, base, first, loc_ts, loc_lat, loc_lon = 2, t - retention - DAY, -1, -1, 0, 0
+local base, first, loc_ts, loc_lat, loc_lon = t - retention - DAY, -1, -1, 0, 0
 local N, S, X, D, q = {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, 0
-local recs, n = '', 0
+local recs, at, n = '', 0, 0
 if state then
-  version = sunpack('<B', state)
+  local version = sunpack('<B', state)
   if version == 2 then
-    local h = {sunpack(HFMT, state)}
-    base, first, loc_ts, loc_lat, loc_lon = h[2], h[3], h[4], h[5], h[6]
-    for w = 1, 4 do N[w], S[w], X[w] = h[4 + 3 * w], h[5 + 3 * w], h[6 + 3 * w] end
-    D[2], D[3], D[4], q = h[19], h[20], h[21], h[22]
-    recs = state:sub(HDR + 1)
+    local _
+    _, base, first, loc_ts, loc_lat, loc_lon, N[1], S[1], X[1], N[2], S[2], X[2],
+      N[3], S[3], X[3], N[4], S[4], X[4], D[2], D[3], D[4], q = sunpack(HFMT, state)
+    recs, at, n = state, HDR, (#state - HDR) / REC
   elseif version == 1 then
     local _
     _, base, first, loc_ts, loc_lat, loc_lon = sunpack('<Bdddi4i4', state)
+    n = (#state - HDR1) / REC
     local parts = {}
-    for j = (#state - HDR1) / REC, 1, -1 do
-      parts[#parts + 1] = state:sub(HDR1 + (j - 1) * REC + 1, HDR1 + j * REC)
-    end
+    for j = n, 1, -1 do parts[#parts + 1] = state:sub(HDR1 + (j - 1) * REC + 1, HDR1 + j * REC) end
     recs, q = table.concat(parts), -1 -- q = -1: the window header is recomputed below
   else
     return redis.error_reply('card state version ' .. version .. ' unknown: rebuild features')
   end
-  n = #recs / REC
 end
 
 local newest = -1
-if n > 0 then newest = base + off(recs, 1) end
+if n > 0 then newest = base + off(recs, at, 1) end
 if mode == 0 and n > 0 and t < newest - lateness then return 'L' .. spack('<d', newest) end
 
 local toff = t - base
@@ -118,23 +117,22 @@ local here = 0 -- index of this merchant's newest record (fast path)
 local fast = t > newest and q >= 0
 if fast then
   -- every record is before t: move each window's lower edge from R - W to t - W
-  here = newest_of(recs, mdig)
+  here = newest_of(recs, at, mdig)
   for w = 1, 4 do
     local limit, k, dirty = toff - WIDTH[w], N[w], false
-    while k >= 1 do
-      local o, c, m = sunpack(RFMT, recs, (k - 1) * REC + 1)
-      if o >= limit then break end
+    while k >= 1 and off(recs, at, k) < limit do
+      local _, c, m = sunpack(RFMT, recs, at + (k - 1) * REC + 1)
       S[w] = S[w] - c
       if c == X[w] then dirty = true end
       if w == 4 then q = q - c * c end
-      if w > 1 and newest_of(recs, m) == k then D[w] = D[w] - 1 end
+      if w > 1 and newest_of(recs, at, m) == k then D[w] = D[w] - 1 end
       k = k - 1
     end
     if dirty then -- the largest left: the max of the narrower window and this band
       local top, from = 0, 1
       if w > 1 then top, from = X[w - 1], N[w - 1] + 1 end
       for j = from, k do
-        local _, c = sunpack(RFMT, recs, (j - 1) * REC + 1)
+        local _, c = sunpack(RFMT, recs, at + (j - 1) * REC + 1)
         if c > top then top = c end
       end
       X[w] = top
@@ -143,28 +141,27 @@ if fast then
   end
   vec_n, vec_s, vec_x, vec_d, vec_q = N, S, X, D, q
   seen_here = (here > 0 and here <= N[4]) and 1 or 0
-  prev_ts = -1
-  if n > 0 then prev_ts = newest end
+  prev_ts = newest
 else
   -- first record strictly before t (records are sorted newest first)
   local lo, hi = 1, n + 1
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if off(recs, mid) >= toff then lo = mid + 1 else hi = mid end
+    if off(recs, at, mid) >= toff then lo = mid + 1 else hi = mid end
   end
   local visited
-  vec_n, vec_s, vec_x, vec_d, vec_q, visited = scan(recs, n, lo, toff)
+  vec_n, vec_s, vec_x, vec_d, vec_q, visited = scan(recs, at, n, lo, toff)
   seen_here = visited[mdig] and 1 or 0
   prev_ts = -1
-  if lo <= n then prev_ts = base + off(recs, lo) end
+  if lo <= n then prev_ts = base + off(recs, at, lo) end
 end
 
 local out_loc_ts, out_lat, out_lon = -1, 0, 0
 if loc_ts >= 0 and loc_ts < t then out_loc_ts, out_lat, out_lon = loc_ts, loc_lat, loc_lon end
 
 local fraud = 0
-local all = redis.call('HGETALL', KEYS[2])
-if #all > 0 then
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local all = redis.call('HGETALL', KEYS[2])
   local lower = math.max(newest, t) - retention
   local stale = {}
   for j = 1, #all, 2 do
@@ -182,22 +179,22 @@ local vec = spack(VFMT, t, cents, located, lat, lon,
 if mode ~= 0 then return 'P' .. vec end
 
 local nn = math.max(newest, t)
--- records behind the retention are in no window: drop them first (the new one never is)
+-- records behind the retention are in no window: they go first (the new one never does)
 local keep = n
-while keep > 0 and base + off(recs, keep) < nn - retention do keep = keep - 1 end
-if keep < n then recs = recs:sub(1, keep * REC) end
+while keep > 0 and base + off(recs, at, keep) < nn - retention do keep = keep - 1 end
 if nn - base > MAXOFF then
   -- offsets would overflow 32 bits: re-encode the kept records against a later base
   local nb, parts = nn - retention - DAY, {}
   for j = 1, keep do
-    local o, c, m = sunpack(RFMT, recs, (j - 1) * REC + 1)
+    local o, c, m = sunpack(RFMT, recs, at + (j - 1) * REC + 1)
     parts[j] = spack(RFMT, base + o - nb, c, m)
   end
-  recs, base, toff = table.concat(parts), nb, t - nb
+  recs, at, base, toff = table.concat(parts), 0, nb, t - nb
 end
 local rec = spack(RFMT, toff, cents, mdig)
+local list -- the new record list when it had to be built apart (else: rec, then the kept)
 if fast then
-  -- the new record is the newest: it enters every window
+  -- the new record is the newest: it enters every window; the cap keeps the newest
   for w = 1, 4 do
     if here == 0 or here > N[w] then D[w] = D[w] + 1 end
     N[w], S[w] = N[w] + 1, S[w] + cents
@@ -205,26 +202,26 @@ if fast then
   end
   q = q + cents * cents
   if q >= EXACT then q = -1 end
-  recs = rec .. recs
+  keep = math.min(keep, cap - 1)
+  if N[4] > keep + 1 then list = rec .. recs:sub(at + 1, at + keep * REC) end
 else
   -- after the records that sort above (t, cents, digest); equal records are identical, so
   -- any arrival order gives the same bytes
   local ins = 0
   while ins < keep do
-    local o, c, m = sunpack(RFMT, recs, ins * REC + 1)
+    local o, c, m = sunpack(RFMT, recs, at + ins * REC + 1)
     if o > toff or (o == toff and (c > cents or (c == cents and m > mdig))) then
       ins = ins + 1
     else
       break
     end
   end
-  recs = recs:sub(1, ins * REC) .. rec .. recs:sub(ins * REC + 1)
+  list = recs:sub(at + 1, at + ins * REC) .. rec .. recs:sub(at + ins * REC + 1, at + keep * REC)
+  list = list:sub(1, math.min(keep + 1, cap) * REC) -- the oldest go
 end
-keep = keep + 1
-if keep > cap then recs, keep = recs:sub(1, cap * REC), cap end -- the oldest go
-if not fast or N[4] > keep then
+if list then
   -- windows as of the newest record, from scratch (a cap may cut into them)
-  N, S, X, D, q = scan(recs, keep, 1, nn - base)
+  N, S, X, D, q = scan(list, 0, #list / REC, 1, nn - base)
   if q >= EXACT then q = -1 end
 end
 
@@ -233,8 +230,13 @@ if located == 1 and (loc_ts < 0 or t > loc_ts or (t == loc_ts and
     (lat > loc_lat or (lat == loc_lat and lon > loc_lon)))) then
   loc_ts, loc_lat, loc_lon = t, lat, lon
 end
-redis.call('SET', KEYS[1], spack(HFMT, 2, base, first, loc_ts, loc_lat, loc_lon,
+local header = spack(HFMT, 2, base, first, loc_ts, loc_lat, loc_lon,
   N[1], S[1], X[1], N[2], S[2], X[2], N[3], S[3], X[3], N[4], S[4], X[4],
-  D[2], D[3], D[4], q) .. recs)
-if ttl > 0 then redis.call('SET', KEYS[3], digest .. vec, 'EX', ttl) end
+  D[2], D[3], D[4], q)
+if list then
+  redis.call('SET', KEYS[1], header .. list)
+else
+  redis.call('SET', KEYS[1], header .. rec .. recs:sub(at + 1, at + keep * REC))
+end
+if ttl > 0 then redis.call('SET', KEYS[3], ARGV[1]:sub(apos) .. vec, 'EX', ttl) end
 return 'F' .. vec
