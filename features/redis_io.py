@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 
 from features import windows
 
@@ -176,19 +176,11 @@ class Scripts:
         packed = b"".join(c if isinstance(c, bytes) else self._encode(c) for c in calls)
         pool = self.client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        results: list[Any] = []
         try:
             # one deadline for the whole exchange, not one timer per answer
             async with asyncio.timeout(connection.socket_timeout):
                 await connection.send_packed_command(packed, check_health=False)
-                for _ in calls:
-                    try:
-                        answer = await connection.read_response(
-                            disable_decoding=True, timeout=math.inf
-                        )
-                    except redis_errors.ResponseError as exc:
-                        answer = exc
-                    results.append(answer)
+                results = await _read_answers(connection, len(calls))
         except BaseException:
             await connection.disconnect()
             raise
@@ -204,3 +196,19 @@ class Scripts:
         chunks = [b"*%d\r\n" % len(parts)]
         chunks += [b"$%d\r\n%s\r\n" % (len(part), part) for part in parts]
         return b"".join(chunks)
+
+
+async def _read_answers(connection: AbstractConnection, count: int) -> list[Any]:
+    """``count`` answers in order, error replies (NOSCRIPT) as values.
+
+    Straight from the connection's protocol parser (hiredis or not, both return an error
+    reply as a ``ResponseError`` value): ``Connection.read_response`` adds per-answer
+    bookkeeping — a timer, an error message naming the host — that costs more than parsing
+    a script's answer, and the whole exchange already runs under one deadline. A socket
+    error becomes a ``ConnectionError``, as ``read_response`` would make it.
+    """
+    parser: Any = connection._parser  # an async parser; redis-py types it as the base class
+    try:
+        return [await parser.read_response(disable_decoding=True) for _ in range(count)]
+    except OSError as exc:
+        raise redis_errors.ConnectionError(f"error while reading answers: {exc}") from exc
