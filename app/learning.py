@@ -58,6 +58,7 @@ class Learner:
     _since_checkpoint: int = 0
     _checkpoint_at: float = field(default_factory=time.monotonic)
     _next_expiry: float = 0.0
+    _arrival_queued: bool = False  # an adoption pass is queued and has not started yet
 
     # ---- API used by the routes and the labels worker --------------------------------
     async def submit(self, labels: Sequence[Label]) -> list[LabelStatus]:
@@ -67,8 +68,14 @@ class Learner:
         return await done
 
     def notify_arrived(self, transaction_ids: Sequence[str]) -> None:
-        """Transactions were stored: parked labels for them can be learned now."""
-        self._queue.put_nowait(_Job(arrived=True))
+        """Transactions were stored: parked labels for them can be learned now.
+
+        Arrivals coalesce: while one adoption pass is queued and not yet started, it covers
+        every later arrival too, so a busy service runs one parked-label query at a time.
+        """
+        if not self._arrival_queued:
+            self._arrival_queued = True
+            self._queue.put_nowait(_Job(arrived=True))
 
     # ---- the owner task ---------------------------------------------------------------
     async def run(self) -> None:
@@ -92,6 +99,7 @@ class Learner:
             if job.done is not None and not job.done.done():
                 job.done.set_result(statuses)
         if job.arrived:
+            self._arrival_queued = False  # arrivals from now on need another pass
             await self._adopt_parked()
         await self._housekeeping()
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.embedded import EmbeddedStack, free_port
@@ -61,11 +62,34 @@ def body_factory(run: str):  # type: ignore[no-untyped-def]
     return body
 
 
-async def ladder(url: str, run: str, seconds: float, headers: dict[str, str]) -> list[LoadResult]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their live descendants."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for p in [process, *process.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+async def ladder(
+    url: str, run: str, seconds: float, headers: dict[str, str], watch: dict[str, list[int]]
+) -> list[LoadResult]:
+    """Climb the rates; ``watch`` names groups of processes whose CPU use is recorded."""
     results = []
     for rate in RATES:
         await open_loop(url, body_factory(f"{run}-warm-{rate}"), 200, 1.0, headers)
+        before = {name: cpu_seconds(pids) for name, pids in watch.items()}
+        started = time.perf_counter()
         result = await open_loop(url, body_factory(f"{run}-{rate}"), rate, seconds, headers)
+        wall = time.perf_counter() - started
+        result.cores = {
+            name: (cpu_seconds(pids) - before[name]) / wall for name, pids in watch.items()
+        }
         results.append(result)
         if result.percentile(99) > 200:  # far past saturation: stop climbing
             break
@@ -97,19 +121,31 @@ def main() -> None:
                      f"http://127.0.0.1:{bare_port}/docs")  # fmt: skip
         try:
             headers = {"X-API-Key": KEY}
+            stack_pids = stack.pids()
+            watch = {
+                "generator": [os.getpid()],
+                "valkey": [pid for name, pid in stack_pids.items() if "valkey" in name],
+                "postgres": [pid for name, pid in stack_pids.items() if "postgres" in name],
+            }
             bare_results = asyncio.run(
-                ladder(f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {})
-            )
+                ladder(
+                    f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {},
+                    {**watch, "service": [bare.pid]},
+                )
+            )  # fmt: skip
             full_results = asyncio.run(
-                ladder(f"http://127.0.0.1:{full_port}/v1/transactions", "f", args.seconds, headers)
-            )
+                ladder(
+                    f"http://127.0.0.1:{full_port}/v1/transactions", "f", args.seconds, headers,
+                    {**watch, "service": [full.pid]},
+                )
+            )  # fmt: skip
         finally:
             for process in (full, bare):
                 process.terminate()
                 try:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    print(f"{process.args[0]} ignored SIGTERM for 30 s; killed", file=sys.stderr)
+                    print(f"pid {process.pid} ignored SIGTERM for 30 s; killed", file=sys.stderr)
                     process.kill()
                     process.wait()
     print(render(bare_results, full_results, args.seconds))
@@ -143,6 +179,22 @@ def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> st
         lines.append(
             f"| {f.rate:g} | {bp50} | {bp99} | {f.percentile(50):.2f} | {f.percentile(99):.2f} "
             f"| {f.achieved:.0f} | {f.errors} | {ratio} |"
+        )
+    lines += [
+        "",
+        "CPU in use during each full-path rate (cores = CPU seconds per wall second; the machine",
+        f"has {os.cpu_count()}), and the service's CPU per request:",
+        "",
+        "| rate (req/s) | service | valkey | postgres | generator | total | service ms/request |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in full:
+        c = f.cores
+        per_request = c.get("service", 0.0) / max(f.achieved, 1e-9) * 1000
+        lines.append(
+            f"| {f.rate:g} | {c.get('service', 0):.2f} | {c.get('valkey', 0):.2f} "
+            f"| {c.get('postgres', 0):.2f} | {c.get('generator', 0):.2f} | {sum(c.values()):.2f} "
+            f"| {per_request:.3f} |"
         )
     lines += [
         "",

@@ -28,6 +28,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per wall second
 
     @property
     def sent(self) -> int:
@@ -103,7 +104,9 @@ async def open_loop(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     total = int(rate * seconds)
-    requests = [_request(parts.path, f"{host}:{port}", body(i), headers or {}) for i in range(total)]
+    requests = [
+        _request(parts.path, f"{host}:{port}", body(i), headers or {}) for i in range(total)
+    ]
     loop = asyncio.get_running_loop()
     idle: deque[_Connection] = deque()
     waiting: deque[int] = deque()  # due requests with no free connection yet
