@@ -34,10 +34,10 @@ class StreamSettings(BaseModel):
 
 
 class ScoringSettings(BaseModel):
-    champion: str = "arf"
-    challengers: list[str] = Field(default_factory=lambda: ["logreg", "hat"])
+    champion: str = "blend"
+    challengers: list[str] = Field(default_factory=lambda: ["arf", "logreg"])
     review_threshold: float = Field(default=0.5, ge=0, le=1)
-    decline_threshold: float = Field(default=0.9, ge=0, le=1)
+    decline_threshold: float = Field(default=0.7, ge=0, le=1)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     lateness_days: float = Field(default=7.0, ge=0, le=17)
     metrics_window: int = Field(default=10_000, ge=10)

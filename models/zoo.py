@@ -32,7 +32,7 @@ figures in the docstring of :func:`arf`):
   metrics are unaffected, but decision thresholds are set on the champion's own scale.
 
 >>> sorted(ZOO)
-['arf', 'arf_all', 'hat', 'logreg']
+['arf', 'arf_all', 'blend', 'hat', 'logreg']
 >>> ZOO["logreg"].factory().predict_proba_one({"amount": 1.0})
 {False: 0.5, True: 0.5}
 >>> ZOO["arf"].params["n_models"], ZOO["arf"].params["fraud_share"]
@@ -49,6 +49,7 @@ from typing import Any
 
 from river import forest, imblearn, linear_model, optim, preprocessing, tree
 
+from models.ensemble import Blend
 from models.preprocess import SignedLog
 
 Factory = Callable[[], Any]  # a River classifier, or a pipeline ending in one
@@ -153,3 +154,9 @@ def arf(
 def arf_all(n_models: int = 5, seed: int = 7) -> Any:
     """Adaptive random forest (5 trees) on every label and every feature at each split."""
     return SignedLog() | _forest(n_models, None, seed)
+
+
+@register("blend", version="1")
+def blend(weight: float = 0.5, on: str = "probability", seed: int = 7) -> Any:
+    """Mean probability of ``arf`` and ``logreg`` (both on a 10%-fraud stream)."""
+    return Blend(arf(seed=seed), logreg(seed=seed), weight=weight, on=on)

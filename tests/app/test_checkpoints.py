@@ -68,7 +68,8 @@ def test_kill_after_k_labels_then_restart_predicts_like_an_uninterrupted_run(
     latest: dict[str, int] = {}
     for row in snapshots:
         latest[row["model_name"]] = max(latest.get(row["model_name"], 0), row["learn_seq"])
-    assert latest == {"arf": 200, "logreg": 200, "hat": 200}
+    scoring = settings.scoring
+    assert latest == {name: 200 for name in [scoring.champion, *scoring.challengers]}
     assert _fetch(fresh_database, "SELECT count(*) AS n FROM learn_log")[0]["n"] == 230
 
     with TestClient(create_app(settings)) as second:
