@@ -157,7 +157,9 @@ def demo(
 @cli.command()
 def evaluate(
     data: Annotated[Path, typer.Argument(help="simulator JSONL (riverguard simulate generate)")],
-    models: Annotated[str, typer.Option(help="comma-separated zoo models")] = "arf,logreg,hat",
+    models: Annotated[
+        str, typer.Option(help="comma-separated zoo models [default: champion, challengers]")
+    ] = "",
     baseline: Annotated[
         str, typer.Option(help="weekly batch baseline: hgb, logreg or none")
     ] = "hgb",
@@ -171,6 +173,9 @@ def evaluate(
         err.print(f"[red]error:[/] no such file: {data}")
         raise typer.Exit(2)
     names = [n.strip() for n in models.split(",") if n.strip()]
+    if not names:
+        scoring = Settings().scoring
+        names = [scoring.champion, *(c for c in scoring.challengers if c != scoring.champion)]
     unknown = [n for n in names if n not in zoo.ZOO]
     if unknown or baseline not in {"hgb", "logreg", "none"}:
         err.print(f"[red]error:[/] unknown model(s) {unknown} or baseline {baseline!r}")
