@@ -63,6 +63,12 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
             review=scoring.review_threshold, decline=scoring.decline_threshold
         ),
         metrics_window=scoring.metrics_window,
+        policy=model_pool.PromotionPolicy(
+            enabled=scoring.auto_promote,
+            min_labels=scoring.promotion_min_labels,
+            margin=scoring.promotion_margin,
+            confidence=scoring.promotion_confidence,
+        ),
     )
 
 
@@ -127,6 +133,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
             every_seconds=settings.scoring.checkpoint_every_seconds,
             feature_set=definitions.FEATURE_SET_ID,
         ),
+        policy_every_labels=settings.scoring.promotion_every_labels,
         parked_ttl=timedelta(days=settings.scoring.parked_label_ttl_days),
     )
     relearned = await learner.restore()
@@ -142,6 +149,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     readiness = Readiness(stall_seconds=settings.stream.stall_seconds)
     probes.install(readiness, backends)
     state = AppState(settings, backends, readiness, metrics, repository, features, service, learner)
+    learner.on_promotion = state.record_promotion
     metrics.watch_pool(state.pool_status)
     return state
 

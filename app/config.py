@@ -42,6 +42,12 @@ class ScoringSettings(BaseModel):
     lateness_days: float = Field(default=7.0, ge=0, le=17)
     metrics_window: int = Field(default=10_000, ge=10)
     auto_promote: bool = False
+    promotion_min_labels: int = Field(default=2_000, ge=10, description="shared labels needed")
+    promotion_margin: float = Field(default=0.02, ge=0, le=1, description="AP lead needed")
+    promotion_confidence: float = Field(default=0.95, gt=0, le=1, description="bootstrap share")
+    promotion_every_labels: int = Field(
+        default=1_000, ge=1, description="labels learned between two policy decisions"
+    )
     checkpoint_every_labels: int = Field(default=1_000, ge=1)
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     parked_label_ttl_days: float = Field(default=90.0, gt=0)

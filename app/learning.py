@@ -6,6 +6,10 @@ consumed by one task. Order per label: label-derived features in Redis (idempote
 and learning-log rows in Postgres (one transaction), then ``learn_one`` on every model from the
 feature snapshot stored at scoring time. A crash after the commit loses nothing: a restart
 restores the latest checkpoint and re-learns the log after it.
+
+The same task applies the automatic promotion policy (``RIVERGUARD_SCORING__AUTO_PROMOTE``)
+every ``policy_every_labels`` learned labels: the decision, promote or not, is kept with its
+explanation (``GET /v1/models``), and a promotion is recorded like a manual one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -53,12 +57,16 @@ class Learner:
     checkpoints: CheckpointPolicy
     parked_ttl: timedelta = timedelta(days=90)
     sweep_seconds: float = 1.0
+    policy_every_labels: int = 1000
+    on_promotion: Callable[[model_pool.PromotionRecord], Awaitable[Any]] | None = None
+    last_decision: model_pool.PolicyDecision | None = None
     last_learn_seq: int = 0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
     _checkpoint_at: float = field(default_factory=time.monotonic)
     _next_expiry: float = 0.0
     _arrival_queued: bool = False  # an adoption pass is queued and has not started yet
+    _since_policy: int = 0
 
     # ---- API used by the routes and the labels worker --------------------------------
     async def submit(self, labels: Sequence[Label]) -> list[LabelStatus]:
@@ -165,6 +173,7 @@ class Learner:
             self.metrics.label_delay.observe(max(delay, 0.0))
             self.last_learn_seq = max(self.last_learn_seq, seq)
             self._since_checkpoint += 1
+            self._since_policy += 1
 
     # ---- checkpoints, expiry, restore ----------------------------------------------------
     async def _housekeeping(self) -> None:
@@ -181,6 +190,22 @@ class Learner:
         )
         if due_labels or due_time:
             await self.checkpoint()
+        if self.pool.policy.enabled and self._since_policy >= self.policy_every_labels:
+            self._since_policy = 0
+            await self.apply_policy()
+
+    async def apply_policy(self) -> model_pool.PolicyDecision:
+        """Decide (and explain) whether a challenger replaces the champion; apply it if so."""
+        decision = self.pool.evaluate_policy(datetime.now(UTC))
+        self.last_decision = decision
+        log.info("promotion policy: %s", decision.explanation)
+        if decision.promote and decision.challenger is not None:
+            record = self.pool.promote(
+                decision.challenger, decision.explanation, automatic=True, at=decision.at
+            )
+            if self.on_promotion is not None:
+                await self.on_promotion(record)
+        return decision
 
     async def checkpoint(self) -> None:
         """Snapshot every model at the current learning-log position."""

@@ -34,12 +34,26 @@ class AppState:
         return [_jsonable(row) for row in self.learner.pool.status()]
 
     def policy_status(self) -> dict[str, Any]:
-        return {"auto_promote": self.settings.scoring.auto_promote}
+        """The automatic policy's settings and its last decision, with its explanation."""
+        policy = self.learner.pool.policy
+        last = self.learner.last_decision
+        return {
+            "auto_promote": policy.enabled,
+            "min_labels": policy.min_labels,
+            "margin": policy.margin,
+            "confidence": policy.confidence,
+            "last_decision": None if last is None else _jsonable(last),
+        }
 
     async def promote(self, name: str, reason: str, *, automatic: bool) -> dict[str, Any]:
-        record: dict[str, Any] = _jsonable(
+        return await self.record_promotion(
             self.learner.pool.promote(name, reason, automatic=automatic)
         )
+
+    async def record_promotion(self, promotion: Any) -> dict[str, Any]:
+        """Persist a promotion the pool made (by hand or by the policy) and count it."""
+        record: dict[str, Any] = _jsonable(promotion)
+        automatic = bool(record["automatic"])
         await self.repository.record_promotion(record)
         self.metrics.promotions.labels(
             record["from_model"], record["to_model"], str(automatic).lower()
@@ -59,6 +73,8 @@ def _jsonable(value: Any) -> Any:
         return value.astimezone(UTC).isoformat()
     if isinstance(value, float) and value != value:
         return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
     return value
 
 
