@@ -35,7 +35,7 @@ class StreamSettings(BaseModel):
 
 class ScoringSettings(BaseModel):
     champion: str = "blend"
-    challengers: list[str] = Field(default_factory=lambda: ["arf", "logreg"])
+    challengers: list[str] = Field(default_factory=lambda: ["logreg", "hat"])
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
