@@ -317,7 +317,7 @@ def _plot_latency(data: ReportData) -> str:
             ax.axvline(float(np.percentile(values, q)), color="k", linestyle=":", label=f"p{q}")
         ax.legend()
     ax.set_xlabel("REST scoring latency (ms, client side)")
-    ax.set_title("Latency")
+    ax.set_title("Latency while the replay runs flat out (saturation; fixed rates: BENCHMARKS.md)")
     return _png(fig)
 
 
