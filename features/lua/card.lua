@@ -193,6 +193,7 @@ if nn - base > MAXOFF then
 end
 local rec = spack(RFMT, toff, cents, mdig)
 local list -- the new record list when it had to be built apart (else: rec, then the kept)
+local rescan = false -- whether the window header must be recomputed from the new list
 if fast then
   -- the new record is the newest: it enters every window; the cap keeps the newest
   for w = 1, 4 do
@@ -203,7 +204,9 @@ if fast then
   q = q + cents * cents
   if q >= EXACT then q = -1 end
   keep = math.min(keep, cap - 1)
-  if N[4] > keep + 1 then list = rec .. recs:sub(at + 1, at + keep * REC) end
+  if N[4] > keep + 1 then
+    list, rescan = rec .. recs:sub(at + 1, at + keep * REC), true
+  end
 else
   -- after the records that sort above (t, cents, digest); equal records are identical, so
   -- any arrival order gives the same bytes
@@ -217,10 +220,26 @@ else
     end
   end
   list = recs:sub(at + 1, at + ins * REC) .. rec .. recs:sub(at + ins * REC + 1, at + keep * REC)
-  list = list:sub(1, math.min(keep + 1, cap) * REC) -- the oldest go
+  local total = math.min(keep + 1, cap)
+  if total <= keep then list = list:sub(1, total * REC) end -- the oldest go
+  if q >= 0 and t <= newest then
+    -- the newest record stays: the new one joins the windows [newest - W, ...) it falls in
+    local j = newest_of(recs, at, mdig)
+    for w = 1, 4 do
+      if t >= newest - WIDTH[w] then
+        if j == 0 or j > N[w] then D[w] = D[w] + 1 end
+        N[w], S[w] = N[w] + 1, S[w] + cents
+        if cents > X[w] then X[w] = cents end
+      end
+    end
+    if t >= newest - WIDTH[4] then q = q + cents * cents end
+    rescan = N[4] > total or q >= EXACT -- a cap cut into the windows, or inexact squares
+  else
+    rescan = true -- a version 1 state, or squares not exact: from scratch
+  end
 end
-if list then
-  -- windows as of the newest record, from scratch (a cap may cut into them)
+if rescan then
+  -- windows as of the newest record, from scratch
   N, S, X, D, q = scan(list, 0, #list / REC, 1, nn - base)
   if q >= EXACT then q = -1 end
 end

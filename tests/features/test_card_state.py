@@ -63,3 +63,21 @@ async def test_an_unknown_state_version_is_refused(make_store: StoreFactory) -> 
     with pytest.raises(redis_errors.ResponseError, match="card state version 9 unknown"):
         await feature_store.score_batch([tx("t1", D)])
     assert await feature_store.client.get(state) == b"\x09" + bytes(200)
+
+
+@pytest.mark.parametrize("width", [H, D, 7 * D])
+async def test_a_late_event_on_a_window_edge_updates_the_window_header(
+    make_store: StoreFactory, width: timedelta
+) -> None:
+    """An out-of-order event exactly one window before the newest record, beside one that
+    came in order at the same millisecond, joins that window; the next in-order event, which
+    reads the stored windows, sees both leave it."""
+    feature_store = make_store()
+    ref = ReferenceFeatures(feature_store.config)
+    newest = 10 * D
+    stream = [tx("b", newest - width, "5"), tx("a", newest, "1"), tx("c", newest - width, "9"),
+              tx("d", newest + M, "2"), tx("e", newest + width - M, "3")]  # fmt: skip
+    for item in stream:
+        (got,) = await feature_store.score_batch([item])
+        want = ref.transaction(item)
+        assert (got.status, _card_part(got.features)) == (want.status, _card_part(want.features))
