@@ -21,8 +21,10 @@
 -- Why the window header: an event newer than every record (the usual case) only moves
 -- each window's lower edge over the records that leave it (a few per event) instead of
 -- scanning the last 30 days. Other events (out of order, same millisecond, peeks into the
--- past) scan as version 1 did and recompute the header. A version 1 state (records oldest
--- first, no window header) is converted on first use.
+-- past) scan for their own windows as version 1 did, then add themselves to the header;
+-- it is recomputed from the records only when a cap cuts into the windows or the squares
+-- are not exact. A version 1 state (records oldest first, no window header) is converted
+-- on first use.
 local HDR, REC, HDR1 = 109, 12, 33
 local HFMT = '<Bdddi4i4I4I6I4I4I6I4I4I6I4I4I6I4I4I4I4d'
 local RFMT, TFMT = '<I4I4I4', '<I4'
