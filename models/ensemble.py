@@ -1,12 +1,14 @@
-"""A two-model blend: the weighted mean of a forest's and a linear model's log-odds.
+"""A two-model blend: the weighted mean of two classifiers' probabilities (or log-odds).
 
 Forests and linear models fail on different frauds. On the project's simulator stream the
-re-balanced logistic regression ranks online fraud (new device, unfamiliar merchants,
-label-arrival merchant risk) better; on the benchmark-shaped ``handbook`` stream the forest
-wins by far (threshold effects on amounts and terminals). Averaging their log-odds keeps most
-of the better model's ranking on each stream (figures in :func:`models.zoo.blend`). Both
-members learn every label; both must be trained on the same class prior (the zoo re-balances
-both to 10% fraud) so that their log-odds are on one scale.
+re-balanced logistic regression ranks online fraud (unfamiliar merchants, label-arrival
+merchant risk) well while a forest suffers from drifting label delays; on the
+benchmark-shaped ``handbook`` stream the forest wins by far (threshold effects on amounts and
+terminals). The mean keeps most of the better model's ranking on each stream (figures in
+:func:`models.zoo.blend`). Both members learn every example the blend is given (a member may
+sub-sample inside itself, as the zoo's re-balanced models do). The members' scales differ
+(a re-balanced model's odds are ~10x higher); ranking is what the mean is for, and the
+service's thresholds are set on the blend's own scale.
 
 >>> from river import linear_model
 >>> blend = Blend(linear_model.LogisticRegression(), linear_model.LogisticRegression())
