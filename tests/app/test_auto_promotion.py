@@ -64,35 +64,38 @@ def _feed(client: TestClient, rounds: int, size: int = 30) -> None:
             assert client.post("/v1/labels", json=sent, headers=LABELER).status_code == 202
 
 
-def test_the_policy_promotes_a_clearly_better_challenger_and_says_why(
-    fresh_database: str, api_redis_url: str, indifferent: str
-) -> None:
-    settings = settings_for(fresh_database, api_redis_url, scoring=_scoring(auto=True))
+def _run(database: str, redis_url: str, auto: bool) -> dict[str, Any]:
+    """Feed the rounds; what the service then says about its models and promotions."""
+    settings = settings_for(database, redis_url, scoring=_scoring(auto=auto))
     with TestClient(create_app(settings)) as client:
         _feed(client, rounds=7)
         listing = client.get("/v1/models", headers=SCORER).json()
-        roles = {m["name"]: m["role"] for m in listing["models"]}
-        assert roles == {"logreg": "champion", "indifferent": "challenger"}
-        decision = listing["policy"]["last_decision"]
-        assert decision is not None and listing["policy"]["auto_promote"] is True
-        history = client.get("/v1/models/promotions", headers=ADMIN).json()["promotions"]
-        assert [(p["from_model"], p["to_model"], p["automatic"]) for p in history] == [
-            ("indifferent", "logreg", True)
-        ]
-        assert history[0]["reason"].startswith("promote logreg: AP ")
-        metrics = client.get("/metrics").text
-        assert 'from_model="indifferent",to_model="logreg"' in metrics.replace(" ", "")
+        return {
+            "roles": {m["name"]: m["role"] for m in listing["models"]},
+            "policy": listing["policy"],
+            "history": client.get("/v1/models/promotions", headers=ADMIN).json()["promotions"],
+            "metrics": client.get("/metrics").text.replace(" ", ""),
+        }
+
+
+def test_the_policy_promotes_a_clearly_better_challenger_and_says_why(
+    fresh_database: str, api_redis_url: str, indifferent: str
+) -> None:
+    seen = _run(fresh_database, api_redis_url, auto=True)
+    assert seen["roles"] == {"logreg": "champion", "indifferent": "challenger"}
+    assert seen["policy"]["auto_promote"] is True and seen["policy"]["last_decision"] is not None
+    history = seen["history"]
+    assert [(p["from_model"], p["to_model"], p["automatic"]) for p in history] == [
+        ("indifferent", "logreg", True)
+    ]
+    assert history[0]["reason"].startswith("promote logreg: AP ")
+    assert 'from_model="indifferent",to_model="logreg"' in seen["metrics"]
 
 
 def test_with_the_policy_off_nothing_is_promoted(
     fresh_database: str, api_redis_url: str, indifferent: str
 ) -> None:
-    settings = settings_for(fresh_database, api_redis_url, scoring=_scoring(auto=False))
-    with TestClient(create_app(settings)) as client:
-        _feed(client, rounds=7)
-        listing = client.get("/v1/models", headers=SCORER).json()
-        roles = {m["name"]: m["role"] for m in listing["models"]}
-        assert roles == {"indifferent": "champion", "logreg": "challenger"}
-        assert listing["policy"] == {**listing["policy"], "auto_promote": False}
-        assert listing["policy"]["last_decision"] is None
-        assert client.get("/v1/models/promotions", headers=ADMIN).json()["promotions"] == []
+    seen = _run(fresh_database, api_redis_url, auto=False)
+    assert seen["roles"] == {"indifferent": "champion", "logreg": "challenger"}
+    assert seen["policy"]["auto_promote"] is False and seen["policy"]["last_decision"] is None
+    assert seen["history"] == []
