@@ -1,13 +1,13 @@
 """Model-quality gate: on a small seeded simulated stream the champion keeps learning.
 
 Measured on this stream (10 days, 1,500 cards, seed 3) on 2026-11-21 with the default
-champion ``blend`` (mean probability of ``arf_all`` and the re-balanced ``logreg``), over the
-second half: average precision 0.40, ROC AUC 0.85; on the same stream a weekly-retrained
-gradient boosting baseline scores 0.36 / 0.75
-(``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3``). The floors
-leave a margin for library updates; a change that silently breaks learning (features,
-labels, guards) falls far below them (a model that has learned nothing scores AP ≈ the fraud
-rate, 0.02 here).
+champion ``blend`` (mean probability of the re-balanced ARF and logistic regression), over
+the second half: average precision 0.48, ROC AUC 0.88; on the same stream ``arf`` alone
+0.50 / 0.86, ``logreg`` 0.34 / 0.80 and a weekly-retrained gradient boosting baseline
+0.36 / 0.75 (``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3``).
+The floors leave a margin for library updates; a change that silently breaks learning
+(features, labels, guards) falls far below them (a model that has learned nothing scores
+AP ≈ the fraud rate, 0.02 here).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from app.config import ScoringSettings
 from models import evaluation, zoo
 from simulator.generate import SimConfig, simulate
 
-AP_FLOOR = 0.28
-AUC_FLOOR = 0.75
+AP_FLOOR = 0.33
+AUC_FLOOR = 0.78
 
 
 @pytest.mark.slow
