@@ -161,12 +161,12 @@ async def test_arrival_buckets_ahead_of_the_newest_event_are_kept_then_trimmed(
     bucket = 22
     raw = await feature_store.client.get(state_key)
     assert raw is not None
-    assert len(raw) == 13 + bucket * (1 + 50 + 1 + 3)  # 1 + 50 hours, 1 + 3 days
+    assert len(raw) == 77 + bucket * (1 + 50 + 1 + 3)  # 1 + 50 hours, 1 + 3 days
     # 1d = [day 21 03:00, day 22 03:00): the labels of hours 27 to 49
     assert await shop.arrived(T0 + 22 * D + 3 * H) == (23, 50, 50)
     await shop.pay(T0 + 80 * D)  # everything before is behind the horizon now
     raw = await feature_store.client.get(state_key)
-    assert raw is not None and len(raw) == 13 + 2 * bucket
+    assert raw is not None and len(raw) == 77 + 2 * bucket
     assert await feature_store.client.zcard(fraud_key) == 0
 
 
