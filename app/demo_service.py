@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.embedded import StackUrls, free_port
+from app.embedded import StackUrls, die_with_parent, free_port
 
 
 @dataclass
@@ -54,7 +54,11 @@ class DemoService:
         riverguard = Path(sys.executable).with_name("riverguard")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(riverguard), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [str(riverguard), "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
             )
         wait_ready(self.url, self.process, self.log_path, timeout)
 

@@ -195,7 +195,7 @@ class EmbeddedStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 user=user,
-                preexec_fn=_die_with_parent(stop),
+                preexec_fn=die_with_parent(stop),
             )
         self._children.append(_Child(name, process, stop, log_path))
 
@@ -236,7 +236,11 @@ def _hand_over(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when the thread that started it dies, and runs
+    in its own process group (so a Ctrl-C in a terminal reaches only the parent, which stops
+    its children in order). Used for every server a command or a test starts."""
+
     def preexec() -> None:
         # Runs in the child after fork (and after any setuid), before exec.
         libc = ctypes.CDLL(None, use_errno=True)

@@ -23,7 +23,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.embedded import EmbeddedStack, free_port
+from app.embedded import EmbeddedStack, die_with_parent, free_port
 from bench.loadgen import LoadResult, open_loop
 
 RATES = (250, 500, 750, 1000, 1250, 1500, 2000)
@@ -31,7 +31,8 @@ KEY = "bench-key"
 
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=die_with_parent())  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.embedded import EmbeddedStack, free_port
+from app.embedded import EmbeddedStack, die_with_parent, free_port
 from features.schema import decode_transaction
 
 
@@ -167,7 +167,8 @@ def main() -> None:
         riverguard = str(Path(sys.executable).with_name("riverguard"))
         started = time.perf_counter()
         service = subprocess.Popen([riverguard, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+                                   stderr=subprocess.DEVNULL,
+                                   preexec_fn=die_with_parent())  # fmt: skip
         try:
             while True:
                 try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import demo_service
-from app.embedded import free_port
+from app.embedded import die_with_parent, free_port
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 KEY = "e2e-key"
@@ -36,7 +36,11 @@ class ServiceProcess:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(RIVERGUARD), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [str(RIVERGUARD), "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # never outlives an interrupted test run
             )
         self.wait_ready(ready_timeout)
         return self
