@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
@@ -114,11 +114,6 @@ class Metrics:
             ["topic", "reason"],
             registry=r,
         )
-        self.guarded = Counter(
-            "riverguard_feature_values_guarded_total",
-            "Non-finite or non-numeric feature values kept away from the models.",
-            registry=r,
-        )
         self.build = Info("riverguard_build", "Versions of riverguard and its engines.", registry=r)
         self.dependency_up = Gauge(
             "riverguard_dependency_up",
@@ -155,8 +150,9 @@ class PoolCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 
-    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
         rows = list(self._read())
+        yield from self._guard_counters(rows)
         for key, name, doc in self.GAUGES:
             family = GaugeMetricFamily(name, doc, labels=["model", "role"])
             for row in rows:
@@ -180,3 +176,28 @@ class PoolCollector(Collector):
         for row in rows:
             info.add_metric([row["name"], row["role"]], {"version": str(row["version"])})
         yield info
+
+    @staticmethod
+    def _guard_counters(rows: list[dict[str, Any]]) -> Iterator[CounterMetricFamily]:
+        """The pool's input guard and each model's faults, as counters since process start."""
+        guarded = CounterMetricFamily(
+            "riverguard_feature_values_guarded",
+            "Feature values kept away from the models: dropped (not a finite number) or"
+            " clipped (finite but beyond the bound).",
+            labels=["kind"],
+        )
+        faults = CounterMetricFamily(
+            "riverguard_model_faults",
+            "Model calls that raised or returned an invalid probability (score fell back).",
+            labels=["model", "role", "kind"],
+        )
+        for row in rows:
+            guard = row.get("guard", {})
+            for kind in ("predict_errors", "invalid_outputs", "learn_errors"):
+                faults.add_metric([row["name"], row["role"], kind], float(guard.get(kind, 0)))
+        if rows:  # pool-wide figures, repeated in every row
+            guard = rows[0].get("guard", {})
+            guarded.add_metric(["dropped"], float(guard.get("dropped_values", 0)))
+            guarded.add_metric(["clipped"], float(guard.get("clipped_values", 0)))
+        yield guarded
+        yield faults

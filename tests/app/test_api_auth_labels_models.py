@@ -121,3 +121,23 @@ def test_health_ready_metrics(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert "riverguard_inputs_total" in text
     assert "riverguard_model_roc_auc" in text or "riverguard_model_labels" in text
+
+
+def test_guarded_inputs_and_model_faults_are_counted_in_metrics(client: TestClient) -> None:
+    pool = client.app.state.riverguard.learner.pool  # type: ignore[attr-defined]
+    pool.score({"amount": float("nan"), "card_count_1d": 1e300, "label": "x"})
+    champion = pool.members[pool.champion]
+
+    def broken(x: object) -> float:
+        raise RuntimeError("model fault")
+
+    champion.model.predict_proba_one = broken  # the pool falls back and counts it
+    assert pool.score({"amount": 10.0})[0].fallback
+    text = client.get("/metrics").text
+    assert 'riverguard_feature_values_guarded_total{kind="dropped"} 2.0' in text
+    assert 'riverguard_feature_values_guarded_total{kind="clipped"} 1.0' in text
+    fault = (
+        f'riverguard_model_faults_total{{kind="predict_errors",model="{pool.champion}",'
+        f'role="champion"}} 1.0'
+    )
+    assert fault in text
