@@ -27,9 +27,9 @@
 --
 -- Why: an event of the newest event's day (the usual case) reads its day windows from the
 -- header instead of scanning 30 day buckets and the hour buckets in place, then writes its
--- buckets and the header with SETRANGE, or the state in one SET when it opens a new last
--- hour bucket, instead of copying every section in Lua. Other events rewrite the state in
--- one SET. A version 2 state (hours before days, no header sums) is converted on first use.
+-- buckets and the header with SETRANGE, or the state in one SET (one concatenation) when it
+-- opens a new hour bucket, instead of copying every section in Lua. Other events rewrite
+-- the state in one SET. A version 2 state (hours before days, no header sums) is converted on first use.
 local VERSION, HDR0, HDR, REC = 3, 13, 77, 22
 local HFMT, SFMT, RFMT, IFMT = '<BdI2I2', '<dddddddd', '<I4I4I4I4I6', '<I4'
 local HOUR, DAY = 3600000, 86400000
@@ -43,43 +43,11 @@ if mode == 0 then
   if stored then return 'D' .. stored end
 end
 
--- Closures cost an allocation per call, so the helpers of the rarer paths are made there.
--- Sums (count, frauds, arrived, cents) of the day buckets after byte `at` with index in
--- [lo, hi), and of those in [lo7, hi).
-local function day_sums_of(str, at, n, lo, lo7, hi)
-  local c30, f30, a30, s30, c7, f7, a7, s7 = 0, 0, 0, 0, 0, 0, 0, 0
-  for j = 1, n do
-    local i, c, f, a, s = sunpack(RFMT, str, at + (j - 1) * REC + 1)
-    if i >= hi then break end
-    if i >= lo then
-      c30, f30, a30, s30 = c30 + c, f30 + f, a30 + a, s30 + s
-      if i >= lo7 then c7, f7, a7, s7 = c7 + c, f7 + f, a7 + a, s7 + s end
-    end
-  end
-  return c30, f30, a30, s30, c7, f7, a7, s7
-end
-
 local state = redis.call('GET', KEYS[1])
-local exists = state ~= nil
 state = state or (spack(HFMT, VERSION, -1, 0, 0) .. spack(SFMT, 0, 0, 0, 0, 0, 0, 0, 0))
 local version, newest, nh, nd = sunpack(HFMT, state)
 local D = -1e15 -- the newest event's day
 if newest >= 0 then D = floor(newest / DAY) end
-
-local converted = false
-if version == 2 then -- hours then days, no header sums: reorder and sum once
-  local hours = state:sub(HDR0 + 1, HDR0 + nh * REC)
-  local days = state:sub(HDR0 + nh * REC + 1)
-  state = spack(HFMT, VERSION, newest, nh, nd) ..
-    spack(SFMT, day_sums_of(days, 0, nd, D - 30, D - 7, D)) .. days .. hours
-  converted = true
-elseif version ~= VERSION then -- checked before any write: an old layout is never misread
-  return redis.error_reply('merchant state layout ' .. version .. ', expected ' .. VERSION ..
-    ': rebuild the feature store (riverguard features rebuild)')
-end
--- the header sums of [D - 30, D) and [D - 7, D)
-local c30, f30, a30, s30, c7, f7, a7, s7 = sunpack(SFMT, state, HDR0 + 1)
-local DAT, HAT = HDR, HDR + nd * REC -- bytes before the first day / hour bucket
 
 -- first bucket (of those after byte `at`) with index >= target (n + 1 when none)
 local function lower_bound(str, at, n, target)
@@ -91,29 +59,67 @@ local function lower_bound(str, at, n, target)
   return lo
 end
 
--- the section with `target` moved by (dc, ds, df, da) and buckets below `horizon` dropped;
--- its bucket count and whether the target was written
-local function bump(section, n, target, dc, ds, df, da, horizon)
-  local k = 0
-  while k < n and sunpack(IFMT, section, k * REC + 1) < horizon do k = k + 1 end
-  if target < horizon then return section:sub(k * REC + 1), n - k, false end
-  local j = lower_bound(section, 0, n, target)
-  local head = section:sub(k * REC + 1, (j - 1) * REC)
-  if j <= n and sunpack(IFMT, section, (j - 1) * REC + 1) == target then
-    local _, c, f, a, s = sunpack(RFMT, section, (j - 1) * REC + 1)
-    local moved = spack(RFMT, target, c + dc, f + df, a + da, s + ds)
-    return head .. moved .. section:sub(j * REC + 1), n - k, true
+local hour, day = floor(t / HOUR), floor(t / DAY)
+local DAT, HAT = HDR, HDR + nd * REC -- bytes before the first day / hour bucket (version 3)
+-- The usual event: scored on the newest event's day (whose bucket is there), in layout 3.
+-- It needs neither helper below: a closure costs an allocation per call, so they are made
+-- only for the other paths.
+local usual, jd = false, 1
+if version == VERSION and mode == 0 and day == D then
+  jd = lower_bound(state, DAT, nd, day)
+  usual = jd <= nd and sunpack(IFMT, state, DAT + (jd - 1) * REC + 1) == day
+end
+local day_sums_of, bump
+if not usual then
+  -- Sums (count, frauds, arrived, cents) of the day buckets after byte `at` with index in
+  -- [lo, hi), and of those in [lo7, hi).
+  day_sums_of = function(str, at, n, lo, lo7, hi)
+    local c30, f30, a30, s30, c7, f7, a7, s7 = 0, 0, 0, 0, 0, 0, 0, 0
+    for j = 1, n do
+      local i, c, f, a, s = sunpack(RFMT, str, at + (j - 1) * REC + 1)
+      if i >= hi then break end
+      if i >= lo then
+        c30, f30, a30, s30 = c30 + c, f30 + f, a30 + a, s30 + s
+        if i >= lo7 then c7, f7, a7, s7 = c7 + c, f7 + f, a7 + a, s7 + s end
+      end
+    end
+    return c30, f30, a30, s30, c7, f7, a7, s7
   end
-  -- a decrement of a bucket that is not there (never written: it was behind the horizon)
-  if dc <= 0 and df <= 0 and da <= 0 then return section:sub(k * REC + 1), n - k, false end
-  return head .. spack(RFMT, target, dc, df, da, ds) .. section:sub((j - 1) * REC + 1),
-    n - k + 1, true
+
+  -- the section with `target` moved by (dc, ds, df, da) and buckets below `horizon` dropped;
+  -- its bucket count and whether the target was written
+  bump = function(section, n, target, dc, ds, df, da, horizon)
+    local k = 0
+    while k < n and sunpack(IFMT, section, k * REC + 1) < horizon do k = k + 1 end
+    if target < horizon then return section:sub(k * REC + 1), n - k, false end
+    local j = lower_bound(section, 0, n, target)
+    local head = section:sub(k * REC + 1, (j - 1) * REC)
+    if j <= n and sunpack(IFMT, section, (j - 1) * REC + 1) == target then
+      local _, c, f, a, s = sunpack(RFMT, section, (j - 1) * REC + 1)
+      local moved = spack(RFMT, target, c + dc, f + df, a + da, s + ds)
+      return head .. moved .. section:sub(j * REC + 1), n - k, true
+    end
+    -- a decrement of a bucket that is not there (never written: it was behind the horizon)
+    if dc <= 0 and df <= 0 and da <= 0 then return section:sub(k * REC + 1), n - k, false end
+    return head .. spack(RFMT, target, dc, df, da, ds) .. section:sub((j - 1) * REC + 1),
+      n - k + 1, true
+  end
 end
 
-local hour, day = floor(t / HOUR), floor(t / DAY)
--- Buckets older than the horizon are never read nor written, so when they are physically
--- dropped does not change any feature.
--- Hour buckets are only dropped when the newest event's day changes (from the start of that
+if version == 2 then -- hours then days, no header sums: reorder and sum once
+  local hours = state:sub(HDR0 + 1, HDR0 + nh * REC)
+  local days = state:sub(HDR0 + nh * REC + 1)
+  state = spack(HFMT, VERSION, newest, nh, nd) ..
+    spack(SFMT, day_sums_of(days, 0, nd, D - 30, D - 7, D)) .. days .. hours
+elseif version ~= VERSION then -- checked before any write: an old layout is never misread
+  return redis.error_reply('merchant state layout ' .. version .. ', expected ' .. VERSION ..
+    ': rebuild the feature store (riverguard features rebuild)')
+end
+-- the header sums of [D - 30, D) and [D - 7, D)
+local c30, f30, a30, s30, c7, f7, a7, s7 = sunpack(SFMT, state, HDR0 + 1)
+
+-- Buckets older than the horizon are never read, so when they are physically dropped does
+-- not change any feature. Hour buckets are only dropped when the newest event's day changes (from the start of that
 -- day: ph), so that the usual event never has to drop any; the few kept in [ph, oh) are
 -- never read, and the state stays the same for any order of the same events.
 local oh, od, ph = -1e15, -1e15, -1e15
@@ -188,32 +194,22 @@ else -- t is the newest event now, on a later day: the windows just read are the
 end
 local sums = spack(SFMT, c30, f30, a30, s30, c7, f7, a7, s7)
 
--- usual case: same day as the newest event, its day bucket there (or behind the horizon)
--- and its hour bucket there or a new last one (or behind the horizon): the buckets are read
--- in place and only what changed is written
-local jd, jh = lower_bound(state, DAT, nd, day), lower_bound(state, HAT, nh, hour)
-local dpos, hpos = DAT + (jd - 1) * REC, HAT + (jh - 1) * REC
-if exists and not converted and same_day
-    and (day < dz or (jd <= nd and sunpack(IFMT, state, dpos + 1) == day))
-    and (hour < hz or jh > nh or sunpack(IFMT, state, hpos + 1) == hour) then
-  local drec -- the event's day bucket after it
-  if day >= dz then
-    local _, c, f, a, s = sunpack(RFMT, state, dpos + 1)
-    drec = spack(RFMT, day, c + 1, f, a, s + cents)
-  end
-  if hour >= hz and jh > nh then
-    -- a new last hour bucket: one SET (after an APPEND, Valkey would keep the string at
-    -- twice its length in memory)
-    local hrec, rest = spack(RFMT, hour, 1, 0, 0, cents), state:sub(DAT + 1)
-    if drec then rest = state:sub(DAT + 1, dpos) .. drec .. state:sub(dpos + REC + 1) end
-    redis.call('SET', KEYS[1], spack(HFMT, VERSION, nn, nh + 1, nd) .. sums .. rest .. hrec)
-  else
-    if hour >= hz then
-      local _, c, f, a, s = sunpack(RFMT, state, hpos + 1)
-      redis.call('SETRANGE', KEYS[1], hpos, spack(RFMT, hour, c + 1, f, a, s + cents))
-    end
-    if drec then redis.call('SETRANGE', KEYS[1], dpos, drec) end
+-- the usual event writes its day and hour buckets and the header in place, or the state in
+-- one SET when it opens a new hour bucket
+if usual then
+  local jh = lower_bound(state, HAT, nh, hour)
+  local dpos, hpos = DAT + (jd - 1) * REC, HAT + (jh - 1) * REC
+  local _, c, f, a, s = sunpack(RFMT, state, dpos + 1)
+  local drec = spack(RFMT, day, c + 1, f, a, s + cents)
+  if jh <= nh and sunpack(IFMT, state, hpos + 1) == hour then
+    _, c, f, a, s = sunpack(RFMT, state, hpos + 1)
+    redis.call('SETRANGE', KEYS[1], hpos, spack(RFMT, hour, c + 1, f, a, s + cents))
+    redis.call('SETRANGE', KEYS[1], dpos, drec)
     redis.call('SETRANGE', KEYS[1], 0, spack(HFMT, VERSION, nn, nh, nd) .. sums)
+  else -- (an APPEND of a new last one would leave the string twice its length in memory)
+    redis.call('SET', KEYS[1], spack(HFMT, VERSION, nn, nh + 1, nd) .. sums ..
+      state:sub(DAT + 1, dpos) .. drec .. state:sub(dpos + REC + 1, hpos) ..
+      spack(RFMT, hour, 1, 0, 0, cents) .. state:sub(hpos + 1))
   end
 else
   local hours, nh2 = bump(state:sub(HAT + 1), nh, hour, 1, cents, 0, 0, hz)
