@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded import EmbeddedStack, free_port
+from app.embedded import EmbeddedStack, die_with_parent, free_port
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 
@@ -53,7 +53,9 @@ def test_serve_ready_then_redis_down_names_redis(
         "RIVERGUARD_PORT": str(port),
         "RIVERGUARD_API_KEYS": "test-key=score|label|admin",
     }
-    process = subprocess.Popen([str(RIVERGUARD), "serve"], env=env, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(RIVERGUARD), "serve"], env=env, stderr=subprocess.PIPE, preexec_fn=die_with_parent()
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         assert _wait_for(f"{base}/healthz").status_code == 200
