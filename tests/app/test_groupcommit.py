@@ -34,6 +34,18 @@ class Recorder:
         return [i * 10 for i in items]
 
 
+async def held_first_write(
+    item: int, flush_ms: float = LONG_WINDOW_MS, flush_max: int = 100
+) -> tuple[Recorder, GroupCommitter[int, int], asyncio.Task[int]]:
+    """A committer whose first write is in flight and held open (a slow commit)."""
+    flush = Recorder()
+    committer = GroupCommitter(flush, flush_ms=flush_ms, flush_max=flush_max)
+    flush.release.clear()
+    first = asyncio.create_task(committer.write(item))
+    await settle()
+    return flush, committer, first
+
+
 async def test_a_lone_write_does_not_wait_for_the_window() -> None:
     flush = Recorder()
     committer = GroupCommitter(flush, flush_ms=LONG_WINDOW_MS, flush_max=100)
@@ -50,11 +62,7 @@ async def test_writers_of_one_loop_iteration_share_a_group() -> None:
 
 
 async def test_writes_during_a_commit_go_together_when_it_returns() -> None:
-    flush = Recorder()
-    committer = GroupCommitter(flush, flush_ms=LONG_WINDOW_MS, flush_max=100)
-    flush.release.clear()
-    first = asyncio.create_task(committer.write(1))
-    await settle()
+    flush, committer, first = await held_first_write(1)
     assert flush.groups == [[1]]  # in flight, held open
     later = [asyncio.create_task(committer.write(i)) for i in (2, 3, 4)]
     await settle()
@@ -66,11 +74,7 @@ async def test_writes_during_a_commit_go_together_when_it_returns() -> None:
 
 
 async def test_flush_max_starts_a_group_even_while_a_commit_is_in_flight() -> None:
-    flush = Recorder()
-    committer = GroupCommitter(flush, flush_ms=LONG_WINDOW_MS, flush_max=3)
-    flush.release.clear()
-    first = asyncio.create_task(committer.write(0))
-    await settle()
+    flush, committer, first = await held_first_write(0, flush_max=3)
     full = asyncio.create_task(committer.write_many([1, 2, 3]))
     await settle()
     assert flush.groups == [[0], [1, 2, 3]]
@@ -80,11 +84,7 @@ async def test_flush_max_starts_a_group_even_while_a_commit_is_in_flight() -> No
 
 
 async def test_the_window_bounds_the_wait_behind_a_slow_commit() -> None:
-    flush = Recorder()
-    committer = GroupCommitter(flush, flush_ms=1.0, flush_max=100)
-    flush.release.clear()
-    first = asyncio.create_task(committer.write(0))
-    await settle()
+    flush, committer, first = await held_first_write(0, flush_ms=1.0)
     second = asyncio.create_task(committer.write(1))
     for _ in range(200):  # the 1 ms window passes while the first commit is still held
         await asyncio.sleep(0.005)
@@ -106,11 +106,7 @@ async def test_a_failed_commit_reaches_every_waiter_and_the_next_group_still_flu
 
 
 async def test_drain_flushes_what_waits() -> None:
-    flush = Recorder()
-    committer = GroupCommitter(flush, flush_ms=LONG_WINDOW_MS, flush_max=100)
-    flush.release.clear()
-    first = asyncio.create_task(committer.write(1))
-    await settle()
+    flush, committer, first = await held_first_write(1)
     waiting = asyncio.create_task(committer.write(2))
     await settle()
     drained = asyncio.create_task(committer.drain())
