@@ -35,7 +35,7 @@ COPY features /opt/riverguard/features
 COPY models /opt/riverguard/models
 COPY simulator /opt/riverguard/simulator
 RUN echo /opt/riverguard > /opt/venv/lib/python3.11/site-packages/riverguard.pth \
-    && printf '%s\n' '#!/opt/venv/bin/python' 'import sys' 'from app.cli import main' \
+    && printf '%s\n' '#!/opt/venv/bin/python' 'import sys' 'from app.tools.cli import main' \
         'sys.exit(main())' > /opt/venv/bin/riverguard \
     && chmod 0755 /opt/venv/bin/riverguard \
     && /opt/venv/bin/python -m compileall -q /opt/riverguard \

@@ -1,4 +1,4 @@
-"""The composition root: settings and backends in, a running :class:`AppState` out.
+"""The composition root: settings and backends in, a running service out.
 
 Everything the service needs is built here and nowhere else — feature store, model pool,
 repository, group committer, learner, stream workers — and torn down in reverse order:
@@ -14,17 +14,22 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
-from app import auth, health, probes, stream
+from app import backends as backend_clients
+from app.api import auth
+from app.api.deps import AppState
+from app.backends import Backends, ConfigurationError, open_backends
 from app.config import Settings
-from app.groupcommit import GroupCommitter
-from app.health import Readiness
-from app.learning import CheckpointPolicy, Learner
-from app.metrics import Metrics
-from app.repository import Repository, ScoredRecord
-from app.resources import Backends, ConfigurationError, open_backends
-from app.scoring import Scorer
-from app.service import ScoringService
-from app.state import AppState
+from app.core import readiness
+from app.core.groupcommit import GroupCommitter
+from app.core.learning import CheckpointPolicy, Learner
+from app.core.metrics import Metrics
+from app.core.ports import ScoredRecord, ScoreStore
+from app.core.promotion import Promotions
+from app.core.readiness import Readiness
+from app.core.scoring import Scorer, ScoringService
+from app.postgres.repository import PgRepository
+from app.stream import runner as stream_runner
+from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
 from features import definitions
 from features import store as feature_store
@@ -72,7 +77,7 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
     )
 
 
-def _writer(repository: Repository, settings: Settings) -> GroupCommitter[ScoredRecord, bool]:
+def _writer(repository: ScoreStore, settings: Settings) -> GroupCommitter[ScoredRecord, bool]:
     async def flush(records: Sequence[ScoredRecord]) -> list[bool]:
         inserted = await repository.insert_scored(records)
         seen: set[str] = set()
@@ -94,9 +99,10 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
         state = await _assemble(settings, metrics, backends)
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
         watcher = asyncio.create_task(
-            health.watch(state.readiness, _readiness_reporter(state), every=5.0), name="readiness"
+            readiness.watch(state.readiness, _readiness_reporter(state), every=5.0),
+            name="readiness",
         )
-        workers = await _start_workers(state)
+        workers = await _start_workers(state, backends)
         try:
             yield state
         finally:
@@ -116,7 +122,7 @@ def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
 
 
 async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) -> AppState:
-    repository = Repository(backends.db)
+    repository = PgRepository(backends.db)
     features = feature_store.RedisFeatureStore(
         backends.redis,
         feature_config.FeatureConfig(lateness=timedelta(days=settings.scoring.lateness_days)),
@@ -136,6 +142,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         policy_every_labels=settings.scoring.promotion_every_labels,
         parked_ttl=timedelta(days=settings.scoring.parked_label_ttl_days),
     )
+    promotions = Promotions(pool, repository, metrics)
+    learner.promotions = promotions
     relearned = await learner.restore()
     log.info("models restored; %d labels re-learned from the log", relearned)
     service = ScoringService(
@@ -146,26 +154,43 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         _writer(repository, settings),
         on_stored=learner.notify_arrived,
     )
-    readiness = Readiness(stall_seconds=settings.stream.stall_seconds)
-    probes.install(readiness, backends)
-    state = AppState(settings, backends, readiness, metrics, repository, features, service, learner)
-    learner.on_promotion = state.record_promotion
-    metrics.watch_pool(state.pool_status)
-    return state
+    checks = Readiness(stall_seconds=settings.stream.stall_seconds)
+    backend_clients.install_probes(checks, backends)
+    metrics.watch_pool(promotions.models)
+    return AppState(
+        settings=settings,
+        readiness=checks,
+        metrics=metrics,
+        service=service,
+        learner=learner,
+        promotions=promotions,
+        features=features,
+        records=repository,
+    )
 
 
-async def _start_workers(state: AppState) -> list[tuple[stream.Worker, asyncio.Task[None]]]:
-    if state.settings.role == "api" or state.backends.producer is None:
+async def _start_workers(
+    state: AppState, backends: Backends
+) -> list[tuple[Worker, asyncio.Task[None]]]:
+    if state.settings.role == "api" or backends.producer is None:
         return []
-    return await stream.start_workers(state)
+    context = StreamContext(
+        settings=state.settings,
+        service=state.service,
+        learner=state.learner,
+        readiness=state.readiness,
+        metrics=state.metrics,
+        producer=backends.producer,
+    )
+    return await stream_runner.start_workers(context)
 
 
 async def _stop(
     state: AppState,
-    workers: list[tuple[stream.Worker, asyncio.Task[None]]],
+    workers: list[tuple[Worker, asyncio.Task[None]]],
     learner_task: asyncio.Task[None],
 ) -> None:
-    await stream.stop_workers(workers, state.settings.stream.shutdown_seconds)
+    await stream_runner.stop_workers(workers, state.settings.stream.shutdown_seconds)
     await state.service.writer.drain()
     learner_task.cancel()
     await asyncio.gather(learner_task, return_exceptions=True)

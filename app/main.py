@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from app import auth, bootstrap, errors
-from app.api import cards, health, labels, models, transactions
+from app import bootstrap
+from app.api import auth, cards, errors, health, labels, models, transactions
+from app.api.limits import BodySizeLimit
+from app.api.timing import RequestTimer
 from app.config import Settings
-from app.limits import BodySizeLimit
-from app.metrics import Metrics
-from app.timing import RequestTimer
+from app.core.metrics import Metrics
 
 
 def versions() -> dict[str, str]:

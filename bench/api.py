@@ -23,7 +23,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.embedded import EmbeddedStack, die_with_parent, free_port
+from app.tools.embedded import EmbeddedStack, die_with_parent, free_port
 from bench.loadgen import LoadResult, open_loop
 
 RATES = (250, 500, 750, 1000, 1250, 1500, 2000)

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.embedded import EmbeddedStack, die_with_parent, free_port
+from app.tools.embedded import EmbeddedStack, die_with_parent, free_port
 from features.schema import decode_transaction
 
 
@@ -235,7 +235,7 @@ class ModelCost:
 def trained_models_cost(days: float = 10, cards: int = 1500) -> ModelCost:
     """Score cost of the default pool after learning a seeded simulated stream."""
     from app.config import ScoringSettings
-    from app.evaluate import events
+    from app.tools.evaluate import events
     from models import zoo
     from models.pool import ModelPool
     from simulator.config import SimConfig

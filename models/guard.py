@@ -1,7 +1,7 @@
 """Input and output guards between the feature service and River.
 
 River does no input validation by design, and a single ``learn_one`` with NaN or inf turns
-every weight of a linear model into NaN for good (RELIABILITY "known traps"). So nothing
+every weight of a linear model into NaN for good. So nothing
 reaches a model before :func:`clean_features` has dropped what is not a finite number, and
 nothing a model returns reaches a caller before :func:`probability` has checked it.
 

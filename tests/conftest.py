@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from app.embedded import EmbeddedStack, StackUrls
+from app.tools.embedded import EmbeddedStack, StackUrls
 
 
 @pytest.fixture(scope="session")

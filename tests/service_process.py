@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import demo_service
-from app.embedded import die_with_parent, free_port
+from app.tools import service_process as demo_service
+from app.tools.embedded import die_with_parent, free_port
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 KEY = "e2e-key"

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from app import auth
+from app.api import auth
 from app.api.deps import State
-from app.errors import problem, problem_responses
+from app.api.errors import problem, problem_responses
 from features.schema import ID_PATTERN, MAX_ID_LENGTH, looks_like_pan
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"])

@@ -1,13 +1,42 @@
-"""Shared route dependencies: the typed app state and the raw request body."""
+"""Shared route dependencies: what the routes may use, and the raw request body."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.state import AppState, get_state
+from app.config import Settings
+from app.core.learning import Learner
+from app.core.metrics import Metrics
+from app.core.ports import RecordReader
+from app.core.promotion import Promotions
+from app.core.readiness import Readiness
+from app.core.scoring import ScoringService
+from features import store as feature_store
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything a route may touch, built once by the composition root (``app.bootstrap``)."""
+
+    settings: Settings
+    readiness: Readiness
+    metrics: Metrics
+    service: ScoringService
+    learner: Learner
+    promotions: Promotions
+    features: feature_store.FeatureStore
+    records: RecordReader
+
+
+async def get_state(request: Request) -> AppState:
+    """The app state (``async``: FastAPI runs a plain ``def`` dependency on a thread pool)."""
+    state: AppState = request.app.state.riverguard
+    return state
+
 
 State = Annotated[AppState, Depends(get_state)]
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.state import AppState, get_state
+from app.api.deps import State
 
 router = APIRouter(tags=["health"])
-State = Annotated[AppState, Depends(get_state)]
 
 
 @router.get("/healthz", summary="Process is alive")

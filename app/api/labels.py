@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel
 
-from app import auth
+from app.api import auth
 from app.api.deps import RawBody, State, now
-from app.errors import problem_responses
+from app.api.errors import problem_responses
 from features.schema import Label, decode_label
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"])

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import auth
+from app.api import auth
 from app.api.deps import State
-from app.errors import problem, problem_responses
+from app.api.errors import problem, problem_responses
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -28,7 +28,7 @@ class PromoteRequest(BaseModel):
 )
 async def list_models(state: State) -> dict[str, Any]:
     """Versions, rolling quality metrics, label counts and drift state of every model."""
-    return {"models": state.pool_status(), "policy": state.policy_status()}
+    return {"models": state.promotions.models(), "policy": state.promotions.policy()}
 
 
 @router.get(
@@ -39,7 +39,7 @@ async def list_models(state: State) -> dict[str, Any]:
 )
 async def promotions(state: State) -> dict[str, Any]:
     """Every champion change, oldest first, with both models' metrics at that moment."""
-    return {"promotions": await state.repository.promotions()}
+    return {"promotions": await state.records.promotions()}
 
 
 @router.post(
@@ -54,4 +54,4 @@ async def promote(name: ModelName, body: PromoteRequest, state: State) -> Any:
         return problem(404, "no model with this name")
     if name == state.learner.pool.champion:
         return problem(409, "this model is already the champion")
-    return await state.promote(name, body.reason, automatic=False)
+    return await state.promotions.promote(name, body.reason, automatic=False)

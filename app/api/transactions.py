@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
-from app import auth
+from app.api import auth
 from app.api.deps import RawBody, State, now
-from app.errors import problem, problem_responses
-from app.service import Conflict, Rejected, Scored
+from app.api.errors import problem, problem_responses
+from app.core.scoring import Conflict, Rejected, Scored
 from features.schema import ID_PATTERN, MAX_ID_LENGTH, Score, Transaction, decode_transaction
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -51,7 +51,7 @@ async def score_transaction(body: RawBody, state: State) -> Any:
 )
 async def get_transaction(transaction_id: TransactionId, state: State) -> dict[str, Any]:
     """Transaction, feature snapshot, every model's score, decision and label if known."""
-    record = await state.repository.get(transaction_id)
+    record = await state.records.get(transaction_id)
     if record is None:
         return problem(404, "no transaction with this id")  # type: ignore[return-value]
     return record

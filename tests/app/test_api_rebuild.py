@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from app.rebuild import rebuild_features
+from app.tools.rebuild import rebuild_features
 from tests.app.conftest import ADMIN, LABELER, SCORER, label, tx
 
 AT = {"at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}

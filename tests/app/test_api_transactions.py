@@ -74,7 +74,7 @@ def _label(transaction_id: str) -> dict[str, Any]:
     return label(transaction_id)
 
 
-# ---- RELIABILITY.md, REST column ---------------------------------------------------------
+# ---- the bad-input table (README), REST column -------------------------------------------
 RAW_400 = [b"not json", b"", b"[1, 2]", b"null", b'{"a": 1, "a": 2}']
 
 

@@ -13,7 +13,7 @@ import psutil
 
 PARENT = """
 import subprocess, sys, time
-from app.embedded import die_with_parent
+from app.tools.embedded import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
                          preexec_fn=die_with_parent())
 print(child.pid, flush=True)

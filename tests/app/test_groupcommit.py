@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from app.groupcommit import GroupCommitter
+from app.core.groupcommit import GroupCommitter
 
 LONG_WINDOW_MS = 60_000.0  # a window no test would survive waiting for
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded import EmbeddedStack, die_with_parent, free_port
+from app.tools.embedded import EmbeddedStack, die_with_parent, free_port
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 

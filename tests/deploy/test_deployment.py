@@ -23,9 +23,9 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from app import auth
+from app.api import auth
+from app.backends import require
 from app.config import Settings
-from app.resources import require
 
 ROOT = cf.ROOT
 DOCKERFILE = ROOT / "Dockerfile"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client import Metric
 
-from app.metrics import Metrics
+from app.core.metrics import Metrics
 
 PROVISIONING = promql.ROOT / "deploy" / "grafana" / "provisioning"
 # Series Prometheus itself adds to every scrape.

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app import report
+from app.tools import report
 
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 pytestmark = pytest.mark.slow

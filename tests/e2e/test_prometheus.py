@@ -34,7 +34,7 @@ import redis
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from app.embedded import free_port
+from app.tools.embedded import free_port
 from tests.deploy import promql
 from tests.service_process import KEY, ServiceProcess
 

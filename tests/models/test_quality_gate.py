@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import evaluate
 from app.config import ScoringSettings
+from app.tools import evaluate
 from models import evaluation, zoo
 from simulator.generate import SimConfig, simulate
 

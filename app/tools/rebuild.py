@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from app.learning import transaction_from_payload
-from app.repository import Repository
+from app.core.learning import transaction_from_payload
+from app.postgres.repository import PgRepository
 from features import config as feature_config
 from features import rebuild as feature_rebuild
 from features import store as feature_store
@@ -24,7 +24,7 @@ async def clear(client: aioredis.Redis, prefix: str) -> int:
     return removed
 
 
-async def events(repository: Repository) -> AsyncIterator[feature_rebuild.Event]:
+async def events(repository: PgRepository) -> AsyncIterator[feature_rebuild.Event]:
     """Transactions in event-time order, each followed by its current label."""
     async for row in repository.history():
         tx = transaction_from_payload(json.loads(row["payload"]))
@@ -40,7 +40,7 @@ async def events(repository: Repository) -> AsyncIterator[feature_rebuild.Event]
 
 
 async def rebuild_features(
-    client: aioredis.Redis, repository: Repository, lateness_days: float
+    client: aioredis.Redis, repository: PgRepository, lateness_days: float
 ) -> feature_rebuild.RebuildStats:
     config = feature_config.FeatureConfig(lateness=timedelta(days=lateness_days))
     store = feature_store.RedisFeatureStore(client, config)

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.embedded import StackUrls, die_with_parent, free_port
+from app.tools.embedded import StackUrls, die_with_parent, free_port
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Ordered SQL migrations under ``app/migrations``, applied once each, tracked in a table.
+"""Ordered SQL migrations under ``app/postgres/migrations``, applied once each, tracked in a table.
 
 Concurrent starters serialise on an advisory lock, so two replicas booting at once apply each
 file exactly once.
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 def available() -> list[tuple[str, str]]:
     """(version, sql) of every migration file, in order."""
-    folder = resources.files("app").joinpath("migrations")
+    folder = resources.files("app.postgres").joinpath("migrations")
     files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 

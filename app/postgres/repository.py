@@ -1,62 +1,19 @@
-"""Postgres, the durable record: one method per statement (asyncpg, no ORM)."""
+"""Postgres, the durable record: one method per statement (asyncpg, no ORM).
+
+:class:`PgRepository` implements every store port of :mod:`app.core.ports`.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-
-@dataclass(frozen=True)
-class ScoredRecord:
-    transaction_id: str
-    card_id: str
-    merchant_id: str
-    event_time: datetime
-    payload: str  # canonical JSON of the transaction
-    digest: str
-    features: dict[str, float]
-    feature_set: str
-    feature_status: str
-    scores: list[dict[str, Any]]
-    score: float
-    decision: str
-    response: str  # the Score exactly as answered (JSON)
-    source: str
-    scored_at: datetime
-
-
-@dataclass(frozen=True)
-class Stored:
-    digest: str
-    response: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LearnRow:
-    transaction_id: str
-    payload: dict[str, Any]
-    features: dict[str, float]
-    scores: dict[str, float]
-    event_time: datetime
-    label_is_fraud: bool | None
-
-
-@dataclass(frozen=True)
-class LabelEntry:
-    transaction_id: str
-    is_fraud: bool
-    labeled_at: datetime
-    source: str
-    status: str  # learned, parked, duplicate, relabeled
-    learn: bool  # append to the learning log
-    evaluate: bool = True  # update quality metrics from the stored scores (not on a flip)
-
+from app.core.ports import LabelEntry, LearnRow, ParkedLabel, ScoredRecord, Stored
 
 _INSERT_SCORED = """
 INSERT INTO transactions (transaction_id, card_id, merchant_id, event_time, payload,
@@ -78,7 +35,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()  # NaN/inf are impossible here: orjson writes null
 
 
-class Repository:
+class PgRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
@@ -169,14 +126,15 @@ class Repository:
             ]
             return await _apply_labels(conn, list(zip(label_seqs, entries, strict=True)))
 
-    async def parked_ready(self, limit: int = 1000) -> list[asyncpg.Record]:
-        """Parked labels whose transaction has arrived since."""
-        return await self.pool.fetch(
+    async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]:
+        """Parked labels whose transaction has arrived since, in arrival order."""
+        rows = await self.pool.fetch(
             "SELECT l.seq, l.transaction_id, l.is_fraud, l.labeled_at, l.source FROM labels l"
             " JOIN transactions t USING (transaction_id) WHERE l.status = 'parked'"
             " ORDER BY l.seq LIMIT $1",
             limit,
         )
+        return [ParkedLabel(**dict(row)) for row in rows]
 
     async def adopt_parked(
         self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]

@@ -18,14 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from app.metrics import Metrics
-from app.repository import LabelEntry, LearnRow, Repository
+from app.core.metrics import Metrics
+from app.core.ports import LabelEntry, LearnerStore, LearnRow, ParkedLabel
+from app.core.promotion import Promotions
 from features import store as feature_store
 from features.schema import Label, Transaction
 from models import pool as model_pool
@@ -50,7 +51,7 @@ class CheckpointPolicy:
 
 @dataclass
 class Learner:
-    repository: Repository
+    repository: LearnerStore
     pool: model_pool.ModelPool
     features: feature_store.FeatureStore
     metrics: Metrics
@@ -58,8 +59,7 @@ class Learner:
     parked_ttl: timedelta = timedelta(days=90)
     sweep_seconds: float = 1.0
     policy_every_labels: int = 1000
-    on_promotion: Callable[[model_pool.PromotionRecord], Awaitable[Any]] | None = None
-    last_decision: model_pool.PolicyDecision | None = None
+    promotions: Promotions | None = None  # the automatic policy runs only when given
     last_learn_seq: int = 0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
@@ -127,21 +127,21 @@ class Learner:
         parked = await self.repository.parked_ready()
         if not parked:
             return
-        newest: dict[str, Any] = {}
+        newest: dict[str, ParkedLabel] = {}
         for row in parked:  # ordered by seq: the last one per transaction wins
-            newest[row["transaction_id"]] = row
-        superseded = [r["seq"] for r in parked if newest[r["transaction_id"]]["seq"] != r["seq"]]
+            newest[row.transaction_id] = row
+        superseded = [r.seq for r in parked if newest[r.transaction_id].seq != r.seq]
         rows = await self.repository.for_learning(list(newest))
         adopted = []
         for tx_id, row in newest.items():
             label = Label(
                 transaction_id=tx_id,
-                is_fraud=row["is_fraud"],
-                labeled_at=row["labeled_at"],
-                source=row["source"],
+                is_fraud=row.is_fraud,
+                labeled_at=row.labeled_at,
+                source=row.source,
             )
             status: LabelStatus = "learned" if rows[tx_id].label_is_fraud is None else "relabeled"
-            adopted.append((row["seq"], _entry(label, status)))
+            adopted.append((row.seq, _entry(label, status)))
         await self._learn([e for _, e in adopted], rows, adopted=adopted, superseded=superseded)
 
     async def _learn(
@@ -190,22 +190,10 @@ class Learner:
         )
         if due_labels or due_time:
             await self.checkpoint()
-        if self.pool.policy.enabled and self._since_policy >= self.policy_every_labels:
+        policy_due = self._since_policy >= self.policy_every_labels
+        if self.promotions is not None and self.pool.policy.enabled and policy_due:
             self._since_policy = 0
-            await self.apply_policy()
-
-    async def apply_policy(self) -> model_pool.PolicyDecision:
-        """Decide (and explain) whether a challenger replaces the champion; apply it if so."""
-        decision = self.pool.evaluate_policy(datetime.now(UTC))
-        self.last_decision = decision
-        log.info("promotion policy: %s", decision.explanation)
-        if decision.promote and decision.challenger is not None:
-            record = self.pool.promote(
-                decision.challenger, decision.explanation, automatic=True, at=decision.at
-            )
-            if self.on_promotion is not None:
-                await self.on_promotion(record)
-        return decision
+            await self.promotions.apply_policy()
 
     async def checkpoint(self) -> None:
         """Snapshot every model at the current learning-log position."""

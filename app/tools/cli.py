@@ -19,8 +19,9 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
-from app import auth, embedded
+from app.api import auth
 from app.config import Settings
+from app.tools import embedded
 
 cli = typer.Typer(
     name="riverguard",
@@ -123,8 +124,8 @@ def demo(
     live: Annotated[bool, typer.Option(help="live progress display")] = True,
 ) -> None:
     """Simulated stream → Kafka and REST → live view → summary and HTML report."""
-    from app import demo as demo_module
-    from app.demo_service import DemoService
+    from app.tools import demo as demo_module
+    from app.tools.service_process import DemoService
 
     settings = Settings()
     console = Console(stderr=False)
@@ -165,7 +166,7 @@ def evaluate(
     ] = "hgb",
 ) -> None:
     """Prequential quality of each model on a stream, beside a weekly-retrained batch model."""
-    from app import evaluate as evaluate_module
+    from app.tools import evaluate as evaluate_module
     from models import evaluation, zoo
     from simulator.jsonl import JsonlError, read_jsonl
 
@@ -200,16 +201,16 @@ cli.add_typer(features_cli, name="features")
 @features_cli.command("rebuild")
 def features_rebuild() -> None:
     """Recompute the Redis feature state from Postgres (e.g. after Redis lost its data)."""
-    from app import rebuild
-    from app.repository import Repository
-    from app.resources import ConfigurationError, open_backends
+    from app.backends import ConfigurationError, open_backends
+    from app.postgres.repository import PgRepository
+    from app.tools import rebuild
 
     settings = Settings()
 
     async def run() -> str:
         async with open_backends(settings) as backends:
             stats = await rebuild.rebuild_features(
-                backends.redis, Repository(backends.db), settings.scoring.lateness_days
+                backends.redis, PgRepository(backends.db), settings.scoring.lateness_days
             )
         return (
             f"rebuilt from {stats.transactions:,} transactions and {stats.labels:,} labels "
@@ -228,7 +229,7 @@ def migrate_command() -> None:
     """Apply pending Postgres migrations."""
     import asyncpg
 
-    from app import migrate
+    from app.postgres import migrate
 
     settings = Settings()
     url = settings.secret("database_url")
@@ -263,8 +264,8 @@ def _with_urls(settings: Settings, urls: embedded.StackUrls) -> Settings:
 def _run_server(settings: Settings) -> None:
     import uvicorn
 
+    from app.backends import ConfigurationError, require
     from app.main import create_app
-    from app.resources import ConfigurationError, require
 
     try:
         require(settings)

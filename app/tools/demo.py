@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from app import report
-from app.demo_service import DemoService
+from app.tools import report
+from app.tools.service_process import DemoService
 from simulator import generate as sim
 from simulator import replay as sim_replay
 from simulator import sinks

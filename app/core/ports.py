@@ -1,0 +1,144 @@
+"""What the use-cases need from storage: record types and the ports (``typing.Protocol``).
+
+The core never names a database client. :class:`app.postgres.repository.PgRepository` is the
+production adapter of every port here; ``tests/app/fakes.py`` holds in-memory ones, so the
+replay / conflict / parked-label logic is testable without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ScoredRecord:
+    """One scored transaction, as stored (the durable record of a decision)."""
+
+    transaction_id: str
+    card_id: str
+    merchant_id: str
+    event_time: datetime
+    payload: str  # canonical JSON of the transaction
+    digest: str
+    features: dict[str, float]
+    feature_set: str
+    feature_status: str
+    scores: list[dict[str, Any]]
+    score: float
+    decision: str
+    response: str  # the Score exactly as answered (JSON)
+    source: str
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a replay needs of a stored transaction: its payload digest and its answer."""
+
+    digest: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LearnRow:
+    """A stored transaction as the learner needs it: snapshot and scores given at scoring."""
+
+    transaction_id: str
+    payload: dict[str, Any]
+    features: dict[str, float]
+    scores: dict[str, float]
+    event_time: datetime
+    label_is_fraud: bool | None
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    transaction_id: str
+    is_fraud: bool
+    labeled_at: datetime
+    source: str
+    status: str  # learned, parked, duplicate, relabeled
+    learn: bool  # append to the learning log
+    evaluate: bool = True  # update quality metrics from the stored scores (not on a flip)
+
+
+@dataclass(frozen=True)
+class ParkedLabel:
+    """A label that arrived before its transaction, which has arrived since."""
+
+    seq: int
+    transaction_id: str
+    is_fraud: bool
+    labeled_at: datetime
+    source: str
+
+
+class ScoreStore(Protocol):
+    """Scored transactions: replay lookup and the group-committed insert."""
+
+    async def find(self, ids: Sequence[str]) -> dict[str, Stored]: ...
+
+    async def insert_scored(self, records: Sequence[ScoredRecord]) -> set[str]:
+        """Insert; return the ids that were new (the others already existed)."""
+        ...
+
+
+class LabelLog(Protocol):
+    """Labels, parked labels and the learning log (written by the learner alone)."""
+
+    async def for_learning(self, ids: Sequence[str]) -> dict[str, LearnRow]: ...
+
+    async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]: ...
+
+    async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]: ...
+
+    async def adopt_parked(
+        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
+    ) -> list[int | None]: ...
+
+    async def expire_parked(self, received_before: datetime) -> int: ...
+
+    def learn_log_after(
+        self, seq: int, batch: int = 2000
+    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool]]: ...
+
+
+class SnapshotStore(Protocol):
+    """Versioned model snapshots (checkpoints)."""
+
+    async def save_snapshot(
+        self,
+        name: str,
+        version: str,
+        learn_seq: int,
+        feature_set: str,
+        metadata: dict[str, Any],
+        blob: bytes,
+    ) -> None: ...
+
+    async def latest_snapshot(self, name: str) -> tuple[int, bytes] | None: ...
+
+
+class PromotionLog(Protocol):
+    """The audit log of promotions; its newest entry names the champion."""
+
+    async def record_promotion(self, record: dict[str, Any]) -> None: ...
+
+    async def promotions(self) -> list[dict[str, Any]]: ...
+
+    async def current_champion(self) -> str | None: ...
+
+
+class LearnerStore(LabelLog, SnapshotStore, Protocol):
+    """Everything the learner writes and reads."""
+
+
+class RecordReader(Protocol):
+    """Read-only views of the durable record for the API."""
+
+    async def get(self, transaction_id: str) -> dict[str, Any] | None: ...
+
+    async def promotions(self) -> list[dict[str, Any]]: ...

@@ -1,0 +1,158 @@
+"""A Kafka stream worker: raw bytes → decode → service → durable write → produce → commit.
+
+Each worker consumes bytes (a raising deserializer would block its partition forever), handles
+a whole poll batch at once, and commits offsets only after the batch is in Postgres and its
+results (scores, dead letters) are acknowledged by the broker (``acks="all"``). A crash at any
+point therefore redelivers, and idempotent processing makes the redelivery a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from app.config import Settings
+from app.core.learning import Learner
+from app.core.metrics import Metrics
+from app.core.readiness import Readiness
+from app.core.scoring import ScoringService
+from features.schema import luhn_valid
+
+log = logging.getLogger(__name__)
+_DIGITS = re.compile(rb"\d{13,19}")
+
+
+def redact(raw: bytes) -> bytes:
+    """Replace PAN-looking digit runs in raw bytes (dead letters never carry a card number)."""
+    return _DIGITS.sub(
+        lambda m: b"[REDACTED]" if luhn_valid(m.group().decode()) else m.group(), raw
+    )
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What the workers use: settings, the two use-cases, readiness, metrics, the producer."""
+
+    settings: Settings
+    service: ScoringService
+    learner: Learner
+    readiness: Readiness
+    metrics: Metrics
+    producer: AIOKafkaProducer
+
+
+@dataclass
+class DeadLetter:
+    record: Any
+    reason: str
+
+
+@dataclass
+class Worker:
+    """One consumer-group member for ``topic``; ``handle`` turns a batch into dead letters."""
+
+    name: str
+    topic: str
+    ctx: StreamContext
+    handle: Callable[[Sequence[Any]], Awaitable[list[DeadLetter]]]
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def supervise(self) -> None:
+        """Run until stopped; after a failure, start over (uncommitted records come again)."""
+        while not self._stopping.is_set():
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; restarting in 1s", self.name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+
+    async def run(self) -> None:
+        settings = self.ctx.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{settings.stream.group_id}-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.stream.max_batch,
+            isolation_level="read_uncommitted",
+        )
+        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._batch_lock))
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                self.ctx.readiness.beat(self.name)
+                polled = await consumer.getmany(timeout_ms=settings.stream.poll_timeout_ms)
+                if polled:
+                    async with self._batch_lock:
+                        await self._process(consumer, polled)
+        finally:
+            self.ctx.readiness.forget(self.name)
+            await consumer.stop()  # leaves the group
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
+    ) -> None:
+        """One poll (every partition) as one batch: one group commit, one offset commit."""
+        metrics = self.ctx.metrics
+        records = [record for batch in polled.values() for record in batch]
+        metrics.batch_size.labels(self.topic).observe(len(records))
+        dead = await self.handle(records)
+        if dead:
+            await self._dead_letter(dead)
+        await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items()})
+        metrics.last_commit.labels(self.topic).set(time.time())
+        for tp, batch in polled.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(highwater - (batch[-1].offset + 1), 0)
+                metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        limit = self.ctx.settings.stream.dead_letter_max_bytes
+        topic = self.ctx.settings.topics.dead_letter
+        sends = []
+        for item in dead:
+            value = redact(bytes(item.record.value or b""))
+            truncated = len(value) > limit
+            headers = [
+                ("reason", item.reason.encode()),
+                ("source_topic", self.topic.encode()),
+                ("partition", str(item.record.partition).encode()),
+                ("offset", str(item.record.offset).encode()),
+                ("truncated", b"true" if truncated else b"false"),
+            ]
+            key = redact(bytes(item.record.key)) if item.record.key is not None else None
+            sends.append(
+                await self.ctx.producer.send(topic, value[:limit], key=key, headers=headers)
+            )
+            self.ctx.metrics.dead_letters.labels(self.topic, item.reason).inc()
+        await asyncio.gather(*sends)
+
+
+class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Wait for the in-flight batch (processed and committed) before partitions move."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.lock:
+            return
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return
