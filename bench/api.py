@@ -13,35 +13,20 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.tools.embedded import EmbeddedStack, die_with_parent, free_port
+from app.tools.embedded import EmbeddedStack
+from app.tools.service_process import ServiceProcess, stack_env
 from bench.loadgen import LoadResult, open_loop
 
 RATES = (250, 500, 750, 1000, 1250, 1500, 2000)
 KEY = "bench-key"
-
-
-def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=die_with_parent())  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{cmd} did not start")
 
 
 def body_factory(run: str):  # type: ignore[no-untyped-def]
@@ -106,26 +91,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    riverguard = str(Path(sys.executable).with_name("riverguard"))
     with EmbeddedStack() as stack:
         urls = stack.start(kafka=False)
-        full_port, bare_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
-        env.update(
-            {
-                "RIVERGUARD_REDIS_URL": str(urls.redis_url),
-                "RIVERGUARD_DATABASE_URL": str(urls.database_url),
-                "RIVERGUARD_API_KEYS": f"{KEY}=score|label|admin",
-                "RIVERGUARD_PORT": str(full_port),
-                "RIVERGUARD_LOG_LEVEL": "WARNING",
-            }
-        )
-        full = start([riverguard, "serve"], env, f"http://127.0.0.1:{full_port}/healthz")
-        bare_cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port),
-                    "--log-level", "warning", "--no-access-log"]  # fmt: skip
-        bare = start(bare_cmd, {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                     f"http://127.0.0.1:{bare_port}/docs")  # fmt: skip
+        full = ServiceProcess(stack_env(urls, KEY), ready_path="/healthz")
+        bare = ServiceProcess(
+            {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            command=[sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "{port}",
+                     "--log-level", "warning", "--no-access-log"],
+            ready_path="/docs",
+        )  # fmt: skip
         try:
+            full.start()
+            bare.start()
             headers = {"X-API-Key": KEY}
             stack_pids = stack.pids()
             watch = {
@@ -135,25 +112,19 @@ def main() -> None:
             }
             bare_results = asyncio.run(
                 ladder(
-                    f"http://127.0.0.1:{bare_port}/bare", "b", args.seconds, {},
+                    f"{bare.url}/bare", "b", args.seconds, {},
                     {**watch, "service": [bare.pid]},
                 )
             )  # fmt: skip
             full_results = asyncio.run(
                 ladder(
-                    f"http://127.0.0.1:{full_port}/v1/transactions", "f", args.seconds, headers,
+                    f"{full.url}/v1/transactions", "f", args.seconds, headers,
                     {**watch, "service": [full.pid]},
                 )
             )  # fmt: skip
         finally:
             for process in (full, bare):
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    print(f"pid {process.pid} ignored SIGTERM for 30 s; killed", file=sys.stderr)
-                    process.kill()
-                    process.wait()
+                process.stop()
     print(render(bare_results, full_results, args.seconds))
 
 

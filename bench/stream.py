@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.tools.embedded import EmbeddedStack, die_with_parent, free_port
+from app.tools.embedded import EmbeddedStack
+from app.tools.service_process import ServiceProcess, stack_env
 from features.schema import decode_transaction
 
 
@@ -156,30 +156,15 @@ def main() -> None:
         records = bodies(args.count)
         asyncio.run(produce(urls.kafka_bootstrap, topic, records))
         bare = asyncio.run(bare_loop(urls.kafka_bootstrap, topic, args.count))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
-        port = free_port()
-        env.update({
-            "RIVERGUARD_KAFKA_BOOTSTRAP": urls.kafka_bootstrap,
-            "RIVERGUARD_REDIS_URL": urls.redis_url,
-            "RIVERGUARD_DATABASE_URL": urls.database_url,
-            "RIVERGUARD_API_KEYS": "k=score|label|admin",
-            "RIVERGUARD_PORT": str(port),
-            "RIVERGUARD_TOPICS__TRANSACTIONS": topic,
-            "RIVERGUARD_TOPICS__SCORES": scores,
-            "RIVERGUARD_LOG_LEVEL": "WARNING",
-        })  # fmt: skip
-        riverguard = str(Path(sys.executable).with_name("riverguard"))
+        service = ServiceProcess(
+            {**stack_env(urls, "k"), "RIVERGUARD_TOPICS__TRANSACTIONS": topic,
+             "RIVERGUARD_TOPICS__SCORES": scores},
+            ready_path="/healthz",
+        )  # fmt: skip
+        port = service.port
         started = time.perf_counter()
-        service = subprocess.Popen([riverguard, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL,
-                                   preexec_fn=die_with_parent())  # fmt: skip
         try:
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            service.start()
             startup = time.perf_counter() - started
             cpu_before = cpu_seconds(service.pid)
             progress = asyncio.run(
@@ -188,8 +173,7 @@ def main() -> None:
             cpu = cpu_seconds(service.pid) - cpu_before
             stages = stage_seconds(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
         finally:
-            service.terminate()
-            service.wait(timeout=30)
+            service.stop()
     steady_count = args.count - progress.first_rows
     steady = steady_count / max(progress.done_at - progress.first_at, 1e-9)
     overall = args.count / (progress.done_at - started - startup)

@@ -125,7 +125,7 @@ def demo(
 ) -> None:
     """Simulated stream → Kafka and REST → live view → summary and HTML report."""
     from app.tools import demo as demo_module
-    from app.tools.service_process import DemoService
+    from app.tools.demo_service import DemoService
 
     settings = Settings()
     console = Console(stderr=False)

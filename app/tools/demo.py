@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from app.tools import report
-from app.tools.service_process import DemoService
+from app.tools.demo_service import DemoService
 from simulator import generate as sim
 from simulator import replay as sim_replay
 from simulator import sinks

@@ -1,4 +1,10 @@
-"""The service process the demo drives: started with `riverguard serve`, stopped by PID."""
+"""`riverguard serve` (or any ASGI command) as a child process: started, awaited, stopped by PID.
+
+The one helper the demo, the end-to-end tests and the benchmarks use. The child gets SIGTERM
+when the thread that started it dies, so an interrupted run never leaves a service behind;
+readiness is waited for with a deadline, and a child that exits during start-up fails with
+the tail of its log.
+"""
 
 from __future__ import annotations
 
@@ -7,129 +13,105 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 
 from app.tools.embedded import StackUrls, die_with_parent, free_port
 
+RIVERGUARD = Path(sys.executable).with_name("riverguard")
+
+
+def stack_env(urls: StackUrls, api_key: str) -> dict[str, str]:
+    """The settings that point a service at ``urls``, with one key holding every scope."""
+    env = {"RIVERGUARD_API_KEYS": f"{api_key}=score|label|admin"}
+    for name, value in (
+        ("RIVERGUARD_KAFKA_BOOTSTRAP", urls.kafka_bootstrap),
+        ("RIVERGUARD_REDIS_URL", urls.redis_url),
+        ("RIVERGUARD_DATABASE_URL", urls.database_url),
+    ):
+        if value is not None:
+            env[name] = value
+    return env
+
 
 @dataclass
-class DemoService:
-    urls: StackUrls
-    api_key: str
-    log_path: Path
+class ServiceProcess:
+    """A child process serving HTTP on ``port``; ``env`` adds to a RIVERGUARD_-free environ.
+
+    ``command`` may say ``{port}`` where the port goes (the service itself reads
+    ``RIVERGUARD_PORT``).
+    """
+
+    env: Mapping[str, str]
     port: int = field(default_factory=free_port)
+    command: Sequence[str] = (str(RIVERGUARD), "serve")
+    ready_path: str = "/readyz"
     process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def bootstrap(self) -> str:
-        assert self.urls.kafka_bootstrap is not None
-        return self.urls.kafka_bootstrap
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
-    @property
-    def database_url(self) -> str:
-        assert self.urls.database_url is not None
-        return self.urls.database_url
-
-    def start(self, timeout: float = 60) -> None:
+    def start(self, log_path: Path | None = None, timeout: float = 90) -> ServiceProcess:
+        """Start the child and return once ``ready_path`` answers 200 (or raise)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
-        env.update(
-            {
-                "RIVERGUARD_KAFKA_BOOTSTRAP": self.bootstrap,
-                "RIVERGUARD_REDIS_URL": str(self.urls.redis_url),
-                "RIVERGUARD_DATABASE_URL": self.database_url,
-                "RIVERGUARD_API_KEYS": f"{self.api_key}=score|label|admin",
-                "RIVERGUARD_PORT": str(self.port),
-                "RIVERGUARD_LOG_LEVEL": "WARNING",
-            }
-        )
-        riverguard = Path(sys.executable).with_name("riverguard")
-        with self.log_path.open("ab") as log:
+        env.update({"RIVERGUARD_PORT": str(self.port), "RIVERGUARD_LOG_LEVEL": "WARNING"})
+        env.update(self.env)
+        self.log_path = log_path
+        with open(log_path or os.devnull, "ab") as log:
             self.process = subprocess.Popen(
-                [str(riverguard), "serve"],
+                [part.replace("{port}", str(self.port)) for part in self.command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
+                preexec_fn=die_with_parent(),  # never outlives an interrupted run
             )
-        wait_ready(self.url, self.process, self.log_path, timeout)
+        self.wait_ready(timeout)
+        return self
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+    def wait_ready(self, timeout: float) -> None:
+        """Poll until ``ready_path`` answers 200; fail with the log's tail if the child exits."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited during start-up:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the service was not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, size: int = 4000) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return self.log_path.read_text(errors="replace")[-size:]
+
+    def kill(self) -> None:
+        """SIGKILL (a crash, for tests of what survives one)."""
+        if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=30)
 
-    async def samples(self) -> dict[str, float]:
-        """Selected counters from the service's /metrics."""
-        async with httpx.AsyncClient(timeout=5) as client:
-            text = (await client.get(f"{self.url}/metrics")).text
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("riverguard_inputs_total{") and 'kind="transaction"' in line:
-                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-                path = line.split('path="', 1)[1].split('"', 1)[0]
-                out[f"{outcome}:{path}"] = out.get(f"{outcome}:{path}", 0) + _value(line)
-            elif line.startswith("riverguard_labels_total{"):
-                status = line.split('status="', 1)[1].split('"', 1)[0]
-                out[f"labels:{status}"] = _value(line)
-            elif line.startswith("riverguard_dead_letters_total{"):
-                out["dead_letters"] = out.get("dead_letters", 0) + _value(line)
-        return out
-
-    async def models(self) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.get(
-                f"{self.url}/v1/models", headers={"X-API-Key": self.api_key}
-            )
-        response.raise_for_status()
-        models: list[dict[str, Any]] = response.json()["models"]
-        return models
-
-    async def dead_letters(self) -> int:
-        return int((await self.samples()).get("dead_letters", 0))
-
-    async def counts(self) -> dict[str, int]:
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            row = await conn.fetchrow(
-                "SELECT (SELECT count(*) FROM transactions) AS transactions,"
-                " (SELECT count(*) FROM labels) AS labels"
-            )
-        finally:
-            await conn.close()
-        assert row is not None
-        return {"transactions": int(row["transactions"]), "labels": int(row["labels"])}
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    """Poll ``url``/readyz until 200; fail with the log's tail if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the service exited during start-up:\n{tail}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    tail = log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"the service was not ready within {timeout:.0f}s:\n{tail}")
-
-
-def _value(line: str) -> float:
-    return float(line.rsplit(" ", 1)[1])
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.process.returncode)

@@ -28,15 +28,16 @@ def test_flush_then_rebuild_gives_identical_features(client: TestClient) -> None
     assert any(b["features"]["card_fraud_30d"] > 0 for b in before.values())
 
     state = client.app.state.riverguard  # type: ignore[attr-defined]
+    redis = state.features.client  # the service's own Redis client
     assert client.portal is not None
-    client.portal.call(state.backends.redis.flushdb)
+    client.portal.call(redis.flushdb)
     emptied = client.get("/v1/cards/card_0/features", headers=ADMIN).json()["features"]
     assert emptied["card_count_30d"] == 0
 
     stats = client.portal.call(
         rebuild_features,
-        state.backends.redis,
-        state.repository,
+        redis,
+        state.records,
         state.settings.scoring.lateness_days,
     )
     assert stats.transactions == 60

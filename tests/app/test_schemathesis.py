@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.service_process import KEY, ServiceProcess
+from tests.service_process import KEY, ServiceProcess, serve
 
 # No 5xx, documented status codes, content types, headers and bodies. Not "positive data
 # acceptance": event-time rules (future skew, lateness) cannot be written in JSON Schema.
@@ -32,9 +32,7 @@ def service(
     redis.Redis.from_url(db_redis).flushdb()
     log = Path(tmp_path_factory.mktemp("schemathesis")) / "service.log"
     # The session database (not a fresh one): module fixtures cannot use the async fixture.
-    proc = ServiceProcess(
-        env={"RIVERGUARD_DATABASE_URL": database_url, "RIVERGUARD_REDIS_URL": db_redis}
-    )
+    proc = serve({"RIVERGUARD_DATABASE_URL": database_url, "RIVERGUARD_REDIS_URL": db_redis})
     proc.start(log)
     try:
         yield proc

@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.tools.embedded import free_port
 from tests.deploy import promql
-from tests.service_process import KEY, ServiceProcess
+from tests.service_process import KEY, ServiceProcess, serve
 
 pytestmark = pytest.mark.slow
 HEADERS = {"X-API-Key": KEY}
@@ -156,7 +156,7 @@ def service(
         "RIVERGUARD_STREAM__GROUP_ID": f"prom-{run}",
         "RIVERGUARD_SCORING__CHECKPOINT_EVERY_LABELS": "5",
     }
-    process = ServiceProcess(env)
+    process = serve(env)
     try:
         yield process.start(tmp_path / "service.log")
     finally:

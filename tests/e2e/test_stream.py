@@ -18,7 +18,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.service_process import KEY, ServiceProcess
+from tests.service_process import KEY, ServiceProcess, serve
 
 PAN = "4111111111111111"
 pytestmark = pytest.mark.slow
@@ -147,7 +147,7 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
     env: dict[str, str], producer: AIOKafkaProducer, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env = {**env, "RIVERGUARD_TOPICS__PARTITIONS": "1"}
-    service = ServiceProcess(env).start(tmp_path / "svc.log")
+    service = serve(env).start(tmp_path / "svc.log")
     try:
         topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
         nan = json.dumps(transaction(2)).replace('"amount": ', '"amount": NaN, "x": ').encode()
@@ -202,10 +202,10 @@ async def test_sigkill_three_times_loses_and_doubles_nothing(
     )
     database = env["RIVERGUARD_DATABASE_URL"]
     for attempt in range(3):
-        service = ServiceProcess(env).start(tmp_path / f"svc-{attempt}.log")
+        service = serve(env).start(tmp_path / f"svc-{attempt}.log")
         await asyncio.sleep(rng.uniform(0.3, 2.0))
         service.kill()
-    service = ServiceProcess(env).start(tmp_path / "svc-final.log")
+    service = serve(env).start(tmp_path / "svc-final.log")
     try:
         assert await wait_rows(database, total, 120, service) == total
         conn = await asyncpg.connect(database)
@@ -238,8 +238,8 @@ async def test_two_workers_split_partitions_and_score_each_transaction_once(
     total = 2000
     topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
     env = {**env, "RIVERGUARD_TOPICS__PARTITIONS": "4"}
-    first = ServiceProcess(env).start(tmp_path / "a.log")
-    second = ServiceProcess(env).start(tmp_path / "b.log")
+    first = serve(env).start(tmp_path / "a.log")
+    second = serve(env).start(tmp_path / "b.log")
     try:
         await asyncio.sleep(3)  # let the group settle on two members
         bodies = [transaction(i) for i in range(total)]
@@ -274,7 +274,7 @@ def _kafka_scored(service: ServiceProcess) -> int:
 async def test_same_id_via_rest_and_kafka_concurrently_is_one_record(
     env: dict[str, str], producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
-    service = ServiceProcess(env).start(tmp_path / "svc.log")
+    service = serve(env).start(tmp_path / "svc.log")
     try:
         bodies = [transaction(i, card="card_both") for i in range(50)]
         topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
