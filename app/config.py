@@ -2,7 +2,9 @@
 
 Nothing here runs at import time: ``Settings()`` reads the environment when called, and tests
 build their own ``Settings(...)`` with explicit values. Nested groups use ``__`` in env names,
-e.g. ``RIVERGUARD_SCORING__DECLINE_THRESHOLD=0.9``.
+e.g. ``RIVERGUARD_SCORING__DECLINE_THRESHOLD=0.9``. Settings are frozen once built and
+validated together (the review threshold cannot exceed the decline threshold): a bad
+combination stops the start with a message naming both values.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["all", "api", "workers"]
 
 
 class TopicSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     transactions: str = "transactions"
     labels: str = "labels"
     scores: str = "scores"
@@ -25,6 +29,8 @@ class TopicSettings(BaseModel):
 
 
 class StreamSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     group_id: str = "riverguard"
     max_batch: int = Field(default=500, ge=1, le=10_000)
     poll_timeout_ms: int = Field(default=200, ge=10)
@@ -34,8 +40,10 @@ class StreamSettings(BaseModel):
 
 
 class ScoringSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     champion: str = "blend"
-    challengers: list[str] = Field(default_factory=lambda: ["logreg", "hat"])
+    challengers: tuple[str, ...] = ("logreg", "hat")
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
@@ -52,12 +60,23 @@ class ScoringSettings(BaseModel):
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     parked_label_ttl_days: float = Field(default=90.0, gt=0)
 
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> ScoringSettings:
+        if self.review_threshold > self.decline_threshold:
+            raise ValueError(
+                f"review_threshold ({self.review_threshold}) must not exceed "
+                f"decline_threshold ({self.decline_threshold})"
+            )
+        return self
+
     @property
     def max_future_skew(self) -> timedelta:
         return timedelta(seconds=self.max_future_skew_seconds)
 
 
 class PersistenceSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     flush_ms: float = Field(
         default=2.0, gt=0, description="longest wait for a group behind a commit in flight"
     )
@@ -65,12 +84,20 @@ class PersistenceSettings(BaseModel):
     pool_min: int = Field(default=2, ge=1)
     pool_max: int = Field(default=10, ge=1)
 
+    @model_validator(mode="after")
+    def _pool_bounds_in_order(self) -> PersistenceSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError(
+                f"pool_min ({self.pool_min}) must not exceed pool_max ({self.pool_max})"
+            )
+        return self
+
 
 class Settings(BaseSettings):
     """Every knob of the service. ``None`` URLs mean "not configured"."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RIVERGUARD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="RIVERGUARD_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
     kafka_bootstrap: str | None = None

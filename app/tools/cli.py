@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 
 from app.api import auth
@@ -36,7 +36,20 @@ err = Console(stderr=True)
 def main() -> None:
     """Entry point of the console script."""
     _mount_subcommands()
-    cli()
+    try:
+        cli()
+    except ValidationError as exc:  # settings from the environment that cannot run together
+        err.print(f"[red]error:[/] invalid settings:\n{settings_problems(exc)}", highlight=False)
+        raise SystemExit(2) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line per problem: the setting's name and what is wrong (never the value: secrets)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = "RIVERGUARD_" + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"  {name if error['loc'] else 'RIVERGUARD_*'}: {error['msg']}")
+    return "\n".join(lines)
 
 
 def _mount_subcommands() -> None:
