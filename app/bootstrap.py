@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from app import backends as backend_clients
@@ -20,13 +20,11 @@ from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.config import Settings
 from app.core import readiness
-from app.core.groupcommit import GroupCommitter
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
-from app.core.ports import ScoredRecord, ScoreStore
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
-from app.core.scoring import Scorer, ScoringService
+from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.repository import PgRepository
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
@@ -74,22 +72,6 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
             margin=scoring.promotion_margin,
             confidence=scoring.promotion_confidence,
         ),
-    )
-
-
-def _writer(repository: ScoreStore, settings: Settings) -> GroupCommitter[ScoredRecord, bool]:
-    async def flush(records: Sequence[ScoredRecord]) -> list[bool]:
-        inserted = await repository.insert_scored(records)
-        seen: set[str] = set()
-        result = []
-        for record in records:  # two copies of one id in a group: only the first is new
-            new = record.transaction_id in inserted and record.transaction_id not in seen
-            seen.add(record.transaction_id)
-            result.append(new)
-        return result
-
-    return GroupCommitter(
-        flush, flush_ms=settings.persistence.flush_ms, flush_max=settings.persistence.flush_max
     )
 
 
@@ -151,7 +133,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         Scorer(pool, metrics, definitions.FEATURE_SET_ID),
         repository,
         metrics,
-        _writer(repository, settings),
+        group_writer(repository, settings.persistence.flush_ms, settings.persistence.flush_max),
         on_stored=learner.notify_arrived,
     )
     checks = Readiness(stall_seconds=settings.stream.stall_seconds)

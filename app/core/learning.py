@@ -89,7 +89,8 @@ class Learner:
     async def run(self) -> None:
         while True:
             try:
-                job = await asyncio.wait_for(self._queue.get(), self.sweep_seconds)
+                async with asyncio.timeout(self.sweep_seconds):
+                    job = await self._queue.get()
             except TimeoutError:
                 job = _Job(arrived=True)
             try:

@@ -241,6 +241,24 @@ class ScoringService:
                 self.metrics.inputs.labels("transaction", path, "rejected").inc()
 
 
+def group_writer(
+    store: ScoreStore, flush_ms: float, flush_max: int
+) -> GroupCommitter[ScoredRecord, bool]:
+    """Group-committed inserts into ``store``; each record's result says whether it was new."""
+
+    async def flush(records: Sequence[ScoredRecord]) -> list[bool]:
+        inserted = await store.insert_scored(records)
+        seen: set[str] = set()
+        result = []
+        for record in records:  # two copies of one id in a group: only the first is new
+            new = record.transaction_id in inserted and record.transaction_id not in seen
+            seen.add(record.transaction_id)
+            result.append(new)
+        return result
+
+    return GroupCommitter(flush, flush_ms=flush_ms, flush_max=flush_max)
+
+
 def _replay(known: Stored, dig: str, transaction_id: str) -> Outcome:
     if known.digest != dig:
         return Conflict(transaction_id)

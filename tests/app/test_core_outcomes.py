@@ -1,0 +1,136 @@
+"""The scoring and learning use-cases on in-memory ports: no server, a few milliseconds each.
+
+Replay, conflict, two copies in one batch, a late event; a label before its transaction
+(parked, then learned once), a duplicate label and a flipped one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.bootstrap import build_pool
+from app.config import ScoringSettings, Settings
+from app.core.learning import CheckpointPolicy, Learner
+from app.core.metrics import Metrics
+from app.core.scoring import Conflict, Rejected, Scored, Scorer, ScoringService, group_writer
+from features.reference import MemoryFeatureStore
+from features.schema import Label, Transaction
+from tests.app.fakes import MemoryRecords
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def _tx(tx_id: str, amount: str = "42.50", hours_ago: float = 1, card: str = "c1") -> Transaction:
+    return Transaction(
+        transaction_id=tx_id,
+        card_id=card,
+        merchant_id="m1",
+        amount=Decimal(amount),
+        currency="EUR",
+        timestamp=NOW - timedelta(hours=hours_ago),
+        channel="ecom",
+        country="FR",
+    )
+
+
+def _label(tx_id: str, is_fraud: bool = True) -> Label:
+    return Label(transaction_id=tx_id, is_fraud=is_fraud, labeled_at=NOW, source="chargeback")
+
+
+@pytest.fixture
+async def parts() -> AsyncIterator[dict[str, Any]]:
+    settings = Settings(_env_file=None, scoring=ScoringSettings(challengers=("hat",)))  # type: ignore[call-arg]
+    pool = build_pool(settings, None)
+    records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
+    learner = Learner(
+        repository=records,
+        pool=pool,
+        features=features,
+        metrics=metrics,
+        checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
+    )
+    service = ScoringService(
+        features,
+        Scorer(pool, metrics, "test-set"),
+        records,
+        metrics,
+        group_writer(records, flush_ms=1, flush_max=64),
+        on_stored=learner.notify_arrived,
+        clock=lambda: NOW,
+    )
+    task = asyncio.create_task(learner.run())  # the one task that learns
+    try:
+        yield {"service": service, "learner": learner, "records": records, "pool": pool}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_same_id_same_payload_is_a_replay_of_the_stored_answer(parts: dict[str, Any]) -> None:
+    service = parts["service"]
+    [first] = await service.score([_tx("t1")], "rest")
+    [again] = await service.score([_tx("t1")], "kafka")
+    assert isinstance(first, Scored) and isinstance(again, Scored)
+    assert not first.score.replayed and again.score.replayed
+    assert again.score.score == first.score.score
+    assert len(parts["records"].transactions) == 1
+
+
+async def test_same_id_other_payload_is_a_conflict(parts: dict[str, Any]) -> None:
+    service = parts["service"]
+    await service.score([_tx("t1")], "rest")
+    [other] = await service.score([_tx("t1", amount="99.00")], "rest")
+    assert other == Conflict("t1")
+    assert parts["records"].transactions["t1"].payload == _tx("t1").canonical_json()
+
+
+async def test_two_copies_in_one_batch_store_one_record(parts: dict[str, Any]) -> None:
+    service = parts["service"]
+    outcomes = await service.score([_tx("t1"), _tx("t2"), _tx("t1"), _tx("t1", "7.00")], "kafka")
+    first, second, copy, conflict = outcomes
+    assert isinstance(first, Scored) and not first.score.replayed
+    assert isinstance(second, Scored) and not second.score.replayed
+    assert isinstance(copy, Scored) and copy.score.replayed
+    assert copy.score.score == first.score.score
+    assert conflict == Conflict("t1")
+    assert sorted(parts["records"].transactions) == ["t1", "t2"]
+
+
+async def test_a_late_event_is_rejected_and_not_stored(parts: dict[str, Any]) -> None:
+    service = parts["service"]
+    await service.score([_tx("new", hours_ago=1)], "rest")
+    [late] = await service.score([_tx("old", hours_ago=24 * 30)], "rest")
+    assert isinstance(late, Rejected) and late.reason == "late_event"
+    assert "old" not in parts["records"].transactions
+
+
+async def test_label_before_its_transaction_is_parked_then_learned_once(
+    parts: dict[str, Any],
+) -> None:
+    service, learner, records = parts["service"], parts["learner"], parts["records"]
+    assert await learner.submit([_label("t1")]) == ["parked"]
+    assert records.learn_log == []
+    await service.score([_tx("t1")], "rest")  # the service tells the learner it arrived
+    # a job queued behind the arrival pass: once it is answered, the parked label was adopted
+    assert await learner.submit([_label("not-seen-yet")]) == ["parked"]
+    assert [row[1:3] for row in records.learn_log] == [("t1", True)]
+    assert await learner.submit([_label("t1")]) == ["duplicate"]
+    assert await learner.submit([_label("t1", is_fraud=False)]) == ["relabeled"]
+    assert [row[1:3] for row in records.learn_log] == [("t1", True), ("t1", False)]
+    assert records.current_label["t1"] is False
+
+
+async def test_a_label_trains_every_model_once(parts: dict[str, Any]) -> None:
+    service, learner, pool = parts["service"], parts["learner"], parts["pool"]
+    await service.score([_tx(f"t{i}", hours_ago=10 - i) for i in range(5)], "rest")
+    before = {row["name"]: row["labels"] for row in pool.status()}
+    await learner.submit([_label(f"t{i}", i % 2 == 0) for i in range(5)])
+    await learner.submit([_label("t0")])  # a duplicate: learned by nobody
+    after = {row["name"]: row["labels"] for row in pool.status()}
+    assert {name: after[name] - before[name] for name in after} == {n: 5 for n in after}
