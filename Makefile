@@ -9,10 +9,10 @@ UV := python3 -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install test lint demo dev bench lock clean tools
+.PHONY: help install test test-fast check lint demo dev bench lock clean tools
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -25,6 +25,11 @@ install: $(STAMP) ## create .venv from requirements-dev.lock and install rivergu
 
 tools: ## Debian tools the tests need (promtool from the prometheus package)
 	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+check: lint ## the fast static gate: lint, types and import contracts (same as lint)
+
+test-fast: install ## unit and doctest tests only: no servers, no child processes (under a minute)
+	$(BIN)/pytest -m "not servers and not slow" -q
 
 lint: install ## ruff, ruff format --check, mypy --strict, import contracts
 	$(BIN)/ruff check .

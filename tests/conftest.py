@@ -53,3 +53,18 @@ async def fresh_database(database_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+_SERVER_FIXTURES = {"stack", "redis_url", "database_url", "kafka_bootstrap", "fresh_database"}
+_SERVER_DIRS = ("e2e", "deploy")
+_PROCESS_MODULES = {"test_stack", "test_stack_private_dir", "test_serve", "test_die_with_parent",
+                    "test_config", "test_sim_cli"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that need real servers or child processes (`make test-fast` skips them)."""
+    for item in items:
+        in_server_dir = any(d in item.path.parts for d in _SERVER_DIRS)
+        uses_servers = bool(_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if uses_servers or in_server_dir or item.path.stem in _PROCESS_MODULES:
+            item.add_marker(pytest.mark.servers)
