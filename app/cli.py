@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 
 from app import auth, embedded
 from app.config import Settings
@@ -35,7 +36,12 @@ err = Console(stderr=True)
 def main() -> None:
     """Entry point of the console script."""
     _mount_subcommands()
-    cli()
+    try:
+        cli()
+    except embedded.EmbeddedStackError as exc:
+        # The message says what to do; a traceback would bury it.
+        err.print("[red]error:[/]", escape(str(exc)), highlight=False)
+        raise SystemExit(1) from None
 
 
 def _mount_subcommands() -> None:
