@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from app.api import auth
 from app.config import Settings
@@ -39,8 +40,14 @@ def main() -> None:
     try:
         cli()
     except ValidationError as exc:  # settings from the environment that cannot run together
-        err.print(f"[red]error:[/] invalid settings:\n{settings_problems(exc)}", highlight=False)
+        err.print(
+            "[red]error:[/] invalid settings:\n" + escape(settings_problems(exc)), highlight=False
+        )
         raise SystemExit(2) from None
+    except embedded.EmbeddedStackError as exc:
+        # The message says what to do; a traceback would bury it.
+        err.print("[red]error:[/]", escape(str(exc)), highlight=False)
+        raise SystemExit(1) from None
 
 
 def settings_problems(exc: ValidationError) -> str:

@@ -72,6 +72,11 @@ class EmbeddedStack:
 
     fast_postgres: bool = False
     startup_timeout: float = 60.0
+    # Where the pgserver package is installed (default: wherever Python finds it). A parameter
+    # so a test can point the stack at a copy that sits in a directory only root can enter.
+    pgserver_dir: Path | None = None
+    # Parent of the stack's own directory (default: the system temporary directory).
+    temp_dir: Path | None = None
     _children: list[_Child] = field(default_factory=list)
     _root: Path | None = None
     _urls: dict[str, str] = field(default_factory=dict)
@@ -140,16 +145,14 @@ class EmbeddedStack:
         return f"127.0.0.1:{port}"
 
     def _start_postgres(self) -> str:
-        bindir = _package_file("pgserver", "pginstall", "bin")
-        data = self._subdir("pgdata")
+        package = self.pgserver_dir or _package_file("pgserver")
+        installed = package / "pginstall" / "bin"
         user = _postgres_os_user()
+        bindir = installed if user is None else self._install_for(user, package)
+        data = self._subdir("pgdata")
         if user is not None:
             _hand_over(data, user)
-        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-        initdb += ["--encoding=UTF8", "--no-sync", "--no-instructions"]
-        done = subprocess.run(initdb, capture_output=True, user=user, check=False, timeout=120)
-        if done.returncode != 0:
-            raise EmbeddedStackError(f"initdb failed: {done.stderr.decode(errors='replace')}")
+        _initdb(bindir, data, user)
         port = free_port()
         args = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)]
         args += ["-k", str(data), "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
@@ -165,14 +168,46 @@ class EmbeddedStack:
         # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
         self._spawn("postgres", args, signal.SIGINT, user=user)
         child = self._children[-1]
-        probe = [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]
+        # Root runs only the installed client, never the copy made for the unprivileged account.
+        probe = [str(installed / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]
         _wait_until(lambda: _pg_ready(probe), self.startup_timeout, "postgres", child)
         return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     # ---- helpers ---------------------------------------------------------------------
+    def _install_for(self, user: str, package: Path) -> Path:
+        """A copy of the PostgreSQL installation that ``user`` can reach; its ``bin`` directory.
+
+        Root must hand PostgreSQL to an unprivileged account, which cannot traverse a mode-0700
+        directory such as /root holding the virtualenv. The stack's own directory is root-owned,
+        mode 0755 and removed with the stack, so the copy goes there: bin, lib and share plus the
+        wheel's ``pgserver.libs`` in the same relative place, because the binaries' RPATH is
+        ``$ORIGIN/../../../pgserver.libs``. That is 27 MB, about 0.2 s of a 0.8 s PostgreSQL
+        start on two cores. A cache shared between stacks would save those 0.2 s but needs
+        version stamps, atomic renames, races between concurrent stacks and ownership checks
+        against squatting in a world-writable directory; a per-stack copy needs none of them.
+        Loosening the permissions of the user's own directories would weaken their privacy.
+        """
+        assert self._root is not None
+        prefix = self._root / "postgres-install"
+        source = package / "pginstall"
+        target = prefix / package.name / "pginstall"
+        libs = package.with_name(f"{package.name}.libs")
+        try:
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(source / part, target / part)
+            if libs.is_dir():
+                shutil.copytree(libs, prefix / libs.name)
+            _readable_not_writable(prefix)
+        except OSError as exc:
+            raise EmbeddedStackError(
+                f"could not copy PostgreSQL to {prefix}: {exc}. {_as_root_advice(user)}"
+            ) from exc
+        return target / "bin"
+
     def _make_root(self) -> Path:
-        _remove_orphaned_roots()
-        root = Path(tempfile.mkdtemp(prefix=STACK_DIR_PREFIX))
+        parent = self.temp_dir or Path(tempfile.gettempdir())
+        _remove_orphaned_roots(parent)
+        root = Path(tempfile.mkdtemp(prefix=STACK_DIR_PREFIX, dir=parent))
         (root / "owner.pid").write_text(str(os.getpid()))
         root.chmod(0o755)
         return root
@@ -231,12 +266,53 @@ def _postgres_os_user() -> str | None:
         with contextlib.suppress(KeyError):
             pwd.getpwnam(candidate)
             return candidate
-    raise EmbeddedStackError("running as root and no 'postgres' or 'nobody' account exists")
+    raise EmbeddedStackError(
+        "PostgreSQL refuses to run as root and there is no 'postgres' or 'nobody' account to run "
+        "the embedded one as: create one (useradd --system postgres), run as a non-root user, or "
+        f"{_EXISTING_POSTGRES}"
+    )
+
+
+_EXISTING_POSTGRES = (
+    "set RIVERGUARD_DATABASE_URL to an existing PostgreSQL "
+    "(`riverguard dev` and `riverguard demo` then start no embedded one)."
+)
+
+
+def _as_root_advice(user: str) -> str:
+    return (
+        f"PostgreSQL refuses to run as root, so the embedded one runs as {user!r}, which must "
+        "be able to enter the stack's temporary directory and every directory above it. Run "
+        "as a non-root user, point TMPDIR at a directory every user can traverse, or "
+        f"{_EXISTING_POSTGRES}"
+    )
 
 
 def _hand_over(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _readable_not_writable(top: Path) -> None:
+    """Everything under ``top`` readable (and executables executable) by every user, writable
+    by its owner only: the unprivileged account runs it, nobody but root may alter it."""
+    for directory, _dirs, files in os.walk(top):
+        Path(directory).chmod(0o755)
+        for name in files:
+            path = Path(directory, name)
+            path.chmod(0o755 if path.stat().st_mode & 0o100 else 0o644)
+
+
+def _initdb(bindir: Path, data: Path, user: str | None) -> None:
+    args = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+    args += ["--encoding=UTF8", "--no-sync", "--no-instructions"]
+    advice = "" if user is None else f" {_as_root_advice(user)}"
+    try:
+        done = subprocess.run(args, capture_output=True, user=user, check=False, timeout=120)
+    except OSError as exc:  # e.g. the account cannot reach the binary
+        raise EmbeddedStackError(f"cannot run initdb: {exc}.{advice}") from exc
+    if done.returncode != 0:
+        raise EmbeddedStackError(f"initdb failed: {done.stderr.decode(errors='replace')}{advice}")
 
 
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
@@ -300,8 +376,8 @@ def _pg_ready(probe: list[str]) -> bool:
     return subprocess.run(probe, capture_output=True, check=False, timeout=10).returncode == 0
 
 
-def _remove_orphaned_roots() -> None:
-    for root in Path(tempfile.gettempdir()).glob(f"{STACK_DIR_PREFIX}*"):
+def _remove_orphaned_roots(parent: Path) -> None:
+    for root in parent.glob(f"{STACK_DIR_PREFIX}*"):
         try:
             owner = int((root / "owner.pid").read_text())
         except (OSError, ValueError):
