@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,24 +23,16 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from app.service import Conflict, Rejected, Scored
 from app.state import AppState
+from features.pan import redact_pan_bytes, redact_record
 from features.schema import (
     Label,
     Problem,
     Transaction,
     decode_label,
     decode_transaction,
-    luhn_valid,
 )
 
 log = logging.getLogger(__name__)
-_DIGITS = re.compile(rb"\d{13,19}")
-
-
-def redact(raw: bytes) -> bytes:
-    """Replace PAN-looking digit runs in raw bytes (dead letters never carry a card number)."""
-    return _DIGITS.sub(
-        lambda m: b"[REDACTED]" if luhn_valid(m.group().decode()) else m.group(), raw
-    )
 
 
 @dataclass
@@ -123,7 +114,8 @@ class Worker:
         topic = self.state.settings.topics.dead_letter
         sends = []
         for item in dead:
-            value = redact(bytes(item.record.value or b""))
+            # dead letters never carry a card number; ids with formats of their own are kept
+            value = redact_record(bytes(item.record.value or b""))
             truncated = len(value) > limit
             headers = [
                 ("reason", item.reason.encode()),
@@ -132,7 +124,8 @@ class Worker:
                 ("offset", str(item.record.offset).encode()),
                 ("truncated", b"true" if truncated else b"false"),
             ]
-            key = redact(bytes(item.record.key)) if item.record.key is not None else None
+            # a key is opaque bytes (usually the card id): every PAN-looking run goes
+            key = redact_pan_bytes(bytes(item.record.key)) if item.record.key is not None else None
             sends.append(await self.producer.send(topic, value[:limit], key=key, headers=headers))
             self.state.metrics.dead_letters.labels(self.topic, item.reason).inc()
         await asyncio.gather(*sends)
