@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # The one definition of which fields reject PAN-looking values (REST, Kafka and the card route).
@@ -91,7 +92,7 @@ def _kept(key: str, value: Any, top: bool) -> bool:
     return top and key in OWN_FORMAT_ID_FIELDS and type(value) is str
 
 
-def _unsafe_texts(node: Any, top: bool = True) -> Any:
+def _unsafe_texts(node: Any, top: bool = True) -> Iterator[str]:
     """Every key, string and number text of ``node`` except the kept id values."""
     if isinstance(node, _Object):
         for key, value in node:
@@ -138,9 +139,13 @@ def redact_record(raw: bytes) -> bytes:
     without a structure no field can be told safe.
     """
     try:
-        document = _parse(raw)
+        return _redact_document(raw, _parse(raw))
     except (ValueError, UnicodeDecodeError, RecursionError):
+        # not JSON, or nested deeper than the walk can go: the conservative rule
         return redact_pan_bytes(raw)
+
+
+def _redact_document(raw: bytes, document: Any) -> bytes:
     safe = _safe_texts(document)
     runs = (m.group().decode() for m in _DIGIT_RUN_BYTES.finditer(raw))
     raw_is_safe = all(not luhn_valid(run) or any(run in text for text in safe) for run in runs)

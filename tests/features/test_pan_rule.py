@@ -184,6 +184,13 @@ def test_bytes_that_are_not_json_lose_every_pan_looking_run(raw: bytes) -> None:
     assert PAN.encode() not in copy and pan.REDACTED.encode() in copy
 
 
+@pytest.mark.parametrize("depth", [1, 500, 990, 5000])
+def test_deeply_nested_records_are_redacted_without_an_error(depth: int) -> None:
+    raw = b"[" * depth + b'"' + PAN.encode() + b'"' + b"]" * depth
+    copy = pan.redact_record(raw)
+    assert PAN.encode() not in copy and pan.REDACTED.encode() in copy
+
+
 def test_random_records_never_keep_a_pan_outside_the_id_fields() -> None:
     rng = random.Random(7)
     fields = [*sorted(pan.CARD_LIKE_FIELDS), "note", "amount"]
