@@ -1,23 +1,32 @@
 """Wire records shared by the service, the stream workers and the simulator.
 
 The REST bodies under ``/v1`` and the Kafka values are the same JSON shapes (DESIGN §3).
-Decoding is strict and never echoes the input: a :class:`DecodeError` carries only the
+Decoding is strict and never echoes the input: a :class:`Problem` carries only the
 location and a stable error type of each problem, so a rejected card number cannot leak
-into a response, a log line or the dead-letter headers.
+into a response, a log line or the dead-letter headers. Card numbers are refused per field
+(:mod:`features.pan`): a PAN-looking value in a card-like field (``card_id``, ``customer_id``,
+``device_id``) is ``pan_rejected``; ``transaction_id`` and ``merchant_id`` have formats of their
+own (a 15-digit acquirer merchant id passes Luhn one time in ten) and are accepted.
 
 >>> raw = (b'{"transaction_id": "tx-1", "card_id": "card_1", "merchant_id": "m_1",'
 ...        b' "amount": 12.5, "currency": "EUR", "timestamp": "2026-01-05T10:00:00Z"}')
->>> tx = decode_transaction(raw, now=datetime(2026, 1, 6, tzinfo=UTC))
+>>> NOW = datetime(2026, 1, 6, tzinfo=UTC)
+>>> tx = decode_transaction(raw, now=NOW)
 >>> tx.amount, tx.timestamp.isoformat()
 (Decimal('12.5'), '2026-01-05T10:00:00+00:00')
 >>> looks_like_pan("4111111111111111"), looks_like_pan("card_42")
 (True, False)
+>>> decode_transaction(raw.replace(b'"m_1"', b'"100000000000009"'), now=NOW).merchant_id
+'100000000000009'
+>>> decode_transaction(raw.replace(b'"card_1"', b'"4111111111111111"'), now=NOW)
+Traceback (most recent call last):
+...
+features.schema.Problem: pan_rejected
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -32,7 +41,17 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
+
+# re-exported: the simulator and the service import the PAN rule from here
+from features.pan import CARD_LIKE_FIELDS as CARD_LIKE_FIELDS
+from features.pan import OWN_FORMAT_ID_FIELDS as OWN_FORMAT_ID_FIELDS
+from features.pan import looks_like_pan as looks_like_pan
+from features.pan import luhn_valid as luhn_valid
+from features.pan import pan_forbidden as pan_forbidden
+from features.pan import redact_pans as redact_pans
 
 MAX_ID_LENGTH = 64
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
@@ -61,31 +80,6 @@ COUNTRIES = _words(
     SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM
     US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"""
 )
-_DIGIT_RUN = re.compile(r"\d{13,19}")
-
-
-def luhn_valid(digits: str) -> bool:
-    """True when a string of digits passes the Luhn check."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def looks_like_pan(value: str) -> bool:
-    """True when ``value`` contains a 13–19 digit run that passes Luhn (a card number)."""
-    return any(luhn_valid(match.group()) for match in _DIGIT_RUN.finditer(value))
-
-
-def redact_pans(text: str) -> str:
-    """Replace every PAN-looking digit run in ``text`` with ``[REDACTED]``."""
-    return _DIGIT_RUN.sub(
-        lambda m: "[REDACTED]" if luhn_valid(m.group()) else m.group(),
-        text,
-    )
 
 
 def _clean_text(value: str) -> str:
@@ -95,8 +89,6 @@ def _clean_text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("surrogate") from None
-    if looks_like_pan(value):
-        raise ValueError("pan")
     return value
 
 
@@ -179,6 +171,14 @@ class Transaction(WireModel):
     lon: Longitude | None = None
     device_id: Identifier | None = None
     customer_id: Identifier | None = None
+
+    @field_validator(*sorted(CARD_LIKE_FIELDS))
+    @classmethod
+    def _no_card_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The PAN rule on the card-like fields only (see :mod:`features.pan`)."""
+        if value is not None and info.field_name and pan_forbidden(info.field_name, value):
+            raise ValueError("pan")
+        return value
 
     def canonical_json(self) -> str:
         """Stable JSON of the payload: equal payloads give equal strings (conflict check)."""

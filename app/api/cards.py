@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.api import auth
 from app.api.deps import State
 from app.api.errors import problem, problem_responses
-from features.schema import ID_PATTERN, MAX_ID_LENGTH, looks_like_pan
+from features.schema import ID_PATTERN, MAX_ID_LENGTH, pan_forbidden
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"])
 CardId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
@@ -28,7 +28,7 @@ async def card_features(
     at: Annotated[datetime | None, Query(description="RFC 3339 with offset; default now")] = None,
 ) -> Any:
     """The card's rolling aggregates as of ``at`` (default now), without recording anything."""
-    if looks_like_pan(card_id):
+    if pan_forbidden("card_id", card_id):
         return problem(422, "pan_rejected", [{"loc": ["path", "card_id"], "type": "pan"}])
     if at is not None and at.utcoffset() is None:
         return problem(422, "validation_failed", [{"loc": ["query", "at"], "type": "naive"}])

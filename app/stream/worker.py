@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,17 +23,9 @@ from app.core.learning import Learner
 from app.core.metrics import Metrics
 from app.core.readiness import Readiness
 from app.core.scoring import ScoringService
-from features.schema import luhn_valid
+from features.pan import redact_pan_bytes, redact_record
 
 log = logging.getLogger(__name__)
-_DIGITS = re.compile(rb"\d{13,19}")
-
-
-def redact(raw: bytes) -> bytes:
-    """Replace PAN-looking digit runs in raw bytes (dead letters never carry a card number)."""
-    return _DIGITS.sub(
-        lambda m: b"[REDACTED]" if luhn_valid(m.group().decode()) else m.group(), raw
-    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,8 @@ class Worker:
         topic = self.ctx.settings.topics.dead_letter
         sends = []
         for item in dead:
-            value = redact(bytes(item.record.value or b""))
+            # dead letters never carry a card number; ids with formats of their own are kept
+            value = redact_record(bytes(item.record.value or b""))
             truncated = len(value) > limit
             headers = [
                 ("reason", item.reason.encode()),
@@ -136,7 +128,9 @@ class Worker:
                 ("offset", str(item.record.offset).encode()),
                 ("truncated", b"true" if truncated else b"false"),
             ]
-            key = redact(bytes(item.record.key)) if item.record.key is not None else None
+            # a key is opaque bytes (usually the card id): every PAN-looking run goes
+            raw_key = item.record.key
+            key = redact_pan_bytes(bytes(raw_key)) if raw_key is not None else None
             sends.append(
                 await self.ctx.producer.send(topic, value[:limit], key=key, headers=headers)
             )

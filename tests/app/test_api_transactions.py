@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -146,19 +148,63 @@ def test_lone_surrogate_is_422(client: TestClient) -> None:
     assert response.status_code == 422
 
 
-def test_pan_card_id_is_rejected_and_never_echoed_or_stored(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("field", ["card_id", "customer_id", "device_id"])
+def test_pan_in_a_card_like_field_is_rejected_and_never_echoed_or_stored(
+    client: TestClient, fresh_database: str, caplog: pytest.LogCaptureFixture, field: str
 ) -> None:
-    body = tx(card_id=PAN)
+    body = tx(**{field: PAN})
     response = client.post("/v1/transactions", json=body, headers=SCORER)
     assert response.status_code == 422
+    assert response.json()["errors"] == [{"loc": [field], "type": "pan"}]
     assert PAN not in response.text
     assert (
         client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404
     )
-    assert PAN not in caplog.text
-    embedded = tx(card_id=f"tok_{PAN}")
+    embedded = tx(**{field: f"tok_{PAN}"})
     assert client.post("/v1/transactions", json=embedded, headers=SCORER).status_code == 422
+    assert client.post("/v1/transactions", json=tx(), headers=SCORER).status_code == 200
+    stored = _database_text(fresh_database)
+    assert "card_1" in stored  # the dump holds the accepted transaction: the scan is real
+    assert PAN not in stored
+    assert PAN not in caplog.text
+
+
+def test_luhn_valid_merchant_and_transaction_ids_are_scored(client: TestClient) -> None:
+    merchant_id = "100000000000009"  # a 15-digit acquirer MID that passes Luhn
+    transaction_id = "bb-44309474983643b9"  # random hex with a Luhn-valid 14-digit run
+    body = tx(merchant_id=merchant_id, transaction_id=transaction_id)
+    response = client.post("/v1/transactions", json=body, headers=SCORER)
+    assert response.status_code == 200, response.text
+    assert response.json()["transaction_id"] == transaction_id
+    record = client.get(f"/v1/transactions/{transaction_id}", headers=SCORER).json()
+    assert record["transaction"]["merchant_id"] == merchant_id
+    labeled = client.post("/v1/labels", json=_label(transaction_id), headers=LABELER)
+    assert labeled.status_code == 202, labeled.text
+
+
+def _database_text(url: str) -> str:
+    """Every row of every table of the service's schema, as text."""
+
+    async def dump() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            tables = await conn.fetch(
+                "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS name"
+                " FROM information_schema.tables"
+                " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                " AND table_type = 'BASE TABLE'"
+            )
+            parts = [
+                await conn.fetchval(
+                    f"SELECT coalesce(string_agg(t::text, ''), '') FROM {r['name']} t"
+                )
+                for r in tables
+            ]
+            return "".join(parts)
+        finally:
+            await conn.close()
+
+    return asyncio.run(dump())
 
 
 def test_body_over_the_limit_is_413_with_and_without_content_length(client: TestClient) -> None:

@@ -187,6 +187,43 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
         service.stop()
 
 
+async def test_luhn_valid_ids_are_scored_and_only_card_numbers_are_redacted(
+    env: dict[str, str], producer: AIOKafkaProducer, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = {**env, "RIVERGUARD_TOPICS__PARTITIONS": "1"}
+    service = ServiceProcess(env).start(tmp_path / "svc.log")
+    try:
+        topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
+        dlq = env["RIVERGUARD_TOPICS__DEAD_LETTER"]
+        mid = "100000000000009"  # a 15-digit MID passing Luhn
+        hex_id = "bb-44309474983643b9"  # the id of the defect: a Luhn-valid 14-digit run
+        good = transaction(1, transaction_id=hex_id, merchant_id=mid)
+        card = transaction(2, card=PAN, merchant_id=mid)
+        values = [json.dumps(good).encode(), json.dumps(card).encode()]
+        await produce(producer, topic, values, [b"card_1", PAN.encode()])
+        await wait_rows(env["RIVERGUARD_DATABASE_URL"], 1, 30, service)
+        conflict = json.dumps({**good, "amount": good["amount"] + 1}).encode()
+        await produce(producer, topic, [conflict], [b"card_1"])
+        dead = {
+            dict(d.headers)["reason"].decode(): d for d in await read_topic(kafka_bootstrap, dlq, 2)
+        }
+        assert sorted(dead) == ["conflict", "pan_rejected"]
+        refused = json.loads(dead["pan_rejected"].value)
+        assert refused["card_id"] == "[REDACTED]" and refused["merchant_id"] == mid
+        assert PAN.encode() not in dead["pan_rejected"].value + dead["pan_rejected"].key
+        assert dead["conflict"].value == conflict  # nothing to hide: the original bytes
+        scores = await read_topic(kafka_bootstrap, env["RIVERGUARD_TOPICS__SCORES"], 1)
+        assert [json.loads(s.value)["transaction_id"] for s in scores] == [hex_id]
+        conn = await asyncpg.connect(env["RIVERGUARD_DATABASE_URL"])
+        dump = await conn.fetchval("SELECT string_agg(t::text, '') FROM transactions t")
+        await conn.close()
+        assert mid in dump and hex_id in dump
+        assert PAN not in dump
+        assert service.log_path is not None and PAN not in service.log_path.read_text()
+    finally:
+        service.stop()
+
+
 async def test_sigkill_three_times_loses_and_doubles_nothing(
     env: dict[str, str], producer: AIOKafkaProducer, kafka_bootstrap: str, tmp_path: Path
 ) -> None:

@@ -15,6 +15,8 @@ MODULES = [
     "features.redis_io",
     "features.store",
     "features.rebuild",
+    "features.schema",
+    "features.pan",
 ]
 
 
