@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
-from app import auth, health, probes, stream
+from app import auth, health, probes, series, stream
 from app.config import Settings
 from app.groupcommit import GroupCommitter
 from app.health import Readiness
@@ -151,6 +151,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     state = AppState(settings, backends, readiness, metrics, repository, features, service, learner)
     learner.on_promotion = state.record_promotion
     metrics.watch_pool(state.pool_status)
+    series.at_start(metrics, pool.names())
     return state
 
 

@@ -15,16 +15,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from app.groupcommit import GroupCommitter
 from app.metrics import Metrics
 from app.repository import Repository, ScoredRecord, Stored
 from app.scoring import Scorer
 from features import store as feature_store
-from features.schema import Score, Transaction
+from features.schema import PROBLEM_REASONS, Score, Transaction
 
 Path = Literal["rest", "kafka"]
+Stage = Literal["features", "models", "persistence"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+# Rejections the service itself decides, beside the decoders' reasons (a Problem's).
+ServiceReason = Literal["late_event", "conflict"]
+REJECTION_REASONS: dict[str, tuple[str, ...]] = {
+    "transaction": (*PROBLEM_REASONS, *get_args(ServiceReason)),
+    "label": PROBLEM_REASONS,
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Rejected:
-    reason: str
+    reason: ServiceReason
     errors: list[dict[str, Any]]
 
 

@@ -22,11 +22,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.service import Conflict, Rejected, Scored
+from app import series
+from app.service import Conflict, Rejected, Scored, ServiceReason
 from app.state import AppState
 from features.schema import (
     Label,
     Problem,
+    ProblemReason,
     Transaction,
     decode_label,
     decode_transaction,
@@ -47,7 +49,7 @@ def redact(raw: bytes) -> bytes:
 @dataclass
 class DeadLetter:
     record: Any
-    reason: str
+    reason: ProblemReason | ServiceReason
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Worker:
     handle: Callable[[Sequence[Any]], Awaitable[list[DeadLetter]]]
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _partitions: set[int] = field(default_factory=set)  # assigned to this worker now
 
     def stop(self) -> None:
         self._stopping.set()
@@ -87,7 +90,9 @@ class Worker:
             max_poll_records=settings.stream.max_batch,
             isolation_level="read_uncommitted",
         )
-        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._batch_lock))
+        consumer.subscribe(
+            [self.topic], listener=_FlushBeforeRevoke(self._batch_lock, self._on_assigned)
+        )
         await consumer.start()
         try:
             while not self._stopping.is_set():
@@ -100,6 +105,10 @@ class Worker:
             self.state.readiness.forget(self.name)
             await consumer.stop()  # leaves the group
 
+    def _on_assigned(self, assigned: set[int]) -> None:
+        series.reassign(self.state.metrics, self.topic, self._partitions, assigned)
+        self._partitions = assigned
+
     async def _process(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
     ) -> None:
@@ -107,16 +116,22 @@ class Worker:
         metrics = self.state.metrics
         records = [record for batch in polled.values() for record in batch]
         metrics.batch_size.labels(self.topic).observe(len(records))
+        # Lag before the batch counts the batch itself: a worker that fails on every batch
+        # (and so never commits) shows records waiting, and the stall alert can fire.
+        self._set_lag(consumer, {tp: batch[0].offset for tp, batch in polled.items()})
         dead = await self.handle(records)
         if dead:
             await self._dead_letter(dead)
         await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items()})
         metrics.last_commit.labels(self.topic).set(time.time())
-        for tp, batch in polled.items():
+        self._set_lag(consumer, {tp: batch[-1].offset + 1 for tp, batch in polled.items()})
+
+    def _set_lag(self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+        for tp, position in positions.items():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag = max(highwater - (batch[-1].offset + 1), 0)
-                metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
+                lag = max(highwater - position, 0)
+                self.state.metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         limit = self.state.settings.stream.dead_letter_max_bytes
@@ -139,17 +154,20 @@ class Worker:
 
 
 class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Wait for the in-flight batch (processed and committed) before partitions move."""
+    """Wait for the in-flight batch (processed and committed) before partitions move; report
+    the partitions assigned after each rebalance (their per-partition series)."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[int]], None]) -> None:
         self.lock = lock
+        self.on_assigned = on_assigned
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self.lock:
             return
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return
+        # the whole new assignment (aiokafka's eager protocol revokes everything first)
+        self.on_assigned({tp.partition for tp in assigned})
 
 
 def _decoder(state: AppState, decode: Callable[..., Any]) -> Callable[[Any], Any]:
@@ -183,6 +201,7 @@ def transactions_handler(
 
     async def handle(records: Sequence[Any]) -> list[DeadLetter]:
         good, dead = _split(records, decode)
+        undecodable = list(dead)
         txs: list[Transaction] = [tx for _, tx in good]
         outcomes = await state.service.score(txs, "kafka") if txs else []
         sends = []
@@ -196,9 +215,11 @@ def transactions_handler(
             else:
                 assert isinstance(outcome, Rejected)
                 dead.append(DeadLetter(record, outcome.reason))
-        for item in dead:
-            state.metrics.inputs.labels("transaction", "kafka", "dead_letter").inc()
+        # conflicts and late events were counted as rejections by the service already
+        for item in undecodable:
             state.metrics.rejections.labels("transaction", item.reason).inc()
+        if dead:
+            state.metrics.inputs.labels("transaction", "kafka", "dead_letter").inc(len(dead))
         await asyncio.gather(*sends)
         return dead
 
@@ -249,6 +270,8 @@ async def start_workers(state: AppState) -> list[tuple[Worker, asyncio.Task[None
         topics.partitions,
     )
     producer = state.backends.producer
+    series.for_worker(state.metrics, topics.transactions, "transaction")
+    series.for_worker(state.metrics, topics.labels, "label")
     workers = [
         Worker(
             "transactions",
