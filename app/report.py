@@ -46,7 +46,6 @@ class ReportData:
     learned: list[LearnedLabel]
     scored: list[ScoredTx]
     latencies_ms: list[float]
-    rest_rate: float  # REST requests per second the demo sent open loop
     window: int
     summary: dict[str, Any] = field(default_factory=dict)
     promotions: list[dict[str, Any]] = field(default_factory=list)
@@ -307,11 +306,6 @@ def _plot_decisions(data: ReportData) -> str:
     return _png(fig)
 
 
-def latency_heading(rate: float) -> str:
-    """How the demo's REST latency was measured, beside the figure (in the summary and plot)."""
-    return f"REST latency at {rate:g} req/s (open loop)"
-
-
 def _plot_latency(data: ReportData) -> str:
     import matplotlib.pyplot as plt
 
@@ -322,8 +316,8 @@ def _plot_latency(data: ReportData) -> str:
         for q in (50, 99):
             ax.axvline(float(np.percentile(values, q)), color="k", linestyle=":", label=f"p{q}")
         ax.legend()
-    ax.set_xlabel("REST scoring latency (ms, client side, from the scheduled send time)")
-    ax.set_title(latency_heading(data.rest_rate))
+    ax.set_xlabel("REST scoring latency (ms, client side)")
+    ax.set_title("Latency while the replay runs flat out (saturation; fixed rates: BENCHMARKS.md)")
     return _png(fig)
 
 

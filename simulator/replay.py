@@ -4,12 +4,6 @@ Records are sent concurrently (up to ``concurrency`` in flight) in stream order.
 sent only once its transaction has been acknowledged, so the service's "parked label" path
 is not taken by accident; labels of transactions that were not accepted are skipped.
 
-A :class:`Split` with a ``rate`` sends its share open loop: its k-th record is due ``k / rate``
-seconds after the start whether or not earlier ones were answered, and each of its transactions'
-latency is measured from that due time, so queueing in the service (or in this process) shows
-in the figure instead of slowing the sender down (no coordinated omission). The other records
-follow in stream order as fast as their sink allows, never ahead of the split's schedule.
-
 >>> Pacing(rate=100).delay_for(index=50, offset_s=0.0)
 0.5
 >>> Pacing(speedup=3600).delay_for(index=50, offset_s=7200.0)
@@ -23,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,18 +61,14 @@ class Pacing:
 
 @dataclass(frozen=True)
 class Split:
-    """Send ``share`` of the transactions (by a hash of their id) and their labels to ``sink``;
-    with ``rate``, open loop at ``rate`` records per second."""
+    """Send ``share`` of the transactions (by a hash of their id) and their labels to ``sink``."""
 
     sink: Sink
     share: float
-    rate: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.share <= 1.0:
             raise ValueError("split share must be in [0, 1]")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("split rate must be positive")
 
 
 @dataclass
@@ -91,8 +81,6 @@ class ReplaySummary:
     by_sink: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     details: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
-    # answered transactions of a split with a rate: ms from the due time to the answer
-    split_latencies_ms: list[float] = field(default_factory=list)
 
     def total(self, outcome: str) -> int:
         return sum(counts[outcome] for counts in self.outcomes.values())
@@ -133,17 +121,12 @@ async def replay(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    if split is not None and split.rate is not None and pacing is not None:
-        raise ValueError("a split with a rate paces the replay; give no pacing as well")
     run = _Run(sink, split, concurrency)
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         run.task = bar.add_task("replay", total=total)
         run.bar = bar
-        if split is not None and split.rate is not None:
-            await run.open_loop(list(records), split.rate)
-        else:
-            await run.all(records, pacing or Pacing())
+        await run.all(records, pacing or Pacing())
     return run.summary
 
 
@@ -156,8 +139,6 @@ class _Run:
         self.summary = ReplaySummary()
         self.bar: Progress | None = None
         self.task: Any = None
-        self.released = -1  # open loop: stream index up to which the other records may go
-        self.advanced = asyncio.Event()
 
     async def all(self, records: Iterable[Record], pacing: Pacing) -> None:
         loop = asyncio.get_running_loop()
@@ -181,87 +162,23 @@ class _Run:
                 task.cancel()
             self.summary.elapsed_s = loop.time() - started
 
-    async def open_loop(self, records: list[Record], rate: float) -> None:
-        """The split's records on their schedule, the others behind them (see the module)."""
-        assert self.split is not None
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        scheduled = [i for i, r in enumerate(records) if self._in_split(r.transaction_id)]
-        tasks: set[asyncio.Task[None]] = set()
-        try:
-            await asyncio.gather(
-                self._on_schedule(records, scheduled, started, rate, tasks),
-                self._behind_schedule(records, set(scheduled), tasks),
-            )
-            if tasks:
-                await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            self.summary.elapsed_s = loop.time() - started
-
-    async def _on_schedule(
-        self,
-        records: list[Record],
-        scheduled: list[int],
-        started: float,
-        rate: float,
-        tasks: set[asyncio.Task[None]],
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        self._release(scheduled[0] - 1 if scheduled else len(records))
-        for k, index in enumerate(scheduled):
-            due = started + k / rate
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._spawn(tasks, self._one(records[index], due=due, slot=False))
-            following = scheduled[k + 1] if k + 1 < len(scheduled) else len(records)
-            self._release(following - 1)
-
-    async def _behind_schedule(
-        self, records: list[Record], scheduled: set[int], tasks: set[asyncio.Task[None]]
-    ) -> None:
-        for index, record in enumerate(records):
-            if index in scheduled:
-                continue
-            while self.released < index:
-                await self.advanced.wait()
-            await self.slots.acquire()
-            self._spawn(tasks, self._one(record))
-
-    def _release(self, index: int) -> None:
-        self.released = index
-        self.advanced.set()
-        self.advanced = asyncio.Event()  # waiters hold the old, set one; later waits block
-
-    @staticmethod
-    def _spawn(tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    def _in_split(self, transaction_id: str) -> bool:
-        return self.split is not None and share_of(transaction_id) < self.split.share
-
     def _route(self, transaction_id: str) -> Sink:
-        if self.split is not None and self._in_split(transaction_id):
+        if self.split is not None and share_of(transaction_id) < self.split.share:
             return self.split.sink
         return self.sink
 
-    async def _one(self, record: Record, due: float | None = None, slot: bool = True) -> None:
+    async def _one(self, record: Record) -> None:
         try:
             if record.kind == "transaction":
-                await self._transaction(record, due)
+                await self._transaction(record)
             else:
                 await self._label(record)
         finally:
-            if slot:
-                self.slots.release()
+            self.slots.release()
             if self.bar is not None:
                 self.bar.advance(self.task)
 
-    async def _transaction(self, record: Record, due: float | None) -> None:
+    async def _transaction(self, record: Record) -> None:
         tx_id = record.transaction_id
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.pending[tx_id] = waiter
@@ -269,9 +186,6 @@ class _Run:
         try:
             sink = self._route(tx_id)
             outcome, detail = await _deliver(sink, record)
-            if due is not None and outcome != "failed":
-                answered = asyncio.get_running_loop().time()
-                self.summary.split_latencies_ms.append((answered - due) * 1000)
             self._count(record, sink.name, outcome, detail)
             accepted = outcome == "accepted"
         finally:
