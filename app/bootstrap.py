@@ -19,7 +19,7 @@ from app.api import auth
 from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.config import Settings
-from app.core import readiness
+from app.core import readiness, series
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
@@ -139,6 +139,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     checks = Readiness(stall_seconds=settings.stream.stall_seconds)
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
+    series.at_start(metrics, pool.names())
     return AppState(
         settings=settings,
         readiness=checks,

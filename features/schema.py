@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -228,13 +228,28 @@ class Score(WireModel):
     replayed: bool = False
 
 
+# Every reason a Problem can carry. Metrics initialise their per-reason series from this tuple
+# (a dashboard needs the zero before the first rejection), so a new reason is a new Literal
+# value here, or mypy refuses the ``Problem(...)`` that raises it.
+ProblemReason = Literal[
+    "invalid_json",
+    "duplicate_key",
+    "non_finite_number",
+    "not_an_object",
+    "validation_failed",
+    "pan_rejected",
+    "null_value",  # a Kafka record without a value
+]
+PROBLEM_REASONS: tuple[ProblemReason, ...] = get_args(ProblemReason)
+
+
 class Problem(ValueError):
     """One rejected input: a stable reason and the locations/types of what was wrong.
 
     Never carries the input value (so it is safe to log, return and put in a Kafka header).
     """
 
-    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, reason: ProblemReason, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.errors = errors or []
@@ -276,7 +291,9 @@ def _problem_from(exc: ValidationError) -> Problem:
             # our validators raise ValueError(<short kind>); keep only that word
             kind = str(err.get("msg", "")).removeprefix("Value error, ")
         errors.append({"loc": [str(p) for p in err["loc"]], "type": kind})
-    reason = "pan_rejected" if any(e["type"] == "pan" for e in errors) else "validation_failed"
+    reason: ProblemReason = (
+        "pan_rejected" if any(e["type"] == "pan" for e in errors) else "validation_failed"
+    )
     return Problem(reason, errors)
 
 

@@ -98,13 +98,13 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "riverguard_consumer_lag",
-            "Records behind the end of each partition.",
+            "Records behind the end of each assigned partition (0 until its first batch).",
             ["topic", "partition"],
             registry=r,
         )
         self.last_commit = Gauge(
             "riverguard_last_commit_timestamp_seconds",
-            "Unix time of the last offset commit per topic.",
+            "Unix time of the last offset commit per topic (the worker's start before one).",
             ["topic"],
             registry=r,
         )

@@ -15,17 +15,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from app.core.groupcommit import GroupCommitter
 from app.core.metrics import Metrics
 from app.core.ports import ScoredRecord, ScoreStore, Stored
 from features import config as feature_config
 from features import store as feature_store
-from features.schema import ModelRef, Reason, Score, ShadowScore, Transaction
+from features.schema import PROBLEM_REASONS, ModelRef, Reason, Score, ShadowScore, Transaction
 from models import pool as model_pool
 
 Path = Literal["rest", "kafka"]
+Stage = Literal["features", "models", "persistence"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+# Rejections the service itself decides, beside the decoders' reasons (a Problem's).
+ServiceReason = Literal["late_event", "conflict"]
+REJECTION_REASONS: dict[str, tuple[str, ...]] = {
+    "transaction": (*PROBLEM_REASONS, *get_args(ServiceReason)),
+    "label": PROBLEM_REASONS,
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Rejected:
-    reason: str
+    reason: ServiceReason
     errors: list[dict[str, Any]]
 
 

@@ -45,6 +45,7 @@ def transactions_handler(ctx: StreamContext) -> Handler:
 
     async def handle(records: Sequence[Any]) -> list[DeadLetter]:
         good, dead = _split(records, decode)
+        undecodable = list(dead)
         txs: list[Transaction] = [tx for _, tx in good]
         outcomes = await ctx.service.score(txs, "kafka") if txs else []
         sends = []
@@ -58,9 +59,11 @@ def transactions_handler(ctx: StreamContext) -> Handler:
             else:
                 assert isinstance(outcome, Rejected)
                 dead.append(DeadLetter(record, outcome.reason))
-        for item in dead:
-            ctx.metrics.inputs.labels("transaction", "kafka", "dead_letter").inc()
+        # conflicts and late events were counted as rejections by the service already
+        for item in undecodable:
             ctx.metrics.rejections.labels("transaction", item.reason).inc()
+        if dead:
+            ctx.metrics.inputs.labels("transaction", "kafka", "dead_letter").inc(len(dead))
         await asyncio.gather(*sends)
         return dead
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from app.core import series
 from app.stream import handlers
 from app.stream.worker import StreamContext, Worker
 
@@ -39,6 +40,8 @@ async def start_workers(ctx: StreamContext) -> list[tuple[Worker, asyncio.Task[N
         [topics.transactions, topics.labels, topics.scores, topics.dead_letter],
         topics.partitions,
     )
+    series.for_worker(ctx.metrics, topics.transactions, "transaction")
+    series.for_worker(ctx.metrics, topics.labels, "label")
     workers = [
         Worker("transactions", topics.transactions, ctx, handlers.transactions_handler(ctx)),
         Worker("labels", topics.labels, ctx, handlers.labels_handler(ctx)),

@@ -19,11 +19,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from app.config import Settings
+from app.core import series
 from app.core.learning import Learner
 from app.core.metrics import Metrics
 from app.core.readiness import Readiness
-from app.core.scoring import ScoringService
+from app.core.scoring import ScoringService, ServiceReason
 from features.pan import redact_pan_bytes, redact_record
+from features.schema import ProblemReason
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class StreamContext:
 @dataclass
 class DeadLetter:
     record: Any
-    reason: str
+    reason: ProblemReason | ServiceReason
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Worker:
     handle: Callable[[Sequence[Any]], Awaitable[list[DeadLetter]]]
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _partitions: set[int] = field(default_factory=set)  # assigned to this worker now
 
     def stop(self) -> None:
         self._stopping.set()
@@ -82,7 +85,9 @@ class Worker:
             max_poll_records=settings.stream.max_batch,
             isolation_level="read_uncommitted",
         )
-        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._batch_lock))
+        consumer.subscribe(
+            [self.topic], listener=_FlushBeforeRevoke(self._batch_lock, self._on_assigned)
+        )
         await consumer.start()
         try:
             while not self._stopping.is_set():
@@ -95,6 +100,10 @@ class Worker:
             self.ctx.readiness.forget(self.name)
             await consumer.stop()  # leaves the group
 
+    def _on_assigned(self, assigned: set[int]) -> None:
+        series.reassign(self.ctx.metrics, self.topic, self._partitions, assigned)
+        self._partitions = assigned
+
     async def _process(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
     ) -> None:
@@ -102,16 +111,22 @@ class Worker:
         metrics = self.ctx.metrics
         records = [record for batch in polled.values() for record in batch]
         metrics.batch_size.labels(self.topic).observe(len(records))
+        # Lag before the batch counts the batch itself: a worker that fails on every batch
+        # (and so never commits) shows records waiting, and the stall alert can fire.
+        self._set_lag(consumer, {tp: batch[0].offset for tp, batch in polled.items()})
         dead = await self.handle(records)
         if dead:
             await self._dead_letter(dead)
         await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in polled.items()})
         metrics.last_commit.labels(self.topic).set(time.time())
-        for tp, batch in polled.items():
+        self._set_lag(consumer, {tp: batch[-1].offset + 1 for tp, batch in polled.items()})
+
+    def _set_lag(self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+        for tp, position in positions.items():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag = max(highwater - (batch[-1].offset + 1), 0)
-                metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
+                lag = max(highwater - position, 0)
+                self.ctx.metrics.consumer_lag.labels(self.topic, str(tp.partition)).set(lag)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         limit = self.ctx.settings.stream.dead_letter_max_bytes
@@ -139,14 +154,17 @@ class Worker:
 
 
 class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Wait for the in-flight batch (processed and committed) before partitions move."""
+    """Wait for the in-flight batch (processed and committed) before partitions move; report
+    the partitions assigned after each rebalance (their per-partition series)."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[int]], None]) -> None:
         self.lock = lock
+        self.on_assigned = on_assigned
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self.lock:
             return
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return
+        # the whole new assignment (aiokafka's eager protocol revokes everything first)
+        self.on_assigned({tp.partition for tp in assigned})
