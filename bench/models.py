@@ -1,6 +1,6 @@
 """Benchmark the model zoo against a weekly-retrained batch model on two fraud streams.
 
-``handbook``: a stream shaped like the published simulated card-fraud benchmarks of DESIGN §6.
+``handbook``: a stream shaped like the published simulated card-fraud benchmarks.
 Customers spend around a personal mean at nearby terminals; fraud comes from high amounts
 (> 220), compromised terminals (every transaction there is fraud for 28 days) and compromised
 cards (a third of a card's transactions for 14 days, at five times the usual amount). Every

@@ -1,4 +1,4 @@
-"""Per-card and per-merchant rolling features, point-in-time and idempotent (DESIGN §2).
+"""Per-card and per-merchant rolling features, point-in-time and idempotent.
 
 The feature table, window definitions and the late-event policy are in features/README.md.
 Modules: :mod:`features.definitions` (names, derivations), :mod:`features.windows` (pure

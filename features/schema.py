@@ -1,6 +1,6 @@
 """Wire records shared by the service, the stream workers and the simulator.
 
-The REST bodies under ``/v1`` and the Kafka values are the same JSON shapes (DESIGN §3).
+The REST bodies under ``/v1`` and the Kafka values are the same JSON shapes (README, "REST API").
 Decoding is strict and never echoes the input: a :class:`Problem` carries only the
 location and a stable error type of each problem, so a rejected card number cannot leak
 into a response, a log line or the dead-letter headers. Card numbers are refused per field

@@ -41,7 +41,7 @@ Observer = Callable[[str, int, float], None]
 
 
 class FeatureStore(Protocol):
-    """Point-in-time, idempotent per-card and per-merchant features (DESIGN §2)."""
+    """Point-in-time, idempotent per-card and per-merchant features."""
 
     async def load_scripts(self) -> None: ...
 

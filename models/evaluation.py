@@ -4,7 +4,7 @@ The input is an iterable of :class:`Event` in arrival order: transactions with t
 the service would have computed (``features.reference`` does that offline), and labels.
 Every online model scores each transaction before learning anything about it, and learns a
 label from the features stored when its transaction was scored, exactly as the service
-does (DESIGN §2.3). The batch baseline is retrained at the start of every simulated week on
+does. The batch baseline is retrained at the start of every simulated week on
 all labels known by then and scores that week with the frozen model: what a team retraining
 weekly would ship. Metrics use the label each transaction eventually received.
 

@@ -7,7 +7,7 @@ together as the next group — the busier the service, the larger the groups. A 
 starts when ``flush_max`` records are waiting, or when ``flush_ms`` has passed while an
 earlier flush is still running (so a slow commit cannot hold new records back for long).
 Every caller gets its own result after the shared commit — so a 200 or an offset commit is
-sent only once the record is durable (DESIGN §2.5), and the cost of a commit is shared.
+sent only once the record is durable, and the cost of a commit is shared.
 """
 
 from __future__ import annotations

