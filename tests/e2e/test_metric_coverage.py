@@ -26,7 +26,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy import promql
-from tests.service_process import KEY, ServiceProcess
+from tests.service_process import KEY, ServiceProcess, kafka_env, serve
 
 pytestmark = pytest.mark.slow
 
@@ -44,20 +44,10 @@ EXEMPT = {
 def service(
     redis_url: str, fresh_database: str, kafka_bootstrap: str, tmp_path: Path
 ) -> Iterator[ServiceProcess]:
-    run = uuid.uuid4().hex[:8]
     db6 = redis_url.rsplit("/", 1)[0] + "/6"
     redis.Redis.from_url(db6).flushdb()
-    env = {
-        "RIVERGUARD_REDIS_URL": db6,
-        "RIVERGUARD_DATABASE_URL": fresh_database,
-        "RIVERGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "RIVERGUARD_TOPICS__TRANSACTIONS": f"cov-tx-{run}",
-        "RIVERGUARD_TOPICS__LABELS": f"cov-labels-{run}",
-        "RIVERGUARD_TOPICS__SCORES": f"cov-scores-{run}",
-        "RIVERGUARD_TOPICS__DEAD_LETTER": f"cov-dlq-{run}",
-        "RIVERGUARD_STREAM__GROUP_ID": f"cov-{run}",
-    }
-    process = ServiceProcess(env)
+    env = kafka_env(db6, fresh_database, kafka_bootstrap, "cov")
+    process = serve(env)
     try:
         yield process.start(tmp_path / "service.log")
     finally:

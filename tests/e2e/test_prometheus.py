@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.tools.embedded import free_port
 from tests.deploy import promql
-from tests.service_process import KEY, ServiceProcess, serve
+from tests.service_process import KEY, ServiceProcess, kafka_env, serve
 
 pytestmark = pytest.mark.slow
 HEADERS = {"X-API-Key": KEY}
@@ -142,20 +142,10 @@ class PrometheusServer:
 def service(
     redis_url: str, fresh_database: str, kafka_bootstrap: str, tmp_path: Path
 ) -> Iterator[ServiceProcess]:
-    run = uuid.uuid4().hex[:8]
     db5 = redis_url.rsplit("/", 1)[0] + "/5"
     redis.Redis.from_url(db5).flushdb()
-    env = {
-        "RIVERGUARD_REDIS_URL": db5,
-        "RIVERGUARD_DATABASE_URL": fresh_database,
-        "RIVERGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "RIVERGUARD_TOPICS__TRANSACTIONS": f"prom-tx-{run}",
-        "RIVERGUARD_TOPICS__LABELS": f"prom-labels-{run}",
-        "RIVERGUARD_TOPICS__SCORES": f"prom-scores-{run}",
-        "RIVERGUARD_TOPICS__DEAD_LETTER": f"prom-dlq-{run}",
-        "RIVERGUARD_STREAM__GROUP_ID": f"prom-{run}",
-        "RIVERGUARD_SCORING__CHECKPOINT_EVERY_LABELS": "5",
-    }
+    env = kafka_env(db5, fresh_database, kafka_bootstrap, "prom")
+    env["RIVERGUARD_SCORING__CHECKPOINT_EVERY_LABELS"] = "5"
     process = serve(env)
     try:
         yield process.start(tmp_path / "service.log")
