@@ -191,7 +191,7 @@ async def test_luhn_valid_ids_are_scored_and_only_card_numbers_are_redacted(
     env: dict[str, str], producer: AIOKafkaProducer, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env = {**env, "RIVERGUARD_TOPICS__PARTITIONS": "1"}
-    service = ServiceProcess(env).start(tmp_path / "svc.log")
+    service = serve(env).start(tmp_path / "svc.log")
     try:
         topic = env["RIVERGUARD_TOPICS__TRANSACTIONS"]
         dlq = env["RIVERGUARD_TOPICS__DEAD_LETTER"]
