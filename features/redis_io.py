@@ -292,7 +292,8 @@ async def _routed(client: RedisCluster, command: bytes) -> Any:
     """One call through redis-py's cluster routing (redirections, slot-map refresh, retries);
     a NOSCRIPT answer is returned as a value, as on the pipelined path."""
     try:
-        return await client.execute_command(*_resp_parts(command))
+        name, *args = _resp_parts(command)
+        return await client.execute_command(name.decode(), *args)  # redis-py wants a str name
     except redis_errors.NoScriptError as exc:
         return exc
 
