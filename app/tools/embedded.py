@@ -81,7 +81,7 @@ class EmbeddedStack:
 
     >>> stack = EmbeddedStack()
     >>> stack.urls()
-    StackUrls(kafka_bootstrap=None, redis_url=None, database_url=None)
+    StackUrls(kafka_bootstrap=None, redis_url=None, database_url=None, redis_cluster=False)
     >>> stack.close()
     """
 
