@@ -59,6 +59,9 @@ _REDIRECTIONS = (
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
 )
+#: A node exchange that failed so: its calls are re-sent through redis-py, which also
+#: refreshes the slot map (a node that died or was replaced).
+_NODE_FAILURES = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)
 
 
 def connect(url: str, max_connections: int = 8, timeout: float = 5.0) -> Redis:
@@ -233,8 +236,9 @@ class Scripts:
         and a connection, so they run in call order as on one server.
 
         A redirection answer, or every call of a node whose exchange failed on the
-        connection, is sent again one by one (in call order) through redis-py's cluster
-        client, which follows MOVED/ASK and refreshes its slot map.
+        connection or timed out, is sent again one by one (in call order) through redis-py's
+        cluster client, which follows MOVED/ASK and refreshes its slot map; the dedup markers
+        make a second run of a call that did reach the server harmless.
         """
         await client.initialize()  # the slot map (a no-op once known)
         packed = [c if isinstance(c, bytes) else self._encode(c) for c in calls]
@@ -249,7 +253,7 @@ class Scripts:
         results: list[Any] = [None] * len(calls)
         again: list[int] = []
         for group, outcome in zip(groups.values(), outcomes, strict=True):
-            if isinstance(outcome, redis_errors.ConnectionError | TimeoutError):
+            if isinstance(outcome, _NODE_FAILURES):
                 again += group
             elif isinstance(outcome, BaseException):
                 raise outcome

@@ -201,3 +201,27 @@ async def test_a_call_whose_slot_moved_is_redirected(
     finally:
         for node in nodes:
             await node.aclose()
+
+
+async def test_a_batch_on_dropped_node_connections_is_sent_again(
+    cluster: EmbeddedStack, cluster_client: RedisCluster, single_client: Redis
+) -> None:
+    """Every pooled node connection is closed by the servers (as by a restart): the calls
+    are re-sent through redis-py, once each, with the same features as on one node."""
+    config = FeatureConfig(key_prefix=f"d{uuid.uuid4().hex[:8]}")
+    on_cluster = store.RedisFeatureStore(cluster_client, config)
+    on_one = store.RedisFeatureStore(single_client, config)
+    await on_cluster.load_scripts()
+    await on_one.load_scripts()
+    txs = [tx(f"d{i}", i * M, card=f"c{i % 9}", merchant=f"m{i % 5}") for i in range(60)]
+    assert await on_cluster.score_batch(txs[:30]) == await on_one.score_batch(txs[:30])
+    killed = 0
+    for url in cluster.redis_cluster_urls():
+        node = Redis.from_url(url)
+        try:
+            killed += int(await node.client_kill_filter(_type="normal", skipme=True))
+        finally:
+            await node.aclose()
+    assert killed >= 3  # the store's pooled connection to each node
+    again = txs[25:]  # five replays among them: counted once, whatever was sent twice
+    assert await on_cluster.score_batch(again) == await on_one.score_batch(again)
