@@ -238,13 +238,20 @@ class Scripts:
         A redirection answer, or every call of a node whose exchange failed on the
         connection or timed out, is sent again one by one (in call order) through redis-py's
         cluster client, which follows MOVED/ASK and refreshes its slot map; the dedup markers
-        make a second run of a call that did reach the server harmless.
+        make a second run of a call that did reach the server harmless. (While a slot
+        migrates, a call may run on the old owner only if all its keys are still there,
+        marker included: a replay, whose answer does not depend on the order of the calls.)
         """
         await client.initialize()  # the slot map (a no-op once known)
         packed = [c if isinstance(c, bytes) else self._encode(c) for c in calls]
         groups: dict[ClusterNode, list[int]] = {}
         for i, command in enumerate(packed):
-            node = client.nodes_manager.get_node_from_slot(key_slot(_resp_parts(command, 4)[3]))
+            _, _, count, *key = _resp_parts(command, 4)
+            node = (
+                client.nodes_manager.get_node_from_slot(key_slot(key[0]))
+                if key and count != b"0"
+                else client.get_default_node()  # a script without keys runs anywhere
+            )
             groups.setdefault(node, []).append(i)
         outcomes = await asyncio.gather(
             *(_exchange(node, [packed[i] for i in group]) for node, group in groups.items()),

@@ -158,6 +158,8 @@ async def test_scripts_are_reloaded_on_every_node_after_a_flush(
     assert await cluster_client.script_exists(feature_store.scripts.sha("card")) == [False]
     assert {r.status for r in await feature_store.score_batch(txs)} == {"fresh"}
     assert {r.status for r in await feature_store.score_batch(txs)} == {"duplicate"}
+    feature_store.scripts.register("keyless", "return 7")  # not loaded yet: NOSCRIPT, loaded
+    assert await feature_store.scripts.run([("keyless", (), ())] * 3) == [7, 7, 7]
 
 
 async def test_a_call_whose_slot_moved_is_redirected(
