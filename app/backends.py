@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from app.config import Settings
 from app.core.readiness import Probe, Readiness
 from app.postgres import migrate
+from features import redis_io
 from features import store as feature_store
 
 
@@ -23,7 +23,7 @@ class ConfigurationError(RuntimeError):
 
 @dataclass
 class Backends:
-    redis: aioredis.Redis
+    redis: redis_io.Client
     db: asyncpg.Pool
     producer: AIOKafkaProducer | None
 
@@ -47,6 +47,15 @@ def require(settings: Settings) -> tuple[str, str]:
     return redis_url, database_url
 
 
+def redis_client(settings: Settings, url: str) -> redis_io.Client:
+    """The feature store's client: standalone (a blocking pool of ``redis_max_connections``)
+    or, with ``RIVERGUARD_REDIS_CLUSTER=true``, a Redis Cluster client seeded by ``url``
+    (redis-py's cluster pool does not block, so at least 64 connections per node)."""
+    if settings.redis_cluster:
+        return feature_store.connect_cluster(url, max(64, settings.redis_max_connections))
+    return feature_store.connect(url, settings.redis_max_connections)
+
+
 def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -68,7 +77,7 @@ async def open_backends(
     settings: Settings, *, run_migrations: bool = True
 ) -> AsyncIterator[Backends]:
     redis_url, database_url = require(settings)
-    redis = feature_store.connect(redis_url, settings.redis_max_connections)
+    redis = redis_client(settings, redis_url)
     db = await asyncpg.create_pool(
         database_url,
         min_size=settings.persistence.pool_min,

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     role: Role = "all"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     redis_max_connections: int = Field(default=8, ge=1)
+    redis_cluster: bool = Field(
+        default=False,
+        description="RIVERGUARD_REDIS_URL names one node of a Redis Cluster (the rest are found)",
+    )
     log_level: str = "INFO"
 
     topics: TopicSettings = Field(default_factory=TopicSettings)

@@ -4,6 +4,12 @@ Scripts are read from ``features/lua/*.lua`` (package data) when first needed, l
 with SCRIPT LOAD and run with EVALSHA in non-transactional pipelines; a command that fails
 with NOSCRIPT (script cache flushed, failover) is retried once after reloading.
 
+On a Redis Cluster (:func:`connect_cluster`) the scripts are loaded on every primary and a
+batch is split by the node that owns each call's key slot: one pipeline per node, all in
+flight at once. A call answered with a redirection (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) or
+whose node connection failed is sent again on its own through redis-py's cluster client,
+which follows redirections and refreshes the slot map.
+
 >>> keys = Keys("rg")
 >>> keys.card("c1"), keys.card_marker("c1", "tx-9")
 (('rg:{card:c1}:s', 'rg:{card:c1}:f'), 'rg:{card:c1}:t:tx-9')
@@ -23,7 +29,9 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 
 from features import windows
 
@@ -42,6 +50,18 @@ Call = tuple[str, Sequence[str], Sequence[Arg]]
 #: A call as :meth:`Scripts.run` takes it: a :data:`Call`, or its RESP bytes (see
 #: :meth:`Scripts.evalsha_format`).
 Command = Call | bytes
+#: A standalone client (:func:`connect`) or a cluster client (:func:`connect_cluster`).
+Client = Redis | RedisCluster
+#: Cluster answers that mean "ask elsewhere or later": the call is re-sent through redis-py.
+_REDIRECTIONS = (
+    redis_errors.MovedError,
+    redis_errors.AskError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+)
+#: A node exchange that failed so: its calls are re-sent through redis-py, which also
+#: refreshes the slot map (a node that died or was replaced).
+_NODE_FAILURES = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)
 
 
 def connect(url: str, max_connections: int = 8, timeout: float = 5.0) -> Redis:
@@ -60,6 +80,25 @@ def connect(url: str, max_connections: int = 8, timeout: float = 5.0) -> Redis:
         socket_timeout=2 * timeout,
     )
     return Redis(connection_pool=pool)
+
+
+def connect_cluster(url: str, max_connections: int = 64, timeout: float = 5.0) -> RedisCluster:
+    """A Redis Cluster client; ``url`` names any one node (its ``/db`` must be 0), the others
+    are discovered. Nothing is opened until the first command.
+
+    redis-py's cluster pool does not wait for a free connection (one more than
+    ``max_connections`` per node fails), so the bound is per node and generous.
+
+    >>> client = connect_cluster("redis://127.0.0.1:1/0")
+    >>> type(client).__name__
+    'RedisCluster'
+    """
+    return RedisCluster.from_url(
+        url,
+        max_connections=max_connections,
+        socket_connect_timeout=timeout,
+        socket_timeout=2 * timeout,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +136,7 @@ class Scripts:
     (40, 40)
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
         self._sources: dict[str, str] = {}
         self._shas: dict[str, str] = {}
@@ -136,7 +175,7 @@ class Scripts:
         return cached
 
     async def load(self) -> None:
-        """SCRIPT LOAD every script (idempotent)."""
+        """SCRIPT LOAD every script (idempotent; on a cluster, on every primary)."""
         for name in {*SCRIPT_NAMES, *self._sources}:
             self.sha(name)
             loaded = await self.client.script_load(self._sources[name])
@@ -174,6 +213,8 @@ class Scripts:
         """
         if not calls:
             return []
+        if isinstance(self.client, RedisCluster):
+            return await self._cluster_pipeline(self.client, calls)
         packed = b"".join(c if isinstance(c, bytes) else self._encode(c) for c in calls)
         pool = self.client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -189,6 +230,50 @@ class Scripts:
             await pool.release(connection)
         return results
 
+    async def _cluster_pipeline(self, client: RedisCluster, calls: Sequence[Command]) -> list[Any]:
+        """:meth:`_pipeline` on a cluster: one pipeline per node owning a call's key slot,
+        concurrently; answers in call order. Calls of one entity share a slot, hence a node
+        and a connection, so they run in call order as on one server.
+
+        A redirection answer, or every call of a node whose exchange failed on the
+        connection or timed out, is sent again one by one (in call order) through redis-py's
+        cluster client, which follows MOVED/ASK and refreshes its slot map; the dedup markers
+        make a second run of a call that did reach the server harmless. (While a slot
+        migrates, a call may run on the old owner only if all its keys are still there,
+        marker included: a replay, whose answer does not depend on the order of the calls.)
+        """
+        await client.initialize()  # the slot map (a no-op once known)
+        packed = [c if isinstance(c, bytes) else self._encode(c) for c in calls]
+        groups: dict[ClusterNode, list[int]] = {}
+        for i, command in enumerate(packed):
+            _, _, count, *key = _resp_parts(command, 4)
+            node = (
+                client.nodes_manager.get_node_from_slot(key_slot(key[0]))
+                if key and count != b"0"
+                else client.get_default_node()  # a script without keys runs anywhere
+            )
+            groups.setdefault(node, []).append(i)
+        outcomes = await asyncio.gather(
+            *(_exchange(node, [packed[i] for i in group]) for node, group in groups.items()),
+            return_exceptions=True,
+        )
+        results: list[Any] = [None] * len(calls)
+        again: list[int] = []
+        for group, outcome in zip(groups.values(), outcomes, strict=True):
+            if isinstance(outcome, _NODE_FAILURES):
+                again += group
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                for i, result in zip(group, outcome, strict=True):
+                    if isinstance(result, _REDIRECTIONS):
+                        again.append(i)
+                    else:
+                        results[i] = result
+        for i in sorted(again):
+            results[i] = await _routed(client, packed[i])
+        return results
+
     def _encode(self, call: Call) -> bytes:
         name, keys, args = call
         parts = [b"EVALSHA", self.sha(name).encode(), b"%d" % len(keys)]
@@ -197,6 +282,51 @@ class Scripts:
         chunks = [b"*%d\r\n" % len(parts)]
         chunks += [b"$%d\r\n%s\r\n" % (len(part), part) for part in parts]
         return b"".join(chunks)
+
+
+async def _exchange(node: ClusterNode, commands: list[bytes]) -> list[Any]:
+    """Send ``commands`` to one cluster node at once and read the answers in order (as
+    :meth:`Scripts._pipeline` does on a standalone pool)."""
+    connection = node.acquire_connection()
+    try:
+        async with asyncio.timeout(connection.socket_timeout):
+            await connection.send_packed_command(b"".join(commands), check_health=False)
+            return await _read_answers(connection, len(commands))
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        node.release(connection)
+
+
+async def _routed(client: RedisCluster, command: bytes) -> Any:
+    """One call through redis-py's cluster routing (redirections, slot-map refresh, retries);
+    a NOSCRIPT answer is returned as a value, as on the pipelined path."""
+    try:
+        name, *args = _resp_parts(command)
+        return await client.execute_command(name.decode(), *args)  # redis-py wants a str name
+    except redis_errors.NoScriptError as exc:
+        return exc
+
+
+def _resp_parts(command: bytes, limit: int | None = None) -> list[bytes]:
+    """The arguments of a RESP command (the first ``limit`` of them).
+
+    >>> _resp_parts(b"*3\\r\\n$7\\r\\nEVALSHA\\r\\n$1\\r\\n0\\r\\n$3\\r\\na\\r\\n\\r\\n")
+    [b'EVALSHA', b'0', b'a\\r\\n']
+    >>> _resp_parts(b"*3\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n$1\\r\\nv\\r\\n", 2)
+    [b'GET', b'k']
+    """
+    end = command.index(b"\r\n")
+    count = int(command[1:end])
+    pos, parts = end + 2, []
+    for _ in range(count if limit is None else min(count, limit)):
+        end = command.index(b"\r\n", pos)
+        start = end + 2
+        pos = start + int(command[pos + 1 : end])
+        parts.append(command[start:pos])
+        pos += 2
+    return parts
 
 
 async def _read_answers(connection: AbstractConnection, count: int) -> list[Any]:

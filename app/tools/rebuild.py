@@ -6,17 +6,16 @@ import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import redis.asyncio as aioredis
-
 from app.core.learning import transaction_from_payload
 from app.postgres.repository import PgRepository
 from features import config as feature_config
 from features import rebuild as feature_rebuild
+from features import redis_io
 from features import store as feature_store
 from features.schema import Label
 
 
-async def clear(client: aioredis.Redis, prefix: str) -> int:
+async def clear(client: redis_io.Client, prefix: str) -> int:
     """Delete every key of this deployment's prefix (SCAN + UNLINK, never FLUSHDB)."""
     removed = 0
     async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
@@ -40,7 +39,7 @@ async def events(repository: PgRepository) -> AsyncIterator[feature_rebuild.Even
 
 
 async def rebuild_features(
-    client: aioredis.Redis, repository: PgRepository, lateness_days: float
+    client: redis_io.Client, repository: PgRepository, lateness_days: float
 ) -> feature_rebuild.RebuildStats:
     config = feature_config.FeatureConfig(lateness=timedelta(days=lateness_days))
     store = feature_store.RedisFeatureStore(client, config)
