@@ -86,12 +86,16 @@ def _signals_as_exit() -> Iterator[None]:
 
 
 @cli.command()
-def stack() -> None:
+def stack(
+    redis_cluster: Annotated[
+        bool, typer.Option(help="a three-node Valkey Cluster instead of one Valkey")
+    ] = False,
+) -> None:
     """Start embedded Kafka, Valkey and PostgreSQL; print `export` lines; run until stopped."""
     with _signals_as_exit():
         server = embedded.EmbeddedStack()
         try:
-            urls = server.start()
+            urls = server.start(redis_cluster=redis_cluster)
             for line in urls.exports():
                 print(line)
             sys.stdout.flush()

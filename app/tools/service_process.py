@@ -34,6 +34,8 @@ def stack_env(urls: StackUrls, api_key: str) -> dict[str, str]:
     ):
         if value is not None:
             env[name] = value
+    if urls.redis_cluster:
+        env["RIVERGUARD_REDIS_CLUSTER"] = "true"
     return env
 
 
