@@ -4,6 +4,16 @@ Records are sent concurrently (up to ``concurrency`` in flight) in stream order.
 sent only once its transaction has been acknowledged, so the service's "parked label" path
 is not taken by accident; labels of transactions that were not accepted are skipped.
 
+A :class:`Split` with a ``rate`` sends its share by its own schedule, open loop: its request
+``k`` (transactions and labels alike) is due ``k / rate`` seconds after the start, whatever
+became of the requests before it, and is sent by one of a fixed set of ``senders`` (so no more
+than ``senders`` requests are ever in flight). The latency of each of its transactions is
+measured from the moment it was due, so a sender that is late, because the service is slow
+to answer the ones before, counts its wait as latency (no coordinated omission). The rest of
+the stream keeps in step: a record goes to the main sink once every split request before it
+in the stream has been sent, so neither share runs days of event time ahead of the other
+(the service would refuse the one left behind as late).
+
 >>> Pacing(rate=100).delay_for(index=50, offset_s=0.0)
 0.5
 >>> Pacing(speedup=3600).delay_for(index=50, offset_s=7200.0)
@@ -61,25 +71,41 @@ class Pacing:
 
 @dataclass(frozen=True)
 class Split:
-    """Send ``share`` of the transactions (by a hash of their id) and their labels to ``sink``."""
+    """Send ``share`` of the transactions (by a hash of their id) and their labels to ``sink``.
+
+    With ``rate`` (requests per second) that share is replayed at that fixed rate, open loop,
+    by ``senders`` tasks, independently of the rest of the stream and its pacing; without it,
+    it shares the replay's pacing and ``concurrency`` with the main sink.
+    """
 
     sink: Sink
     share: float
+    rate: float | None = None
+    senders: int = 16
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.share <= 1.0:
             raise ValueError("split share must be in [0, 1]")
+        if self.rate is not None and not self.rate > 0:
+            raise ValueError("split rate must be positive")
+        if self.senders < 1:
+            raise ValueError("split senders must be at least 1")
 
 
 @dataclass
 class ReplaySummary:
-    """Counts of a finished replay. Outcomes: accepted, rejected, failed, skipped."""
+    """Counts of a finished replay. Outcomes: accepted, rejected, failed, skipped.
+
+    ``latencies_ms``: for a split with a ``rate``, each of its transactions' latency, from the
+    moment it was due to its outcome (retries included), in the order they were due.
+    """
 
     by_kind: Counter[str] = field(default_factory=Counter)
     by_scenario: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_sink: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     details: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def total(self, outcome: str) -> int:
@@ -137,29 +163,49 @@ class _Run:
         self.pending: dict[str, asyncio.Future[bool]] = {}
         self.not_accepted: set[str] = set()
         self.summary = ReplaySummary()
+        self.timed: list[tuple[int, float]] = []
         self.bar: Progress | None = None
         self.task: Any = None
 
     async def all(self, records: Iterable[Record], pacing: Pacing) -> None:
         loop = asyncio.get_running_loop()
-        started, first = loop.time(), None
+        started, first, index = loop.time(), None, 0
         tasks: set[asyncio.Task[None]] = set()
+        lane = None
+        if self.split is not None and self.split.rate is not None:
+            lane = _Lane(self, self.split.rate, self.split.senders, started)
         try:
-            for index, record in enumerate(records):
+            for record in records:
+                waiter = self._expect(record)
+                if lane is not None and self._route(record.transaction_id) is lane.sink:
+                    lane.put(record, waiter)
+                    continue
+                if lane is not None:
+                    await lane.started_all()  # keep in step with the split in stream order
                 moment = record.event_time.timestamp() if pacing.speedup else 0.0
                 first = moment if first is None else first
                 wait = started + pacing.delay_for(index, moment - first) - loop.time()
+                index += 1
                 if wait > 0.0005:
                     await asyncio.sleep(wait)
                 await self.slots.acquire()
-                task = loop.create_task(self._one(record))
+                task = loop.create_task(self._one(record, waiter))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
+            if lane is not None:
+                lane.close()
+            await asyncio.gather(*tasks, *(lane.senders if lane is not None else ()))
         finally:
-            for task in tasks:
+            # on an error or cancellation (Ctrl-C, SIGTERM) stop every request and wait for them
+            # to unwind, so that the sinks are not closed under them
+            running = [
+                t for t in (*tasks, *(lane.senders if lane is not None else ())) if not t.done()
+            ]
+            for task in running:
                 task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            self.summary.latencies_ms = [ms for _, ms in sorted(self.timed)]
             self.summary.elapsed_s = loop.time() - started
 
     def _route(self, transaction_id: str) -> Sink:
@@ -167,21 +213,34 @@ class _Run:
             return self.split.sink
         return self.sink
 
-    async def _one(self, record: Record) -> None:
+    def _expect(self, record: Record) -> asyncio.Future[bool] | None:
+        """In stream order: a transaction's future outcome, or what a label has to wait for."""
+        tx_id = record.transaction_id
+        if record.kind != "transaction":
+            return self.pending.get(tx_id)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.pending[tx_id] = waiter
+        return waiter
+
+    async def _one(self, record: Record, waiter: asyncio.Future[bool] | None) -> None:
         try:
-            if record.kind == "transaction":
-                await self._transaction(record)
-            else:
-                await self._label(record)
+            await self.send(record, waiter)
         finally:
             self.slots.release()
+
+    async def send(self, record: Record, waiter: asyncio.Future[bool] | None) -> None:
+        try:
+            if record.kind == "transaction":
+                assert waiter is not None
+                await self._transaction(record, waiter)
+            else:
+                await self._label(record, waiter)
+        finally:
             if self.bar is not None:
                 self.bar.advance(self.task)
 
-    async def _transaction(self, record: Record) -> None:
+    async def _transaction(self, record: Record, waiter: asyncio.Future[bool]) -> None:
         tx_id = record.transaction_id
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.pending[tx_id] = waiter
         accepted = False
         try:
             sink = self._route(tx_id)
@@ -195,11 +254,11 @@ class _Run:
                 self.not_accepted.add(tx_id)
             if self.pending.get(tx_id) is waiter:
                 del self.pending[tx_id]
-            waiter.set_result(accepted)
+            if not waiter.done():
+                waiter.set_result(accepted)
 
-    async def _label(self, record: Record) -> None:
+    async def _label(self, record: Record, waiter: asyncio.Future[bool] | None) -> None:
         tx_id = record.transaction_id
-        waiter = self.pending.get(tx_id)
         if waiter is not None:
             await waiter  # its transaction is still in flight: send the label after the ack
         sink = self._route(tx_id)
@@ -218,6 +277,62 @@ class _Run:
         summary.outcomes[record.kind][outcome] += 1
         summary.by_sink[sink][outcome] += 1
         summary.details[detail] += 1
+
+
+_Item = tuple[int, float, Record, "asyncio.Future[bool] | None"]
+
+
+class _Lane:
+    """A split's share at a fixed rate, open loop, by a fixed set of sender tasks.
+
+    Request ``k`` is due ``k / rate`` seconds after ``started``. Each sender takes the next
+    request in order, waits until it is due, sends it and only then takes another: never more
+    than ``senders`` requests in flight, however slow the sink. A transaction's latency runs
+    from its due time to its outcome, so any delay in sending it counts.
+    """
+
+    def __init__(self, run: _Run, rate: float, senders: int, started: float) -> None:
+        assert run.split is not None
+        self.run, self.sink, self.rate, self.started = run, run.split.sink, rate, started
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self.count = 0  # requests put
+        self.started_count = 0  # requests taken by a sender at (or after) their due time
+        self._reached: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        self.senders = [loop.create_task(self._sender()) for _ in range(senders)]
+
+    def put(self, record: Record, waiter: asyncio.Future[bool] | None) -> None:
+        """Schedule ``record`` as the next request."""
+        self.queue.put_nowait((self.count, self.started + self.count / self.rate, record, waiter))
+        self.count += 1
+
+    async def started_all(self) -> None:
+        """Wait until every request put so far has been sent (or at least begun)."""
+        while self.started_count < self.count:
+            self._reached = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._reached, *self.senders], return_when=asyncio.FIRST_COMPLETED)
+            for sender in self.senders:
+                if sender.done():  # a sender failed: do not wait for it forever
+                    sender.result()
+                    raise RuntimeError("a split sender stopped early")
+
+    def close(self) -> None:
+        for _ in self.senders:
+            self.queue.put_nowait(None)
+
+    async def _sender(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (item := await self.queue.get()) is not None:
+            k, due, record, waiter = item
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.started_count += 1
+            if self._reached is not None and not self._reached.done():
+                self._reached.set_result(None)
+            await self.run.send(record, waiter)
+            if record.kind == "transaction":
+                self.run.timed.append((k, (loop.time() - due) * 1000.0))
 
 
 async def _deliver(sink: Sink, record: Record) -> Delivery:

@@ -142,6 +142,10 @@ def demo(
     cards: Annotated[int, typer.Option(help="cards in the simulated population")] = 2200,
     seed: Annotated[int, typer.Option(help="random seed of the stream")] = 7,
     http_share: Annotated[float, typer.Option(help="share of transactions sent via REST")] = 0.2,
+    http_rate: Annotated[
+        float,
+        typer.Option(min=1.0, help="REST requests per second, at a fixed rate (open loop)"),
+    ] = 200.0,
     out: Annotated[Path, typer.Option(help="where to write the report")] = Path(
         "riverguard-report.html"
     ),
@@ -154,7 +158,13 @@ def demo(
     settings = Settings()
     console = Console(stderr=False)
     options = demo_module.DemoOptions(
-        days=days, cards=cards, seed=seed, http_share=http_share, out=out, live=live
+        days=days,
+        cards=cards,
+        seed=seed,
+        http_share=http_share,
+        http_rate=http_rate,
+        out=out,
+        live=live,
     )
     with (
         _signals_as_exit(),

@@ -47,10 +47,26 @@ class ReportData:
     scored: list[ScoredTx]
     latencies_ms: list[float]
     window: int
+    latency_rate: float | None = None  # the REST requests' fixed rate (open loop), per second
     summary: dict[str, Any] = field(default_factory=dict)
     promotions: list[dict[str, Any]] = field(default_factory=list)
     campaign_onset: datetime | None = None
     campaign_scenario: str | None = None
+
+
+def latency_title(rate: float | None) -> str:
+    """What the latencies are: the demo's summary line and the latency plot say the same."""
+    if rate is None:
+        return "REST latency (client side)"
+    return f"REST latency at {rate:g} req/s (open loop)"
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> str:
+    """``p50 … ms, p99 … ms`` (``no requests`` for none)."""
+    if not latencies_ms:
+        return "no requests"
+    p50, p99 = np.percentile(np.asarray(latencies_ms, dtype=float), [50, 99])
+    return f"p50 {p50:,.1f} ms, p99 {p99:,.1f} ms"
 
 
 def final_metrics(data: ReportData) -> dict[str, dict[str, float | None]]:
@@ -313,11 +329,12 @@ def _plot_latency(data: ReportData) -> str:
     if data.latencies_ms:
         values = np.array(data.latencies_ms)
         ax.hist(values, bins=60)
-        for q in (50, 99):
-            ax.axvline(float(np.percentile(values, q)), color="k", linestyle=":", label=f"p{q}")
+        for q, style in ((50, ":"), (99, "--")):
+            at = float(np.percentile(values, q))
+            ax.axvline(at, color="k", linestyle=style, label=f"p{q} {at:,.1f} ms")
         ax.legend()
-    ax.set_xlabel("REST scoring latency (ms, client side)")
-    ax.set_title("Latency while the replay runs flat out (saturation; fixed rates: BENCHMARKS.md)")
+    ax.set_xlabel("ms from each request's scheduled time to its response (client side)")
+    ax.set_title(latency_title(data.latency_rate))
     return _png(fig)
 
 

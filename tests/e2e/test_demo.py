@@ -41,6 +41,11 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     scored = re.search(r"transactions scored\s*│\s*(\d+)\s*│", summary)
     assert generated and scored, done.stdout[-3000:]
     assert int(scored.group(1)) == int(generated.group(1).replace(",", ""))  # via Kafka and REST
+    # the REST share at a fixed rate, latency from each request's scheduled time
+    assert re.search(
+        r"REST latency at 200 req/s \(open loop\)\s*│\s*p50 [\d,.]+ ms, p99 [\d,.]+ ms", summary
+    ), summary
+    assert re.search(r"rejected by the API\s*│\s*0\s*│", summary), summary
     html = out.read_text()
     for figure in report.FIGURES:
         assert f"id='fig-{figure}'" in html, figure
