@@ -59,7 +59,9 @@ class Bounded(base.Classifier):
 
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
         answer: dict[Any, float] = self.model.predict_proba_one(x)
-        return answer
+        total = sum(answer.values())
+        p = answer.get(True, 0.0) / total if total > 0 else 0.0  # no leaf yet: no evidence
+        return {False: 1.0 - p, True: p}
 
     def predict_one(self, x: dict[Any, Any], **kwargs: Any) -> Any:
         return self.model.predict_one(x)

@@ -212,6 +212,13 @@ class Stack(base.Classifier):
             if wait is not None:
                 wait()
 
+    def _unit_test_skips(self) -> set[str]:
+        """The members' own skips (an ARF's feature subsets depend on feature order)."""
+        skips: set[str] = set()
+        for model in self.members.values():
+            skips |= set(model._unit_test_skips())
+        return skips
+
     @classmethod
     def _unit_test_params(cls) -> Any:
         yield {
