@@ -240,11 +240,13 @@ def booster(
 
 
 @register("stack", version="1")
-def stack(memory: float = 20_000.0, publish_after: int = 200, seed: int = 7) -> Any:
+def stack(
+    memory: float = 20_000.0, average: float = 10_000.0, publish_after: int = 200, seed: int = 7
+) -> Any:
     """Online logistic stack of arf_bounded, logreg and booster: the champion candidate."""
     members = {
         "arf_bounded": arf_bounded(seed=seed),
         "logreg": logreg(seed=seed),
         "booster": booster(publish_after=publish_after, seed=seed),
     }
-    return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory)
+    return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory, average=average)

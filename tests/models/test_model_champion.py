@@ -125,10 +125,9 @@ def test_stack_without_stored_scores_falls_back_and_counts_it() -> None:
 
 
 def test_prior_correction_maps_a_rebalanced_members_odds_to_the_live_prior() -> None:
-    stack = Stack(
-        {"rebalanced": linear_model.LogisticRegression(), "plain": linear_model.LogisticRegression()},
-        fraud_shares={"rebalanced": 0.5},
-    )
+    members = {"rebalanced": linear_model.LogisticRegression()}
+    members["plain"] = linear_model.LogisticRegression()
+    stack = Stack(members, fraud_shares={"rebalanced": 0.5})
     for i in range(1000):
         stack.learn_one({"x": 0.0}, i % 100 == 0, parts={"rebalanced": 0.5, "plain": 0.5})
     z_rebalanced, z_plain = stack.inputs({"rebalanced": 0.5, "plain": 0.5})[:2]
