@@ -120,11 +120,12 @@ def run_online_all(
     outcome: dict[int, tuple[bool, float]] = {}
     member_outcome: dict[str, dict[int, tuple[bool, float]]] = {}
     meta: dict[int, tuple[float, str]] = {}
+    learned: set[str] = set()
     count = n_events = 0
     started = time.perf_counter()
     for event in events:
         n_events += 1
-        if event.kind == "tx" and event.key not in stored:
+        if event.kind == "tx" and event.key not in stored and event.key not in learned:
             given = models.score(event.features or {})[0]
             card = event.card or ""
             stored[event.key] = _Tx(
@@ -132,8 +133,10 @@ def run_online_all(
             )
             count += 1
         elif event.kind == "label" and event.key in stored:
-            tx = stored[event.key]
-            if tx.rank not in outcome:  # a label is learned once; later flips are ignored
+            # a label is learned once; later flips are ignored (and the features forgotten)
+            tx = stored.pop(event.key)
+            learned.add(event.key)
+            if tx.rank not in outcome:
                 label = bool(event.label)
                 stored_parts = {spec.name: tx.parts} if tx.parts is not None else None
                 models.learn(tx.features, label, {spec.name: tx.score}, stored_parts, event.time)
