@@ -253,10 +253,16 @@ class WindowedBooster(base.Classifier):
 
     # ---- snapshots -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        self._publish()  # a snapshot holds the published model, never a thread
+        """The published model and the window; never a thread, and never waits for one.
+
+        A fit in flight is left out (a checkpoint must not stall the service for a fit's
+        duration): the restored booster is due and starts that fit again at its next label.
+        """
         state = self.__dict__.copy()
         model = state.pop("_model")
         state["_model_text"] = None if model is None else model.model_to_string()
+        if state["_fit"] is not None:
+            state["_fit"], state["_since_fit"] = None, self.refit_every
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

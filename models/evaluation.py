@@ -8,6 +8,14 @@ does (DESIGN §2.3). The batch baseline is retrained at the start of every simul
 all labels known by then and scores that week with the frozen model: what a team retraining
 weekly would ship. Metrics use the label each transaction eventually received.
 
+:func:`evaluate` reports, per model: ROC AUC and AP over the stream and its second half,
+precision and recall at the thresholds, the expected calibration error (15 bins) and the
+card precision@100 per day (when events carry ``card``) over the second half, events/s and
+the pickled model's bytes at the end. A stacked model's members get rows of their own, from
+the scores they gave inside the stack in the same replay. Baselines (``baseline="hgb"``):
+LightGBM retrained daily and weekly on the last 28 days, and the historical weekly
+gradient boosting on every label, all on the features stored at scoring time.
+
 >>> events = [Event("tx", "a", 0.0, {"x": 1.0}), Event("tx", "b", 1.0, {"x": 5.0}),
 ...           Event("label", "a", 2.0, label=False), Event("label", "b", 3.0, label=True)]
 >>> run = run_online(events, zoo.ZOO["logreg"])
@@ -223,7 +231,8 @@ def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True)
     review = metrics.ThresholdCounts.of(limits.review, run.labels, run.scores)
     decline = metrics.ThresholdCounts.of(limits.decline, run.labels, run.scores)
     card_precision = None
-    if run.times is not None and run.cards is not None and late.any():
+    known_cards = run.cards is not None and bool((run.cards != "").any())
+    if run.times is not None and run.cards is not None and known_cards and late.any():
         days = (run.times[late] // DAY).astype(np.int64)
         card_precision = metrics.card_precision_at_k(
             days, run.cards[late], run.labels[late], run.scores[late], k=100

@@ -52,14 +52,22 @@ def test_background_fits_are_reproducible() -> None:
     assert run() == run()
 
 
-def test_booster_snapshot_during_a_fit_restores_the_same_model() -> None:
-    booster = WindowedBooster(n_trees=50, refit_every=1000, publish_after=500, min_frauds=5)
+def test_booster_snapshot_never_waits_for_a_fit_and_the_restored_one_refits() -> None:
+    booster = WindowedBooster(n_trees=50, refit_every=1000, publish_after=300, min_frauds=5)
     _fed(booster, 1000)
+    assert booster._fit is not None
     restored = pickle.loads(pickle.dumps(booster))
+    assert booster._fit is not None  # the original's fit goes on, published on schedule
+    assert restored._fit is None and restored.abstains()
+    _fed(restored, 1, seed=5)
+    assert restored._fit is not None  # due at once: the fit starts again
+    _fed(restored, 300, seed=6)
+    _fed(booster, 300, seed=6)
     assert not restored.abstains() and not booster.abstains()
+    fitted = pickle.loads(pickle.dumps(booster))
     probe = [x for x, _ in stream(200, seed=9)]
     assert [booster.predict_proba_one(x) for x in probe] == [
-        restored.predict_proba_one(x) for x in probe
+        fitted.predict_proba_one(x) for x in probe
     ]
 
 
