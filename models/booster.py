@@ -10,8 +10,9 @@ the snapshots and the stack treat it like any other member:
   window: every fraud, and a seeded random ``legit_share`` of legitimate rows, weighted
   ``1 / legit_share`` so the fitted odds stay those of the live stream (the issue measured
   AP 0.714 with 10 % of legitimate rows vs 0.711 with all, at a sixth of the fit time).
-* Every ``refit_every`` labels (or ``refit_hours`` of label time, when the caller passes
-  ``t``) a LightGBM fit starts on a *copy* of the window, on a background thread: LightGBM
+* Every ``refit_hours`` of label time (when the caller passes ``t``), or every
+  ``refit_every`` labels (the first time after ``first_fit_after``), a LightGBM fit starts
+  on a *copy* of the window, on a background thread: LightGBM
   releases the GIL while it fits, so learning and scoring go on. The fitted model is published
   ``publish_after`` labels later (waiting for the thread only if it is not done by then), so
   results do not depend on the machine's speed; ``publish_after=0`` fits synchronously.
@@ -20,7 +21,8 @@ the snapshots and the stack treat it like any other member:
 * Until its first fit it *abstains*: :meth:`abstains` is true and ``predict_proba_one``
   answers the running fraud share (a calibrated "no idea"). The stack reads the abstention.
 
->>> booster = WindowedBooster(refit_every=100, min_frauds=1, publish_after=0, legit_share=1.0)
+>>> booster = WindowedBooster(refit_every=100, first_fit_after=100, min_frauds=1,
+...                          publish_after=0, legit_share=1.0)
 >>> booster.abstains(), booster.predict_proba_one({"amount": 5.0})
 (True, {False: 0.5, True: 0.5})
 >>> for i in range(200):
@@ -88,6 +90,9 @@ class WindowedBooster(base.Classifier):
         Share of legitimate rows kept (weighted by its inverse); every fraud is kept.
     refit_every, refit_hours
         Refit after this many labels, or this much label time (whichever comes first).
+    first_fit_after
+        The first fit is attempted after this many labels (then at every label until the
+        window holds ``min_frauds`` frauds).
     publish_after
         Labels between the start of a fit and its publication (0: fit synchronously).
     min_frauds
@@ -103,8 +108,9 @@ class WindowedBooster(base.Classifier):
         window_days: float = 28.0,
         max_rows: int = 200_000,
         legit_share: float = 0.1,
-        refit_every: int = 2_000,
+        refit_every: int = 20_000,
         refit_hours: float = 24.0,
+        first_fit_after: int = 2_000,
         publish_after: int = 500,
         min_frauds: int = 20,
         seed: int = 7,
@@ -118,6 +124,7 @@ class WindowedBooster(base.Classifier):
         self.legit_share = legit_share
         self.refit_every = refit_every
         self.refit_hours = refit_hours
+        self.first_fit_after = first_fit_after
         self.publish_after = publish_after
         self.min_frauds = min_frauds
         self.seed = seed
@@ -201,6 +208,8 @@ class WindowedBooster(base.Classifier):
     def _due(self, t: float | None) -> bool:
         if self._since_fit >= self.refit_every:
             return True
+        if self._model is None and self._since_fit >= self.first_fit_after:
+            return True
         if t is None or self._model is None:
             return False
         return self._last_fit_t is not None and t - self._last_fit_t >= self.refit_hours * 3600
@@ -272,7 +281,7 @@ class WindowedBooster(base.Classifier):
 
     @classmethod
     def _unit_test_params(cls) -> Any:
-        yield {"refit_every": 50, "min_frauds": 5, "publish_after": 0, "n_trees": 20}
+        yield {"refit_every": 50, "first_fit_after": 50, "min_frauds": 5, "publish_after": 0}
 
 
 def _train(

@@ -52,8 +52,8 @@ The stacked champion (``stack``, :data:`CHAMPION`; figures in BENCHMARKS.md):
   ``arf_bounded`` (ARF on every label, depth ≤ 12, each tree's size enforced every 2,000
   labels: :mod:`models.bounded`), ``logreg`` (the re-balanced logistic regression, whose
   odds the stack divides back by the 10x its sampling put in) and ``booster`` (LightGBM
-  refitted daily, or every 2,000 labels, on the last 28 days of learned rows, on a background
-  thread: :mod:`models.booster`).
+  refitted daily, or every 20,000 labels, first after 2,000, on the last 28 days of learned
+  rows, on a background thread: :mod:`models.booster`).
 * Imbalance is handled only where a learner needs it to learn: the trees need
   ``max_share_to_split=1.0`` to split at all; SGD logistic regression on every label
   (``logreg_all``) ranks at chance on the dev streams (second-half AUC 0.51 / 0.59: the
@@ -249,16 +249,20 @@ def booster(
     n_trees: int = 400,
     window_days: float = 28.0,
     legit_share: float = 0.25,
-    refit_every: int = 2_000,
+    refit_every: int = 20_000,
+    refit_hours: float = 24.0,
+    first_fit_after: int = 2_000,
     publish_after: int = 200,
     seed: int = 7,
 ) -> Any:
-    """LightGBM refitted every 2,000 labels on the last 28 days (all frauds, 10% legit)."""
+    """LightGBM refitted daily (or every 20,000 labels) on the last 28 days of labels."""
     return WindowedBooster(
         n_trees=n_trees,
         window_days=window_days,
         legit_share=legit_share,
         refit_every=refit_every,
+        refit_hours=refit_hours,
+        first_fit_after=first_fit_after,
         publish_after=publish_after,
         seed=seed,
     )

@@ -72,17 +72,18 @@ def test_booster_snapshot_never_waits_for_a_fit_and_the_restored_one_refits() ->
 
 
 def test_booster_window_is_bounded_by_rows_and_by_label_time() -> None:
-    booster = WindowedBooster(max_rows=100, legit_share=1.0, refit_every=10**9)
+    never = {"refit_every": 10**9, "first_fit_after": 10**9}
+    booster = WindowedBooster(max_rows=100, legit_share=1.0, **never)
     _fed(booster, 1000)
     assert len(booster._rows) == 100
-    timed = WindowedBooster(window_days=2.0, legit_share=1.0, refit_every=10**9)
+    timed = WindowedBooster(window_days=2.0, legit_share=1.0, **never)
     for i, (x, y) in enumerate(stream(100)):
         timed.learn_one(x, y, t=i * DAY / 10)  # ten labels a day
     assert len(timed._rows) == 21  # the last two days and the label at the horizon
 
 
 def test_booster_keeps_every_fraud_and_a_share_of_legitimate_rows() -> None:
-    booster = WindowedBooster(legit_share=0.1, refit_every=10**9)
+    booster = WindowedBooster(legit_share=0.1, refit_every=10**9, first_fit_after=10**9)
     events = stream(5000)
     _fed(booster, 5000)
     kept = [label for _, _, label in booster._rows]
