@@ -53,6 +53,7 @@ class StreamConfig:
     label_delay_days: float = 7.0
     terminal_compromise_per_day: float = 0.4
     card_compromise_per_day: float = 0.6
+    amount_threshold: float = 220.0
     seed: int = 7
 
 
@@ -108,7 +109,7 @@ def _inject_fraud(
             bad_cards.setdefault(int(card), day * DAY)
     out = []
     for key, (t, card, term, amount) in enumerate(rows):
-        fraud = amount > 220
+        fraud = amount > cfg.amount_threshold
         since = bad_terminals.get(term)
         fraud |= since is not None and since <= t < since + 28 * DAY
         since = bad_cards.get(card)
@@ -189,7 +190,9 @@ def featurize(records: Iterable[Wire]) -> Iterator[evaluation.Event]:
                 continue  # late or duplicate: the service would not score it anew
             seen[tx.transaction_id] = tx
             moment = tx.timestamp.timestamp()
-            yield evaluation.Event("tx", tx.transaction_id, moment, result.features, tag=wire.tag)
+            yield evaluation.Event(
+                "tx", tx.transaction_id, moment, result.features, tag=wire.tag, card=tx.card_id
+            )
         else:
             label = wire.data
             tx_of_label = seen.get(label.transaction_id)
@@ -198,6 +201,19 @@ def featurize(records: Iterable[Wire]) -> Iterator[evaluation.Event]:
             ref.label(label, tx_of_label)
             moment = label.labeled_at.timestamp()
             yield evaluation.Event("label", label.transaction_id, moment, label=label.is_fraud)
+
+
+#: Handbook-shaped streams with other fraud mixes. ``handbook_cards``: few compromised
+#: terminals, many compromised cards, and a higher amount threshold, so most fraud is
+#: card-level (amount ratios, card velocity) rather than terminal-level.
+MIXES: dict[str, dict[str, float]] = {
+    "handbook": {},
+    "handbook_cards": {
+        "terminal_compromise_per_day": 0.1,
+        "card_compromise_per_day": 2.0,
+        "amount_threshold": 400.0,
+    },
+}
 
 
 def load_events(source: str, args: argparse.Namespace) -> list[evaluation.Event]:
@@ -210,9 +226,13 @@ def load_events(source: str, args: argparse.Namespace) -> list[evaluation.Event]
         with cache.open("rb") as fh:
             events: list[evaluation.Event] = pickle.load(fh)
             return events
-    if source == "handbook":
+    if source in MIXES:
         cfg = StreamConfig(
-            customers=args.cards, terminals=2 * args.cards, days=args.days, seed=args.seed
+            customers=args.cards,
+            terminals=2 * args.cards,
+            days=args.days,
+            seed=args.seed,
+            **MIXES[source],
         )
         records = handbook_records(cfg)
     else:
@@ -225,19 +245,49 @@ def load_events(source: str, args: argparse.Namespace) -> list[evaluation.Event]
     return events
 
 
+def streaming(args: argparse.Namespace, specs: list[zoo.ModelSpec]) -> None:
+    """One pass per model over a freshly generated stream, never materialised."""
+    source = "handbook_cards" if args.source == "handbook_cards" else "handbook"
+    cfg = StreamConfig(
+        customers=args.cards,
+        terminals=2 * args.cards,
+        days=args.days,
+        seed=args.seed,
+        **MIXES[source],
+    )
+    print(f"### {source} (streamed): {args.days} days, {args.cards} cards, seed {args.seed}\n")
+    rows = []
+    for spec in specs:
+        for run in evaluation.run_online_all(featurize(handbook_records(cfg)), spec):
+            rows.append(evaluation.row(run))
+    print(f"{rows[0].labels} labels, {rows[0].frauds} frauds\n")
+    print("```\n" + evaluation.format_table(rows) + "\n```\n", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["handbook", "simulator", "both"], default="both")
-    parser.add_argument("--models", default=",".join(zoo.ZOO))
+    parser.add_argument("--source", choices=[*MIXES, "simulator", "both", "all"], default="both")
+    parser.add_argument("--models", default="stack,blend")
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--cards", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--baseline", choices=["none", "hgb", "logreg"], default="hgb")
+    parser.add_argument("--baseline", choices=["none", "hgb", "logreg", "lgbm"], default="hgb")
     parser.add_argument("--cache", default="", help="directory caching featurized streams")
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="replay online models as the stream is generated (no cache, no batch baselines): "
+        "for streams too long to hold in memory",
+    )
     args = parser.parse_args()
     specs = [zoo.ZOO[name] for name in args.models.split(",")]
+    if args.streaming:
+        streaming(args, specs)
+        return
     print("## bench/models.py\n")
-    sources = ["handbook", "simulator"] if args.source == "both" else [args.source]
+    sources = {"both": ["handbook", "simulator"], "all": [*MIXES, "simulator"]}.get(
+        args.source, [args.source]
+    )
     for source in sources:
         events = load_events(source, args)
         txs = [e for e in events if e.kind == "tx"]

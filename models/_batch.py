@@ -1,7 +1,9 @@
-"""The weekly-retrained batch baseline of :mod:`models.evaluation` (scikit-learn, lazily).
+"""The periodically retrained batch baselines of :mod:`models.evaluation`.
 
 scikit-learn is a development dependency, so it is imported inside the functions that need
-it, never at module import: the service can import :mod:`models` without it.
+it, never at module import: the service can import :mod:`models` without it. ``lgbm`` is
+LightGBM with the windowed booster's parameters (:data:`models.booster.LGBM_PARAMS`, 400
+trees) on every labelled row of the window, unweighted: the batch model a team would ship.
 """
 
 from __future__ import annotations
@@ -29,7 +31,31 @@ def _matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.nda
     return out
 
 
-def _estimator(model: Literal["hgb", "logreg"], seed: int) -> Any:
+class _Lgbm:
+    """LightGBM with the booster's parameters, behind scikit-learn's fit / predict_proba."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.model: Any = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Lgbm:
+        import lightgbm
+
+        from models.booster import LGBM_PARAMS
+
+        params = {**LGBM_PARAMS, "seed": self.seed}
+        self.model = lightgbm.train(params, lightgbm.Dataset(x, y.astype(np.float32)), 400)
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        assert self.model is not None
+        p = np.asarray(self.model.predict(x))
+        return np.column_stack([1 - p, p])
+
+
+def _estimator(model: Literal["hgb", "logreg", "lgbm"], seed: int) -> Any:
+    if model == "lgbm":
+        return _Lgbm(seed)
     if model == "hgb":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -67,7 +93,7 @@ class _Week:
 
 def _fit(
     known: Mapping[int, tuple[Mapping[str, float], bool]],
-    model: Literal["hgb", "logreg"],
+    model: Literal["hgb", "logreg", "lgbm"],
     seed: int,
 ) -> _Week:
     labels = [y for _, y in known.values()]
@@ -78,33 +104,47 @@ def _fit(
     return _Week(_estimator(model, seed).fit(x, np.array(labels)), names)
 
 
-def weekly(
-    events: Iterable[Event], *, model: Literal["hgb", "logreg"], seed: int, week: float
+def periodic(
+    events: Iterable[Event],
+    *,
+    model: Literal["hgb", "logreg", "lgbm"],
+    seed: int,
+    period: float,
+    window: float | None = None,
 ) -> Run:
-    """Replay ``events``; retrain at each week boundary on every label received before it."""
+    """Replay ``events``; retrain at each period boundary on every label received before it
+    whose transaction is at most ``window`` seconds old (None: every label)."""
     from models.evaluation import _run
 
-    stored: dict[str, tuple[Mapping[str, float], int]] = {}
+    stored: dict[str, tuple[Mapping[str, float], int, float, str]] = {}
     known: dict[int, tuple[Mapping[str, float], bool]] = {}
+    born: dict[int, float] = {}
     scores: dict[int, float] = {}
-    current, week_no, count, n_events = _Week(None, []), -math.inf, 0, 0
+    meta: dict[int, tuple[float, str]] = {}
+    current, period_no, count, n_events = _Week(None, []), -math.inf, 0, 0
     origin: float | None = None
     started = time.perf_counter()
     for event in events:
         n_events += 1
         origin = event.time if origin is None else origin
         if event.kind == "tx" and event.key not in stored:
-            if (event.time - origin) // week > week_no:
-                week_no = (event.time - origin) // week
+            if (event.time - origin) // period > period_no:
+                period_no = (event.time - origin) // period
                 current.flush(scores)
-                current = _fit(known, model, seed)
+                recent = known
+                if window is not None:
+                    since = event.time - window
+                    recent = {r: v for r, v in known.items() if born[r] >= since}
+                current = _fit(recent, model, seed)
             clean = guard.clean_features(event.features or {}).values
-            stored[event.key] = (clean, count)
+            stored[event.key] = (clean, count, event.time, event.card or "")
             current.pending.append((count, clean))
             count += 1
         elif event.kind == "label" and event.key in stored:
-            seen, rank = stored[event.key]
+            seen, rank, at, card = stored[event.key]
             known.setdefault(rank, (seen, bool(event.label)))
+            born[rank], meta[rank] = at, (at, card)
     current.flush(scores)
     outcome = {rank: (y, scores[rank]) for rank, (_, y) in known.items()}
-    return _run(f"batch_{model}_weekly", outcome, count, n_events, time.perf_counter() - started)
+    name = f"batch_{model}_{'weekly' if period == 7 * 86_400.0 else f'every_{period:g}s'}"
+    return _run(name, outcome, count, n_events, time.perf_counter() - started, meta)

@@ -8,6 +8,14 @@ does. The batch baseline is retrained at the start of every simulated week on
 all labels known by then and scores that week with the frozen model: what a team retraining
 weekly would ship. Metrics use the label each transaction eventually received.
 
+:func:`evaluate` reports, per model: ROC AUC and AP over the stream and its second half,
+precision and recall at the thresholds, the expected calibration error (15 bins) and the
+card precision@100 per day (when events carry ``card``) over the second half, events/s and
+the pickled model's bytes at the end. A stacked model's members get rows of their own, from
+the scores they gave inside the stack in the same replay. Baselines (``baseline="hgb"``):
+LightGBM retrained daily and weekly on the last 28 days, and the historical weekly
+gradient boosting on every label, all on the features stored at scoring time.
+
 >>> events = [Event("tx", "a", 0.0, {"x": 1.0}), Event("tx", "b", 1.0, {"x": 5.0}),
 ...           Event("label", "a", 2.0, label=False), Event("label", "b", 3.0, label=True)]
 >>> run = run_online(events, zoo.ZOO["logreg"])
@@ -17,6 +25,9 @@ weekly would ship. Metrics use the label each transaction eventually received.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import pickle
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,14 +38,16 @@ import numpy.typing as npt
 
 from models import guard, metrics, pool, zoo
 
-WEEK = 7 * 86_400.0
+DAY = 86_400.0
+WEEK = 7 * DAY
 
 
 class Event(NamedTuple):
     """One stream event: a scored transaction (``features``) or its label (``label``).
 
     ``time`` is event time in seconds on any fixed origin; ``tag`` is optional ground truth
-    (e.g. the fraud scenario) used only to break results down, never shown to a model.
+    (e.g. the fraud scenario) used only to break results down, never shown to a model;
+    ``card`` (optional) groups transactions for card precision@100.
     """
 
     kind: Literal["tx", "label"]
@@ -43,6 +56,7 @@ class Event(NamedTuple):
     features: Mapping[str, float] | None = None
     label: bool | None = None
     tag: str | None = None
+    card: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,9 @@ class Run:
     transactions: int
     events: int
     seconds: float
+    times: npt.NDArray[np.float64] | None = None  # transaction time (seconds)
+    cards: npt.NDArray[np.str_] | None = None
+    model_bytes: int | None = None  # pickled size of the model at the end of the stream
 
 
 @dataclass(frozen=True)
@@ -74,34 +91,94 @@ class Row:
     precision_decline: float | None
     recall_decline: float | None
     events_per_second: float | None
+    ece_last_half: float | None = None
+    card_precision_100_last_half: float | None = None
+    model_bytes: int | None = None
+
+
+class _Tx(NamedTuple):
+    features: Mapping[str, float]
+    score: float
+    parts: dict[str, float] | None
+    rank: int
+    time: float
+    card: str
 
 
 def run_online(
     events: Iterable[Event], spec: zoo.ModelSpec, thresholds: pool.Thresholds | None = None
 ) -> Run:
     """Prequential replay of one model through a :class:`~models.pool.ModelPool`."""
+    return run_online_all(events, spec, thresholds, parts=False)[0]
+
+
+def run_online_all(
+    events: Iterable[Event],
+    spec: zoo.ModelSpec,
+    thresholds: pool.Thresholds | None = None,
+    parts: bool = True,
+) -> list[Run]:
+    """Like :func:`run_online`; for a stacked model also one run per member (``stack.name``).
+
+    The stack learns from the member scores stored at scoring time, and each member's run
+    is judged on those same scores (an abstaining member scores 0 in its own run).
+    """
     models = pool.ModelPool([spec], champion=spec.name, thresholds=thresholds)
-    stored: dict[str, tuple[Mapping[str, float], float, int]] = {}
+    stored: dict[str, _Tx] = {}
     outcome: dict[int, tuple[bool, float]] = {}
+    member_outcome: dict[str, dict[int, tuple[bool, float]]] = {}
+    meta: dict[int, tuple[float, str]] = {}
+    learned: set[str] = set()
     count = n_events = 0
     started = time.perf_counter()
     for event in events:
         n_events += 1
-        if event.kind == "tx" and event.key not in stored:
-            score = models.score(event.features or {})[0].score
-            stored[event.key] = (event.features or {}, score, count)
+        if event.kind == "tx" and event.key not in stored and event.key not in learned:
+            given = models.score(event.features or {})[0]
+            card = event.card or ""
+            stored[event.key] = _Tx(
+                event.features or {}, given.score, given.parts, count, event.time, card
+            )
             count += 1
         elif event.kind == "label" and event.key in stored:
-            features, score, rank = stored[event.key]
-            if rank not in outcome:  # a label is learned once; later flips are ignored
-                models.learn(features, bool(event.label), {spec.name: score})
-                outcome[rank] = (bool(event.label), score)
+            # a label is learned once; later flips are ignored (and the features forgotten)
+            tx = stored.pop(event.key)
+            learned.add(event.key)
+            if tx.rank not in outcome:
+                label = bool(event.label)
+                stored_parts = {spec.name: tx.parts} if tx.parts is not None else None
+                models.learn(tx.features, label, {spec.name: tx.score}, stored_parts, event.time)
+                outcome[tx.rank] = (label, tx.score)
+                meta[tx.rank] = (tx.time, tx.card)
+                if parts and tx.parts is not None:
+                    for name in getattr(models.members[spec.name].model, "members", {}):
+                        scored_by = member_outcome.setdefault(f"{spec.name}.{name}", {})
+                        scored_by[tx.rank] = (label, tx.parts.get(name, 0.0))
+    model = models.members[spec.name].model
+    for wait in [getattr(model, "wait", None)]:
+        if wait is not None:
+            wait()
     seconds = time.perf_counter() - started
-    return _run(spec.name, outcome, count, n_events, seconds)
+    size = len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    runs = [_run(spec.name, outcome, count, n_events, seconds, meta, size)]
+    sizes = {
+        name: len(pickle.dumps(member, protocol=pickle.HIGHEST_PROTOCOL))
+        for name, member in getattr(model, "members", {}).items()
+    }
+    for name, member_runs in member_outcome.items():
+        size_of = sizes.get(name.split(".", 1)[1])
+        runs.append(_run(name, member_runs, count, n_events, math.nan, meta, size_of))
+    return runs
 
 
 def _run(
-    name: str, outcome: Mapping[int, tuple[bool, float]], count: int, n: int, seconds: float
+    name: str,
+    outcome: Mapping[int, tuple[bool, float]],
+    count: int,
+    n: int,
+    seconds: float,
+    meta: Mapping[int, tuple[float, str]] | None = None,
+    model_bytes: int | None = None,
 ) -> Run:
     ranks = sorted(outcome)
     return Run(
@@ -112,12 +189,16 @@ def _run(
         transactions=count,
         events=n,
         seconds=seconds,
+        times=None if meta is None else np.array([meta[r][0] for r in ranks], dtype=np.float64),
+        cards=None if meta is None else np.array([meta[r][1] for r in ranks], dtype=np.str_),
+        model_bytes=model_bytes,
     )
 
 
-def run_weekly_batch(
-    events: Iterable[Event], model: Literal["hgb", "logreg"] = "hgb", seed: int = 0
-) -> Run:
+Batch = Literal["hgb", "logreg", "lgbm"]
+
+
+def run_weekly_batch(events: Iterable[Event], model: Batch = "hgb", seed: int = 0) -> Run:
     """Batch baseline retrained weekly on every label known at the start of the week.
 
     Transactions before the first retraining with both classes score 0. Needs scikit-learn
@@ -125,7 +206,22 @@ def run_weekly_batch(
     """
     from models import _batch  # lazily: scikit-learn is not a runtime dependency
 
-    return _batch.weekly(events, model=model, seed=seed, week=WEEK)
+    return _batch.periodic(events, model=model, seed=seed, period=WEEK)
+
+
+def run_batch(
+    events: Iterable[Event],
+    model: Batch = "lgbm",
+    period: float = DAY,
+    window: float | None = 28 * DAY,
+    seed: int = 0,
+) -> Run:
+    """Batch baseline retrained every ``period`` on the labels known by then whose
+    transactions fall in the last ``window`` seconds (None: all), from the stored features.
+    """
+    from models import _batch
+
+    return _batch.periodic(events, model=model, seed=seed, period=period, window=window)
 
 
 def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True) -> Row:
@@ -134,6 +230,14 @@ def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True)
     late = run.order >= run.transactions // 2
     review = metrics.ThresholdCounts.of(limits.review, run.labels, run.scores)
     decline = metrics.ThresholdCounts.of(limits.decline, run.labels, run.scores)
+    card_precision = None
+    known_cards = run.cards is not None and bool((run.cards != "").any())
+    if run.times is not None and run.cards is not None and known_cards and late.any():
+        days = (run.times[late] // DAY).astype(np.int64)
+        card_precision = metrics.card_precision_at_k(
+            days, run.cards[late], run.labels[late], run.scores[late], k=100
+        )
+    rate = timed and math.isfinite(run.seconds) and run.seconds > 0
     return Row(
         model=run.name,
         labels=len(run.labels),
@@ -146,19 +250,42 @@ def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True)
         recall_review=review.recall,
         precision_decline=decline.precision,
         recall_decline=decline.recall,
-        events_per_second=run.events / run.seconds if timed and run.seconds > 0 else None,
+        events_per_second=run.events / run.seconds if rate else None,
+        ece_last_half=metrics.expected_calibration_error(run.labels[late], run.scores[late]),
+        card_precision_100_last_half=card_precision,
+        model_bytes=run.model_bytes,
     )
+
+
+#: The batch baselines of ``baseline="hgb"`` (the default): LightGBM with the booster's
+#: parameters retrained daily and weekly on the last 28 days, and the historical weekly
+#: gradient boosting on every label known.
+DEFAULT_BATCH: tuple[tuple[str, Batch, float, float | None], ...] = (
+    ("batch_lgbm_daily", "lgbm", DAY, 28 * DAY),
+    ("batch_lgbm_weekly", "lgbm", WEEK, 28 * DAY),
+    ("batch_hgb_weekly", "hgb", WEEK, None),
+)
 
 
 def evaluate(
     events: Sequence[Event],
     specs: Iterable[zoo.ModelSpec],
-    baseline: Literal["hgb", "logreg", "none"] = "hgb",
+    baseline: Literal["hgb", "logreg", "lgbm", "none"] = "hgb",
     thresholds: pool.Thresholds | None = None,
+    members: bool = True,
 ) -> list[Row]:
-    """The evaluation table: one row per online model, then the weekly batch baseline."""
-    rows = [row(run_online(events, spec, thresholds), thresholds) for spec in specs]
-    if baseline != "none":
+    """The evaluation table: one row per online model (and per member of a stack, from the
+    same replay), then the batch baselines: with ``baseline="hgb"`` all of
+    :data:`DEFAULT_BATCH`, otherwise that model retrained weekly on every label."""
+    rows = []
+    for spec in specs:
+        for run in run_online_all(events, spec, thresholds, parts=members):
+            rows.append(row(run, thresholds))
+    if baseline == "hgb":
+        for name, model, period, window in DEFAULT_BATCH:
+            batch = run_batch(events, model=model, period=period, window=window)
+            rows.append(row(dataclasses.replace(batch, name=name), thresholds, timed=False))
+    elif baseline != "none":
         batch = run_weekly_batch(events, model=baseline)
         rows.append(row(batch, thresholds, timed=False))
     return rows
@@ -176,12 +303,23 @@ def format_table(rows: Sequence[Row]) -> str:
         ("recall_review", "R@rev"),
         ("precision_decline", "P@dec"),
         ("recall_decline", "R@dec"),
+        ("ece_last_half", "ECE 2nd"),
+        ("card_precision_100_last_half", "CP@100"),
         ("events_per_second", "events/s"),
+        ("model_bytes", "MB"),
     ]
     lines = [" ".join(f"{title:>9}" for _, title in columns)]
     for r in rows:
-        lines.append(" ".join(f"{_cell(getattr(r, key)):>9}" for key, _ in columns))
+        cells = [
+            _megabytes(r.model_bytes) if key == "model_bytes" else _cell(getattr(r, key))
+            for key, _ in columns
+        ]
+        lines.append(" ".join(f"{cell:>9}" for cell in cells))
     return "\n".join(lines)
+
+
+def _megabytes(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f}"
 
 
 def _cell(value: Any) -> str:

@@ -13,6 +13,7 @@ factory, which is code) is not pickled; it is re-attached from the zoo on restor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class ModelScore:
     score: float
     role: Role
     fallback: bool = False
+    #: member scores of a stacked model (store them with the score; pass them back to learn)
+    parts: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,39 @@ class Member:
             self.invalid_outputs += 1
         return value
 
-    def learn(self, x: dict[str, float], label: bool) -> None:
+    def predict_with_parts(
+        self, x: dict[str, float]
+    ) -> tuple[float | None, dict[str, float] | None]:
+        """P(fraud) and, for a stacked model, the member scores it was combined from."""
+        parts_of = getattr(self.model, "predict_parts", None)
+        if parts_of is None:
+            return self.predict(x), None
         try:
-            self.model.learn_one(x, label)
+            parts = parts_of(x)
+            answer = self.model.combine(parts)
+        except Exception:
+            self.predict_errors += 1
+            return None, None
+        value = guard.probability({True: answer})
+        if value is None:
+            self.invalid_outputs += 1
+        return value, parts
+
+    def learn(
+        self,
+        x: dict[str, float],
+        label: bool,
+        parts: Mapping[str, float] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Learn one label; a stack takes the member scores stored at scoring time."""
+        try:
+            if hasattr(self.model, "predict_parts"):  # a stack (parts None: it falls back)
+                self.model.learn_one(x, label, parts=parts, t=at)
+            elif at is not None and getattr(self.model, "accepts_time", False):
+                self.model.learn_one(x, label, t=at)
+            else:
+                self.model.learn_one(x, label)
         except Exception:
             self.learn_errors += 1
         self.learned += 1

@@ -70,6 +70,50 @@ def log_loss(y: npt.ArrayLike, s: npt.ArrayLike) -> float | None:
     return float(-np.mean(np.where(labels, np.log(p), np.log1p(-p))))
 
 
+def expected_calibration_error(y: npt.ArrayLike, s: npt.ArrayLike, bins: int = 15) -> float | None:
+    """ECE: the count-weighted mean |fraud rate − mean score| over ``bins`` equal-width bins.
+
+    >>> expected_calibration_error([False, True, False, False], [0.0, 1.0, 0.1, 0.1])
+    0.05
+    """
+    labels, scores = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64)
+    if len(labels) == 0:
+        return None
+    index = np.minimum((scores * bins).astype(np.int64), bins - 1)
+    hits = np.bincount(index, weights=labels.astype(np.float64), minlength=bins)
+    sums = np.bincount(index, weights=scores, minlength=bins)
+    return float(np.abs(hits - sums).sum() / len(labels))
+
+
+def card_precision_at_k(
+    days: npt.ArrayLike, cards: npt.ArrayLike, y: npt.ArrayLike, s: npt.ArrayLike, k: int = 100
+) -> float | None:
+    """Mean over days of the share of frauded cards among the day's ``k`` riskiest cards.
+
+    A card's daily risk is its highest score that day; it counts as frauded when any of its
+    transactions that day is fraud (the "card precision top-k" of the fraud-detection
+    handbook: what a team reviewing ``k`` cards a day would catch).
+
+    >>> card_precision_at_k([0, 0, 0, 1], ["a", "a", "b", "a"], [True, False, False, False],
+    ...                     [0.9, 0.1, 0.5, 0.2], k=1)
+    0.5
+    """
+    day_arr, card_arr = np.asarray(days), np.asarray(cards)
+    labels, scores = np.asarray(y, dtype=bool), np.asarray(s, dtype=np.float64)
+    if len(labels) == 0:
+        return None
+    out = []
+    for day in np.unique(day_arr):
+        mask = day_arr == day
+        risk: dict[Any, tuple[float, bool]] = {}
+        for card, label, score in zip(card_arr[mask], labels[mask], scores[mask], strict=True):
+            old = risk.get(card, (-1.0, False))
+            risk[card] = (max(old[0], float(score)), old[1] or bool(label))
+        top = sorted(risk.values(), key=lambda r: -r[0])[:k]
+        out.append(sum(1 for _, fraud in top if fraud) / k)
+    return float(np.mean(out))
+
+
 @dataclass(frozen=True)
 class ThresholdCounts:
     """Confusion counts of ``score >= threshold`` and the precision and recall they give."""

@@ -135,10 +135,10 @@ class ModelPool:
 
     def _score_one(self, name: str, x: dict[str, float]) -> ModelScore:
         member = self.members[name]
-        value = member.predict(x)
+        value, parts = member.predict_with_parts(x)
         fallback = value is None
         score = self.fallback_score if value is None else value
-        return ModelScore(name, member.version, score, self.role_of(name), fallback)
+        return ModelScore(name, member.version, score, self.role_of(name), fallback, parts)
 
     def decide(self, score: float) -> Decision:
         if score >= self.thresholds.decline:
@@ -155,13 +155,22 @@ class ModelPool:
 
     # ---- learning ------------------------------------------------------------------
     def learn(
-        self, features: Mapping[str, object], is_fraud: bool, scored: Mapping[str, float]
+        self,
+        features: Mapping[str, object],
+        is_fraud: bool,
+        scored: Mapping[str, float],
+        parts: Mapping[str, Mapping[str, float]] | None = None,
+        at: float | None = None,
     ) -> None:
         """Learn one label in every model, exactly once.
 
         First each model's metrics take the score *that model* gave at scoring time
         (``scored[name]``; a model absent from ``scored`` is not judged on this label), then
         every model learns, then the drift detectors see the error of the scoring-time score.
+
+        ``parts[name]`` are the member scores a stacked model gave at scoring time
+        (:attr:`ModelScore.parts`, stored with the score): its meta-learner learns from them.
+        ``at`` is the label's time (epoch seconds): windowed members forget by it.
         """
         x = self._clean(features)
         label, tag = bool(is_fraud), self._label_seq
@@ -171,8 +180,9 @@ class ModelPool:
             if name in self.members and _is_probability(value):
                 judged[name] = float(value)
                 self.members[name].quality.update(label, float(value), tag)
-        for member in self.members.values():
-            member.learn(x, label)
+        stored = parts or {}
+        for name, member in self.members.items():
+            member.learn(x, label, stored.get(name), at)
         for name, value in judged.items():
             self.members[name].drift.update(label, value)
 

@@ -30,7 +30,9 @@ def new_pool(*names: str, **kwargs: object) -> pool.ModelPool:
 
 
 def train(models: pool.ModelPool, events: list[tuple[dict[str, float], bool]]) -> None:
-    """Prequential: score, then learn with the scores given at scoring time."""
+    """Prequential: score, then learn with the scores (and stack parts) given at scoring time."""
     for x, y in events:
-        scored = {s.name: s.score for s in models.score(x)}
-        models.learn(x, y, scored)
+        given = models.score(x)
+        scored = {s.name: s.score for s in given}
+        parts = {s.name: s.parts for s in given if s.parts is not None}
+        models.learn(x, y, scored, parts)

@@ -1,12 +1,19 @@
 """Model-quality gate: on a small seeded simulated stream the champion keeps learning.
 
-Measured on this stream (10 days, 1,500 cards, seed 3) on 2026-11-21 with the default
-champion ``blend`` (mean probability of the re-balanced ARF and logistic regression), over
-the second half: average precision 0.48, ROC AUC 0.88; on the same stream ``arf`` alone
-0.50 / 0.86, ``logreg`` 0.34 / 0.80 and a weekly-retrained gradient boosting baseline
-0.36 / 0.75 (``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3``).
-The floors leave a margin for library updates; a change that silently breaks learning
-(features, labels, guards) falls far below them (a model that has learned nothing scores
+Measured on this stream (10 days, 1,500 cards, seed 3), over the second half
+(``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3 --models
+stack,blend``):
+
+* ``stack`` (the zoo's champion candidate, :data:`models.zoo.CHAMPION`; measured 2026-12-05):
+  average precision 0.520, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
+  0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718.
+* ``blend`` (the service's configured default until the lead switches it; 2026-11-21):
+  0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,
+  weekly 0.409 / 0.751, gradient boosting weekly on all labels 0.357 / 0.751.
+
+The floors leave a margin for library updates (the same relative margin as before: about 20 %
+of AP, 0.03–0.05 of AUC); a change that silently breaks learning (features, labels, guards,
+the stored member scores) falls far below them (a model that has learned nothing scores
 AP ≈ the fraud rate, 0.02 here).
 """
 
@@ -19,16 +26,22 @@ from app.tools import evaluate
 from models import evaluation, zoo
 from simulator.generate import SimConfig, simulate
 
-AP_FLOOR = 0.33
-AUC_FLOOR = 0.78
+#: (AP floor, AUC floor) on the last half, per gated model
+FLOORS = {"stack": (0.42, 0.86), "blend": (0.33, 0.78)}
+
+
+def _second_half(name: str) -> evaluation.Row:
+    stream = simulate(SimConfig(days=10, cards=1500, seed=3))
+    events = list(evaluate.events(stream))
+    (row,) = evaluation.evaluate(events, [zoo.ZOO[name]], baseline="none", members=False)
+    return row
 
 
 @pytest.mark.slow
-def test_champion_quality_stays_above_the_floor() -> None:
-    champion = ScoringSettings().champion
-    stream = simulate(SimConfig(days=10, cards=1500, seed=3))
-    events = list(evaluate.events(stream))
-    (row,) = evaluation.evaluate(events, [zoo.ZOO[champion]], baseline="none")
+@pytest.mark.parametrize("name", sorted({zoo.CHAMPION, ScoringSettings().champion}))
+def test_champion_quality_stays_above_the_floor(name: str) -> None:
+    ap_floor, auc_floor = FLOORS[name]
+    row = _second_half(name)
     assert row.average_precision_last_half is not None and row.roc_auc_last_half is not None
-    assert row.average_precision_last_half >= AP_FLOOR, row
-    assert row.roc_auc_last_half >= AUC_FLOOR, row
+    assert row.average_precision_last_half >= ap_floor, row
+    assert row.roc_auc_last_half >= auc_floor, row
