@@ -169,7 +169,8 @@ class Learner:
                 continue
             row = rows[entry.transaction_id]
             scored = row.scores if entry.evaluate else {}
-            self.pool.learn(row.features, entry.is_fraud, scored)
+            at = entry.labeled_at.timestamp()
+            self.pool.learn(row.features, entry.is_fraud, scored, parts=row.parts, at=at)
             delay = (entry.labeled_at - row.event_time).total_seconds()
             self.metrics.label_delay.observe(max(delay, 0.0))
             self.last_learn_seq = max(self.last_learn_seq, seq)
@@ -216,8 +217,9 @@ class Learner:
         """Load the newest snapshots and re-learn the log after them; return labels re-learned."""
         start = await self._load_snapshots()
         relearned = 0
-        async for seq, row, is_fraud, evaluate in self.repository.learn_log_after(start):
-            self.pool.learn(row.features, is_fraud, row.scores if evaluate else {})
+        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(start):
+            scored = row.scores if evaluate else {}
+            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
             self.last_learn_seq = seq
             relearned += 1
         self.last_learn_seq = max(self.last_learn_seq, start)

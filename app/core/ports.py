@@ -8,7 +8,7 @@ replay / conflict / parked-label logic is testable without a server.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -52,6 +52,8 @@ class LearnRow:
     scores: dict[str, float]
     event_time: datetime
     label_is_fraud: bool | None
+    #: a stacked model's member scores at scoring time, by model name
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,9 @@ class LabelLog(Protocol):
 
     def learn_log_after(
         self, seq: int, batch: int = 2000
-    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool]]: ...
+    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool, datetime]]:
+        """(learn seq, row, is_fraud, evaluate, labeled_at) after ``seq``, in learning order."""
+        ...
 
 
 class SnapshotStore(Protocol):

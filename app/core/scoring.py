@@ -113,10 +113,7 @@ class Scorer:
             features=features,
             feature_set=self.feature_set,
             feature_status=result.status,
-            scores=[
-                {"name": s.name, "version": s.version, "score": s.score, "role": s.role}
-                for s in scores
-            ],
+            scores=[_stored_score(s) for s in scores],
             score=champion.score,
             decision=decision,
             response=answer.model_dump_json(),
@@ -247,6 +244,20 @@ class ScoringService:
                 self.metrics.rejections.labels("transaction", "conflict").inc()
             else:
                 self.metrics.inputs.labels("transaction", path, "rejected").inc()
+
+
+def _stored_score(score: model_pool.ModelScore) -> dict[str, Any]:
+    """A model's score as stored; a stacked model's member scores go with it, since its
+    meta-learner learns from the parts it combined at scoring time."""
+    stored: dict[str, Any] = {
+        "name": score.name,
+        "version": score.version,
+        "score": score.score,
+        "role": score.role,
+    }
+    if score.parts:
+        stored["parts"] = score.parts
+    return stored
 
 
 def group_writer(

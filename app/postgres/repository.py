@@ -162,19 +162,21 @@ class PgRepository:
 
     async def learn_log_after(
         self, seq: int, batch: int = 2000
-    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool]]:
+    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool, datetime]]:
         """(learn_seq, row, is_fraud) after ``seq`` in learning order, for checkpoint catch-up."""
         while True:
             rows = await self.pool.fetch(
                 "SELECT g.seq, g.is_fraud AS learned, g.evaluate, t.transaction_id, t.payload,"
-                " t.features, t.scores, t.event_time, t.label_is_fraud FROM learn_log g"
-                " JOIN transactions t USING (transaction_id) WHERE g.seq > $1"
+                " t.features, t.scores, t.event_time, t.label_is_fraud, l.labeled_at"
+                " FROM learn_log g JOIN transactions t USING (transaction_id)"
+                " JOIN labels l ON l.seq = g.label_seq WHERE g.seq > $1"
                 " ORDER BY g.seq LIMIT $2",
                 seq,
                 batch,
             )
             for row in rows:
-                yield row["seq"], _learn_row(row), row["learned"], row["evaluate"]
+                learned, evaluate, at = row["learned"], row["evaluate"], row["labeled_at"]
+                yield row["seq"], _learn_row(row), learned, evaluate, at
             if len(rows) < batch:
                 return
             seq = rows[-1]["seq"]
@@ -288,12 +290,15 @@ async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[
 
 
 def _learn_row(row: Any) -> LearnRow:
-    scores = {s["name"]: float(s["score"]) for s in json.loads(row["scores"])}
+    stored = json.loads(row["scores"])
+    scores = {s["name"]: float(s["score"]) for s in stored}
+    parts = {s["name"]: s["parts"] for s in stored if s.get("parts")}
     return LearnRow(
         transaction_id=row["transaction_id"],
         payload=json.loads(row["payload"]),
         features=json.loads(row["features"]),
         scores=scores,
+        parts=parts,
         event_time=row["event_time"],
         label_is_fraud=row["label_is_fraud"],
     )

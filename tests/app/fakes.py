@@ -31,6 +31,7 @@ class MemoryRecords:
     current_label: dict[str, bool] = field(default_factory=dict)
     labels: list[_Label] = field(default_factory=list)
     learn_log: list[tuple[int, str, bool, bool]] = field(default_factory=list)
+    learned_at: dict[int, datetime] = field(default_factory=dict)  # learn seq -> labeled_at
     snapshots: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     promotion_log: list[dict[str, Any]] = field(default_factory=list)
     inserts: int = 0  # insert_scored calls (group commits)
@@ -94,10 +95,11 @@ class MemoryRecords:
 
     async def learn_log_after(
         self, seq: int, batch: int = 2000
-    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool]]:
+    ) -> AsyncIterator[tuple[int, LearnRow, bool, bool, datetime]]:
         for log_seq, tx_id, is_fraud, evaluate in self.learn_log:
             if log_seq > seq:
-                yield log_seq, self._learn_row(tx_id), is_fraud, evaluate
+                row = self._learn_row(tx_id)
+                yield log_seq, row, is_fraud, evaluate, self.learned_at[log_seq]
 
     # ---- SnapshotStore ------------------------------------------------------------------
     async def save_snapshot(
@@ -143,6 +145,7 @@ class MemoryRecords:
             if entry.learn:
                 seq = len(self.learn_log) + 1
                 self.learn_log.append((seq, entry.transaction_id, entry.is_fraud, entry.evaluate))
+                self.learned_at[seq] = entry.labeled_at
                 out.append(seq)
             else:
                 out.append(None)
@@ -155,6 +158,7 @@ class MemoryRecords:
             payload=json.loads(record.payload),
             features=record.features,
             scores={s["name"]: float(s["score"]) for s in record.scores},
+            parts={s["name"]: s["parts"] for s in record.scores if s.get("parts")},
             event_time=record.event_time,
             label_is_fraud=self.current_label.get(transaction_id),
         )

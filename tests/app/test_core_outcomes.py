@@ -134,3 +134,35 @@ async def test_a_label_trains_every_model_once(parts: dict[str, Any]) -> None:
     await learner.submit([_label("t0")])  # a duplicate: learned by nobody
     after = {row["name"]: row["labels"] for row in pool.status()}
     assert {name: after[name] - before[name] for name in after} == {n: 5 for n in after}
+
+
+async def test_a_stacked_champion_learns_from_the_parts_stored_at_scoring() -> None:
+    settings = Settings(_env_file=None, scoring=ScoringSettings(champion="stack", challengers=()))  # type: ignore[call-arg]
+    pool = build_pool(settings, None)
+    records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
+    learner = Learner(
+        repository=records,
+        pool=pool,
+        features=features,
+        metrics=metrics,
+        checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
+    )
+    service = ScoringService(
+        features,
+        Scorer(pool, metrics, "test-set"),
+        records,
+        metrics,
+        group_writer(records, flush_ms=1, flush_max=64),
+        clock=lambda: NOW,
+    )
+    task = asyncio.create_task(learner.run())
+    try:
+        await service.score([_tx(f"t{i}", hours_ago=10 - i) for i in range(6)], "rest")
+        stored = records.transactions["t0"].scores[0]
+        assert stored["name"] == "stack" and set(stored["parts"]) >= {"logreg"}
+        await learner.submit([_label(f"t{i}", i % 3 == 0) for i in range(6)])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    stack = pool.members["stack"].model
+    assert stack.labels == 6 and stack.fallbacks == 0
