@@ -88,9 +88,13 @@ def workload(count: int, seed: int = 7) -> Workload:
             pool.learn(record.features, label.is_fraud, scored)
             labels.append(
                 LabelEntry(
-                    label.transaction_id, label.is_fraud, label.labeled_at, label.source,
-                    "learned", learn=True,
-                )  # fmt: skip
+                    label.transaction_id,
+                    label.is_fraud,
+                    label.labeled_at,
+                    label.source,
+                    "learned",
+                    learn=True,
+                )
             )
     return Workload(records, labels)
 
@@ -123,9 +127,7 @@ async def measure(database_url: str) -> tuple[list[sizes.RelationSize], list[siz
         await conn.close()
 
 
-def table(
-    title: str, per: str, count: int, rows: Sequence[sizes.RelationSize]
-) -> list[str]:
+def table(title: str, per: str, count: int, rows: Sequence[sizes.RelationSize]) -> list[str]:
     out = [
         f"| {title} | table + TOAST B | indexes B | total B | B per {per} |",
         "|---|---|---|---|---|",

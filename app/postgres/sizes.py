@@ -34,15 +34,18 @@ class RelationSize:
 
 async def relation_size(conn: Connection, name: str) -> RelationSize | None:
     """Sizes of ``name`` summed over its partition tree; ``None`` if there is no such table."""
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+    kind = await conn.fetchval(
+        "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", name
+    )
+    if kind not in ("r", "p"):  # absent, or a view (transactions, from migration 002)
         return None
     row = await conn.fetchrow(_SIZES, name)
     assert row is not None
     return RelationSize(name, row["table_bytes"], row["index_bytes"], row["total_bytes"])
 
 
-#: The relations that grow with each scored transaction (transaction_ids: from migration 002).
-TRANSACTION_RELATIONS = ("transactions", "transaction_ids")
+#: The tables that grow with each scored transaction: migration 001's, then 002's.
+TRANSACTION_RELATIONS = ("transactions", "scored_transactions", "transaction_ids")
 #: The relations that grow with each label.
 LABEL_RELATIONS = ("labels", "learn_log")
 
