@@ -143,9 +143,11 @@ class PgRepository:
     ) -> tuple[str, ...]:
         """The stored order of ``feature_set``; registered from ``register`` when writing.
 
-        The current set's order is :data:`features.definitions.FEATURE_NAMES`; a stored order
-        that differs from it is refused, as is reading a row of a set this database does not
-        record (its snapshot could not be named).
+        The stored order (table feature_sets) is the one every row of the set uses. A new set
+        is registered in :data:`features.definitions.FEATURE_NAMES` order when it is the current
+        one; migration 002 registered the sets of upgraded rows in jsonb key order. Refused,
+        loudly: a row of a set this database does not record (its snapshot could not be named)
+        and the current set's id stored with other names.
         """
         names = self._feature_sets.get(feature_set)
         if names is not None:
@@ -168,9 +170,10 @@ class PgRepository:
                 " its snapshots cannot be read"
             )
         names = tuple(row)
-        if feature_set == definitions.FEATURE_SET_ID and names != definitions.FEATURE_NAMES:
+        current = feature_set == definitions.FEATURE_SET_ID
+        if current and sorted(names) != sorted(definitions.FEATURE_NAMES):
             raise UnknownFeatureSet(
-                f"feature set {feature_set!r} is stored with another feature order than"
+                f"feature set {feature_set!r} is stored with other feature names than"
                 " features.definitions gives it"
             )
         self._feature_sets[feature_set] = names

@@ -84,8 +84,7 @@ BEGIN
         CONTINUE WHEN to_regclass(quote_ident(name)) IS NOT NULL;
         BEGIN
             EXECUTE format(
-                'CREATE TABLE %I PARTITION OF scored_transactions FOR VALUES FROM (%L) TO (%L)'
-                ' WITH (toast_tuple_target = 128)',
+                'CREATE TABLE %I PARTITION OF scored_transactions FOR VALUES FROM (%L) TO (%L)',
                 name, (day::timestamp AT TIME ZONE 'UTC'),
                 ((day + 1)::timestamp AT TIME ZONE 'UTC'));
             created := created + 1;
