@@ -228,7 +228,14 @@ class PgRepository:
         """
         horizon = today - timedelta(days=retention_days)
         cutoff = datetime.combine(horizon, datetime.min.time(), UTC)
-        old = [name for name, day in await self.partitions() if day is not None and day < horizon]
+        # attached partitions and detached ones (archived, README "Storage"), by name
+        tables = await self.pool.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r'"
+            " AND relnamespace = current_schema()::regnamespace"
+            " AND relname LIKE 'scored\\_transactions\\_p%'"
+        )
+        days = {r["relname"]: _partition_day(r["relname"]) for r in tables}
+        old = sorted(name for name, day in days.items() if day is not None and day < horizon)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(5392942, 1)")
             # names from the catalog, matching scored_transactions_pYYYYMMDD (see partitions)

@@ -185,3 +185,16 @@ def test_migration_001_is_unchanged() -> None:
     """Deployed databases have 001 applied: it must never be edited."""
     text = resources.files("app.postgres").joinpath("migrations/001_initial.sql").read_text()
     assert "label_seq       bigint\n);" in text and "payload         jsonb" in text
+
+
+async def test_prune_drops_a_detached_archived_partition(repo: PgRepository) -> None:
+    [old] = _records([_tx("gone", DAY - timedelta(days=30))])
+    await repo.insert_scored([old])
+    await repo.pool.execute(
+        "ALTER TABLE scored_transactions DETACH PARTITION scored_transactions_p20260208"
+    )
+    assert await repo.find(["gone"]) == {}  # invisible, but its id is still taken
+    assert await repo.insert_scored([old]) == set()
+    assert await repo.prune(retention_days=7, today=DAY.date()) == ["scored_transactions_p20260208"]
+    assert await repo.pool.fetchval("SELECT to_regclass('scored_transactions_p20260208')") is None
+    assert await repo.pool.fetchval("SELECT count(*) FROM transaction_ids") == 0
