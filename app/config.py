@@ -83,6 +83,11 @@ class PersistenceSettings(BaseModel):
     flush_max: int = Field(default=256, ge=1)
     pool_min: int = Field(default=2, ge=1)
     pool_max: int = Field(default=10, ge=1)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="`riverguard db prune` drops day partitions older than this (None: keep all)",
+    )
 
     @model_validator(mode="after")
     def _pool_bounds_in_order(self) -> PersistenceSettings:

@@ -6,88 +6,397 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
 
 from app.core.ports import LabelEntry, LearnRow, ParkedLabel, ScoredRecord, Stored
+from app.core.scoring import digest as payload_digest
+from features import definitions
+from features.schema import ModelRef, Score, ShadowScore
+
+log = logging.getLogger(__name__)
 
 _INSERT_SCORED = """
-INSERT INTO transactions (transaction_id, card_id, merchant_id, event_time, payload,
-    payload_digest, features, feature_set, feature_status, scores, score, decision, response,
-    source, scored_at)
-SELECT t.id, t.card, t.merchant, t.at, t.payload::jsonb, t.digest, t.features::jsonb, t.fset,
-    t.fstatus, t.scores::jsonb, t.score, t.decision, t.response::jsonb, t.source, t.scored_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text[],
-    $14::text[], $15::timestamptz[])
-    AS t(id, card, merchant, at, payload, digest, features, fset, fstatus, scores, score,
-         decision, response, source, scored_at)
-ON CONFLICT (transaction_id) DO NOTHING
+WITH t AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[],
+        $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+        $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+        $18::text[])
+        AS t(id, at, scored_at, score, lineup, card, merchant, fset, fstatus, decision, source,
+             scores, features, payload_rest, reasons, payload, digest, response)
+), ids AS (
+    INSERT INTO transaction_ids (transaction_id, event_time)
+    SELECT id, at FROM t
+    ON CONFLICT (transaction_id) DO NOTHING
+    RETURNING transaction_id
+)
+INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id, card_id,
+    merchant_id, feature_set, feature_status, decision, source, scores, features, payload_rest,
+    reasons, payload, digest, response)
+SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
+    t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
+    t.payload, t.digest, t.response
+FROM t JOIN ids ON ids.transaction_id = t.id
 RETURNING transaction_id
 """
+# The columns a stored record is rebuilt from (find, get, learning, history).
+_RECORD = (
+    "t.transaction_id, t.card_id, t.merchant_id, t.event_time, t.scored_at, t.score, t.lineup,"
+    " t.feature_set, t.feature_status, t.decision, t.source, t.scores, t.features,"
+    " t.payload_rest, t.reasons, t.payload, t.digest, t.response"
+)
+# A stored transaction by id: the id table says where it is (its partition, by event time).
+_BY_IDS = (
+    f"SELECT {_RECORD}, i.label_is_fraud FROM transaction_ids i JOIN scored_transactions t"  # noqa: S608 (constants)
+    " ON t.event_time = i.event_time AND t.transaction_id = i.transaction_id"
+)
+#: Keys of the canonical payload that are columns of their own (dropped from payload_rest).
+_PAYLOAD_COLUMNS = ("transaction_id", "card_id", "merchant_id", "timestamp")
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()  # NaN/inf are impossible here: orjson writes null
 
 
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+class UnknownFeatureSet(LookupError):
+    """A stored row names a feature set whose order this database does not record."""
+
+
+def pack_payload(record: ScoredRecord) -> tuple[str | None, str | None]:
+    """(payload_rest, verbatim payload): the rest when it rebuilds the payload byte for byte."""
+    data = orjson.loads(record.payload)
+    if isinstance(data, dict):
+        rest = {k: v for k, v in data.items() if k not in _PAYLOAD_COLUMNS}
+        packed = _dumps(rest)
+        rebuilt = rebuild_payload(
+            packed, record.transaction_id, record.card_id, record.merchant_id, record.event_time
+        )
+        if rebuilt == record.payload:
+            return packed, None
+    return None, record.payload
+
+
+def rebuild_payload(
+    rest: str, transaction_id: str, card_id: str, merchant_id: str, event_time: datetime
+) -> str:
+    """The canonical payload (as :meth:`Transaction.canonical_json` writes it) from its parts."""
+    data = orjson.loads(rest)
+    data["transaction_id"] = transaction_id
+    data["card_id"] = card_id
+    data["merchant_id"] = merchant_id
+    data["timestamp"] = event_time.astimezone(UTC).isoformat()
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def rebuild_response(
+    transaction_id: str,
+    score: float,
+    decision: str,
+    lineup: Sequence[Sequence[str]],
+    scores: Sequence[float],
+    reasons: str | None,
+    event_time: datetime,
+    scored_at: datetime,
+) -> str:
+    """The answer as :class:`features.schema.Score` writes it, from the stored columns."""
+    models = [(m, v) for m, v in zip(lineup, scores, strict=True) if not m[2].startswith(_PART)]
+    lineup, scores = [m for m, _ in models], [v for _, v in models]
+    (champion, champion_version, _), *challengers = lineup
+    answer = Score(
+        transaction_id=transaction_id,
+        score=score,
+        decision=decision,
+        model=ModelRef(name=champion, version=champion_version),
+        shadow=[
+            ShadowScore(name=name, version=version, score=value)
+            for (name, version, _), value in zip(challengers, scores[1:], strict=True)
+        ],
+        reasons=[] if reasons is None else orjson.loads(reasons),
+        event_time=event_time.astimezone(UTC),
+        scored_at=scored_at.astimezone(UTC),
+        replayed=False,
+    )
+    return answer.model_dump_json()
+
+
+Lineup = tuple[tuple[str, str, str], ...]  # (name, version, role) per model, champion first
+#: role prefix of a stacked model's member score in a lineup: ``part:<stacked model>``
+_PART = "part:"
+
+
+def _flatten_scores(stored: Sequence[dict[str, Any]]) -> tuple[Lineup, list[float]]:
+    """Scores as stored by the core (a stack's member scores nested under ``parts``) as one
+    lineup and one array: each model, then each part as ``(member, "", "part:<model>")``."""
+    lineup: list[tuple[str, str, str]] = []
+    values: list[float] = []
+    for s in stored:
+        lineup.append((str(s["name"]), str(s["version"]), str(s["role"])))
+        values.append(float(s["score"]))
+    for s in stored:
+        for member, value in (s.get("parts") or {}).items():
+            lineup.append((str(member), "", _PART + str(s["name"])))
+            values.append(float(value))
+    return tuple(lineup), values
+
+
+def _nest_scores(lineup: Lineup, values: Sequence[float]) -> list[dict[str, Any]]:
+    """The inverse of :func:`_flatten_scores`."""
+    scores: list[dict[str, Any]] = [
+        {"name": name, "version": version, "score": value, "role": role}
+        for (name, version, role), value in zip(lineup, values, strict=True)
+        if not role.startswith(_PART)
+    ]
+    by_name = {s["name"]: s for s in scores}
+    for (member, _, role), value in zip(lineup, values, strict=True):
+        if role.startswith(_PART):
+            parts: dict[str, float] = by_name[role.removeprefix(_PART)].setdefault("parts", {})
+            parts[member] = float(value)
+    return scores
+
+
 class PgRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._feature_sets: dict[str, tuple[str, ...]] = {}
+        self._lineup_ids: dict[Lineup, int] = {}
+        self._lineups: dict[int, Lineup] = {}
+        self._days: set[date] = set()  # day partitions known to exist
 
+    # ---- layout: feature sets, model lineups, day partitions ----------------------------
+    async def _feature_names(
+        self, feature_set: str, *, register: Sequence[str] = ()
+    ) -> tuple[str, ...]:
+        """The stored order of ``feature_set``; registered from ``register`` when writing.
+
+        The stored order (table feature_sets) is the one every row of the set uses. A new set
+        is registered in :data:`features.definitions.FEATURE_NAMES` order when it is the current
+        one; migration 002 registered the sets of upgraded rows in jsonb key order. Refused,
+        loudly: a row of a set this database does not record (its snapshot could not be named)
+        and the current set's id stored with other names.
+        """
+        names = self._feature_sets.get(feature_set)
+        if names is not None:
+            return names
+        if feature_set == definitions.FEATURE_SET_ID:
+            register = definitions.FEATURE_NAMES
+        row = await self.pool.fetchval("SELECT names FROM feature_sets WHERE id = $1", feature_set)
+        if row is None and register:
+            await self.pool.execute(
+                "INSERT INTO feature_sets (id, names) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                feature_set,
+                list(register),
+            )
+            row = await self.pool.fetchval(
+                "SELECT names FROM feature_sets WHERE id = $1", feature_set
+            )
+        if row is None:
+            raise UnknownFeatureSet(
+                f"feature set {feature_set!r} has no stored feature order (table feature_sets):"
+                " its snapshots cannot be read"
+            )
+        names = tuple(row)
+        current = feature_set == definitions.FEATURE_SET_ID
+        if current and sorted(names) != sorted(definitions.FEATURE_NAMES):
+            raise UnknownFeatureSet(
+                f"feature set {feature_set!r} is stored with other feature names than"
+                " features.definitions gives it"
+            )
+        self._feature_sets[feature_set] = names
+        return names
+
+    async def _lineup_id(self, lineup: Lineup) -> int:
+        known = self._lineup_ids.get(lineup)
+        if known is not None:
+            return known
+        models = _dumps([list(m) for m in lineup])
+        found = await self.pool.fetchval(
+            "WITH new AS (INSERT INTO model_lineups (models) VALUES ($1::jsonb)"
+            " ON CONFLICT (models) DO NOTHING RETURNING id)"
+            " SELECT id FROM new UNION ALL SELECT id FROM model_lineups WHERE models = $1::jsonb",
+            models,
+        )
+        assert found is not None
+        self._lineup_ids[lineup], self._lineups[found] = found, lineup
+        return int(found)
+
+    async def _lineup(self, lineup_id: int) -> Lineup:
+        known = self._lineups.get(lineup_id)
+        if known is None:
+            models = await self.pool.fetchval(
+                "SELECT models FROM model_lineups WHERE id = $1", lineup_id
+            )
+            known = tuple((m[0], m[1], m[2]) for m in json.loads(models))
+            self._lineups[lineup_id] = known
+        return known
+
+    async def ensure_partitions(self, days: Sequence[date]) -> int:
+        """Create the day partitions of ``days`` that do not exist yet; return how many."""
+        created = await self.pool.fetchval(
+            "SELECT riverguard_ensure_partitions($1::date[])", sorted(set(days))
+        )
+        self._days.update(days)
+        return int(created)
+
+    async def partitions(self) -> list[tuple[str, date | None]]:
+        """(name, UTC day) of every partition of scored_transactions; the default has no day."""
+        rows = await self.pool.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'scored_transactions'::regclass ORDER BY c.relname"
+        )
+        return [(r["relname"], _partition_day(r["relname"])) for r in rows]
+
+    async def prune(self, retention_days: int, today: date) -> list[str]:
+        """Drop the day partitions older than ``retention_days`` before ``today`` (UTC).
+
+        With them go their ids, labels and learning-log rows, and the default partition's rows
+        of those days. Days before the new horizon get no partition again. One transaction.
+        """
+        horizon = today - timedelta(days=retention_days)
+        cutoff = datetime.combine(horizon, datetime.min.time(), UTC)
+        # attached partitions and detached ones (archived, README "Storage"), by name
+        tables = await self.pool.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r'"
+            " AND relnamespace = current_schema()::regnamespace"
+            " AND relname LIKE 'scored\\_transactions\\_p%'"
+        )
+        days = {r["relname"]: _partition_day(r["relname"]) for r in tables}
+        old = sorted(name for name, day in days.items() if day is not None and day < horizon)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(5392942, 1)")
+            # names from the catalog, matching scored_transactions_pYYYYMMDD (see partitions)
+            sources = [f'SELECT transaction_id FROM "{name}"' for name in old]  # noqa: S608
+            sources.append(
+                "SELECT transaction_id FROM scored_transactions_default WHERE event_time < $1"
+            )
+            gone = " UNION ALL ".join(sources)
+            for table in ("learn_log", "labels", "transaction_ids"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE transaction_id IN ({gone})",  # noqa: S608
+                    cutoff,
+                )
+            await conn.execute(
+                "DELETE FROM scored_transactions_default WHERE event_time < $1", cutoff
+            )
+            for name in old:
+                await conn.execute(f'DROP TABLE "{name}"')
+            await conn.execute(
+                "INSERT INTO storage_horizon (oldest_day) VALUES ($1) ON CONFLICT (only_row)"
+                " DO UPDATE SET oldest_day ="
+                " greatest(storage_horizon.oldest_day, excluded.oldest_day)",
+                horizon,
+            )
+        self._days = {d for d in self._days if d >= horizon}
+        return old
+
+    # ---- scored transactions ------------------------------------------------------------
     async def find(self, ids: Sequence[str]) -> dict[str, Stored]:
         rows = await self.pool.fetch(
-            "SELECT transaction_id, payload_digest, response FROM transactions"
-            " WHERE transaction_id = ANY($1::text[])",
-            list(ids),
+            f"{_BY_IDS} WHERE i.transaction_id = ANY($1::text[])", list(ids)
         )
-        return {
-            r["transaction_id"]: Stored(r["payload_digest"], json.loads(r["response"]))
-            for r in rows
-        }
+        out = {}
+        for r in rows:
+            decoded = await self._decode(r)
+            out[r["transaction_id"]] = Stored(decoded["digest"], json.loads(decoded["response"]))
+        return out
 
     async def insert_scored(self, records: Sequence[ScoredRecord]) -> set[str]:
-        """Insert in one statement; return the ids that were new (others already existed)."""
-        columns = (
-            [r.transaction_id for r in records],
-            [r.card_id for r in records],
-            [r.merchant_id for r in records],
-            [r.event_time for r in records],
-            [r.payload for r in records],
-            [r.digest for r in records],
-            [_dumps(r.features) for r in records],
-            [r.feature_set for r in records],
-            [r.feature_status for r in records],
-            [_dumps(r.scores) for r in records],
-            [r.score for r in records],
-            [r.decision for r in records],
-            [r.response for r in records],
-            [r.source for r in records],
-            [r.scored_at for r in records],
-        )
-        rows = await self.pool.fetch(_INSERT_SCORED, *columns)
-        return {row["transaction_id"] for row in rows}
+        """Insert in one statement; return the ids that were new (others already existed).
+
+        A second copy of an id in ``records`` is not written (the first one is), whatever its
+        event time: transaction_ids holds each id once, across every partition.
+        """
+        unique: dict[str, ScoredRecord] = {}
+        for record in records:
+            unique.setdefault(record.transaction_id, record)
+        chosen = list(unique.values())
+        days = {_utc_day(r.event_time) for r in chosen} - self._days
+        if days:
+            await self.ensure_partitions(sorted(days))
+        rows = [await self._encode(r) for r in chosen]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 18
+        inserted = await self.pool.fetch(_INSERT_SCORED, *columns)
+        return {row["transaction_id"] for row in inserted}
+
+    async def _encode(self, r: ScoredRecord) -> tuple[Any, ...]:
+        names = await self._feature_names(r.feature_set, register=list(r.features))
+        if len(r.features) != len(names) or any(n not in r.features for n in names):
+            raise ValueError(
+                f"transaction {r.transaction_id}: its features are not those of feature set"
+                f" {r.feature_set!r}"
+            )
+        # float4: the learner (and a restart re-learning the log) reads this rounded snapshot,
+        # never the float64 values scored with, so both learn the same numbers.
+        features = [r.features[n] for n in names]
+        lineup, values = _flatten_scores(r.scores)
+        rest, payload = pack_payload(r)
+        dig = None if payload_digest(r.payload) == r.digest else r.digest
+        reasons_list = orjson.loads(r.response).get("reasons") or None
+        reasons = None if reasons_list is None else _dumps(reasons_list)
+        try:
+            rebuilt = rebuild_response(
+                r.transaction_id, r.score, r.decision, lineup, values, reasons, r.event_time,
+                r.scored_at,
+            )  # fmt: skip
+        except (ValueError, TypeError):
+            rebuilt = None
+        response = None if rebuilt == r.response else r.response
+        if payload is not None or dig is not None or response is not None:
+            log.warning("transaction %s stored verbatim (not rebuildable)", r.transaction_id)
+        return (
+            r.transaction_id, r.event_time, r.scored_at, r.score, await self._lineup_id(lineup),
+            r.card_id, r.merchant_id, r.feature_set, r.feature_status, r.decision, r.source,
+            _dumps(values).replace("[", "{").replace("]", "}"),
+            _dumps(features).replace("[", "{").replace("]", "}"),
+            rest, reasons, payload, dig, response,
+        )  # fmt: skip
+
+    async def _decode(self, r: Any) -> dict[str, Any]:
+        """A stored row back to what was written: payload, digest, answer, features, scores."""
+        payload = r["payload"]
+        if payload is None:
+            payload = rebuild_payload(
+                r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"],
+                r["event_time"],
+            )  # fmt: skip
+        lineup = await self._lineup(r["lineup"])
+        scores = list(r["scores"])
+        response = r["response"]
+        if response is None:
+            response = rebuild_response(
+                r["transaction_id"], r["score"], r["decision"], lineup, scores, r["reasons"],
+                r["event_time"], r["scored_at"],
+            )  # fmt: skip
+        names = await self._feature_names(r["feature_set"])
+        return {
+            "payload": payload,
+            "digest": r["digest"] or payload_digest(payload),
+            "response": response,
+            "features": dict(zip(names, (float(v) for v in r["features"]), strict=True)),
+            "scores": _nest_scores(lineup, scores),
+        }
 
     async def get(self, transaction_id: str) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow(
-            "SELECT payload, features, feature_set, feature_status, scores, decision, response,"
-            " source, scored_at, label_is_fraud FROM transactions WHERE transaction_id = $1",
-            transaction_id,
-        )
+        row = await self.pool.fetchrow(f"{_BY_IDS} WHERE i.transaction_id = $1", transaction_id)
         if row is None:
             return None
+        decoded = await self._decode(row)
         return {
-            "transaction": json.loads(row["payload"]),
-            "features": json.loads(row["features"]),
+            "transaction": json.loads(decoded["payload"]),
+            "features": decoded["features"],
             "feature_set": row["feature_set"],
             "feature_status": row["feature_status"],
-            "scores": json.loads(row["scores"]),
+            "scores": decoded["scores"],
             "decision": row["decision"],
-            "score": json.loads(row["response"]),
+            "score": json.loads(decoded["response"]),
             "source": row["source"],
             "scored_at": row["scored_at"].isoformat(),
             "label": row["label_is_fraud"],
@@ -95,11 +404,21 @@ class PgRepository:
 
     async def for_learning(self, ids: Sequence[str]) -> dict[str, LearnRow]:
         rows = await self.pool.fetch(
-            "SELECT transaction_id, payload, features, scores, event_time, label_is_fraud"
-            " FROM transactions WHERE transaction_id = ANY($1::text[])",
-            list(ids),
+            f"{_BY_IDS} WHERE i.transaction_id = ANY($1::text[])", list(ids)
         )
-        return {r["transaction_id"]: _learn_row(r) for r in rows}
+        return {r["transaction_id"]: await self._learn_row(r) for r in rows}
+
+    async def _learn_row(self, row: Any) -> LearnRow:
+        decoded = await self._decode(row)
+        return LearnRow(
+            transaction_id=row["transaction_id"],
+            payload=json.loads(decoded["payload"]),
+            features=decoded["features"],
+            scores={s["name"]: float(s["score"]) for s in decoded["scores"]},
+            parts={s["name"]: s["parts"] for s in decoded["scores"] if s.get("parts")},
+            event_time=row["event_time"],
+            label_is_fraud=row["label_is_fraud"],
+        )
 
     async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]:
         """Append labels (and learning-log rows) in one transaction; learn_seq per entry.
@@ -130,7 +449,7 @@ class PgRepository:
         """Parked labels whose transaction has arrived since, in arrival order."""
         rows = await self.pool.fetch(
             "SELECT l.seq, l.transaction_id, l.is_fraud, l.labeled_at, l.source FROM labels l"
-            " JOIN transactions t USING (transaction_id) WHERE l.status = 'parked'"
+            " JOIN transaction_ids t USING (transaction_id) WHERE l.status = 'parked'"
             " ORDER BY l.seq LIMIT $1",
             limit,
         )
@@ -165,18 +484,25 @@ class PgRepository:
     ) -> AsyncIterator[tuple[int, LearnRow, bool, bool, datetime]]:
         """(learn_seq, row, is_fraud) after ``seq`` in learning order, for checkpoint catch-up."""
         while True:
+            # a page of the log first, then its transactions: a log row whose transaction was
+            # pruned is skipped without ending the catch-up early
             rows = await self.pool.fetch(
-                "SELECT g.seq, g.is_fraud AS learned, g.evaluate, t.transaction_id, t.payload,"
-                " t.features, t.scores, t.event_time, t.label_is_fraud, l.labeled_at"
-                " FROM learn_log g JOIN transactions t USING (transaction_id)"
-                " JOIN labels l ON l.seq = g.label_seq WHERE g.seq > $1"
-                " ORDER BY g.seq LIMIT $2",
+                f"SELECT g.seq, g.is_fraud AS learned, g.evaluate, {_RECORD}, i.label_is_fraud,"  # noqa: S608
+                " l.labeled_at"
+                " FROM (SELECT * FROM learn_log WHERE seq > $1 ORDER BY seq LIMIT $2) g"
+                " JOIN labels l ON l.seq = g.label_seq"
+                " LEFT JOIN transaction_ids i ON i.transaction_id = g.transaction_id"
+                " LEFT JOIN scored_transactions t"
+                " ON t.event_time = i.event_time AND t.transaction_id = i.transaction_id"
+                " ORDER BY g.seq",
                 seq,
                 batch,
             )
             for row in rows:
-                learned, evaluate, at = row["learned"], row["evaluate"], row["labeled_at"]
-                yield row["seq"], _learn_row(row), learned, evaluate, at
+                if row["transaction_id"] is not None:
+                    learn_row = await self._learn_row(row)
+                    learned, evaluate, at = row["learned"], row["evaluate"], row["labeled_at"]
+                    yield row["seq"], learn_row, learned, evaluate, at
             if len(rows) < batch:
                 return
             seq = rows[-1]["seq"]
@@ -236,21 +562,28 @@ class PgRepository:
         )
         return name
 
-    async def history(self, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+    async def history(self, batch: int = 5000) -> AsyncIterator[dict[str, Any]]:
         """Every transaction in event-time order with its current label (for feature rebuild)."""
         async with self.pool.acquire() as conn, conn.transaction():
             cursor = conn.cursor(
-                "SELECT t.payload, l.is_fraud, l.labeled_at, l.source FROM transactions t"
-                " LEFT JOIN labels l ON l.seq = t.label_seq"
+                f"SELECT {_RECORD}, l.is_fraud, l.labeled_at, l.source AS label_source"  # noqa: S608
+                " FROM scored_transactions t JOIN transaction_ids i USING (transaction_id)"
+                " LEFT JOIN labels l ON l.seq = i.label_seq"
                 " ORDER BY t.event_time, t.transaction_id",
                 prefetch=batch,
             )
             async for row in cursor:
-                yield row
+                decoded = await self._decode(row)
+                yield {
+                    "payload": decoded["payload"],
+                    "is_fraud": row["is_fraud"],
+                    "labeled_at": row["labeled_at"],
+                    "source": row["label_source"],
+                }
 
     async def counts(self) -> dict[str, int]:
         row = await self.pool.fetchrow(
-            "SELECT (SELECT count(*) FROM transactions) AS transactions,"
+            "SELECT (SELECT count(*) FROM transaction_ids) AS transactions,"
             " (SELECT count(*) FROM labels) AS labels, (SELECT count(*) FROM learn_log) AS learned"
         )
         assert row is not None
@@ -264,7 +597,7 @@ async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[
     }
     if current:
         await conn.execute(
-            "UPDATE transactions t SET label_is_fraud = u.fraud, label_seq = u.seq"
+            "UPDATE transaction_ids t SET label_is_fraud = u.fraud, label_seq = u.seq"
             " FROM unnest($1::text[], $2::bool[], $3::bigint[]) AS u(id, fraud, seq)"
             " WHERE t.transaction_id = u.id",
             list(current),
@@ -289,16 +622,9 @@ async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[
     return [next(it) if e.learn else None for _, e in items]
 
 
-def _learn_row(row: Any) -> LearnRow:
-    stored = json.loads(row["scores"])
-    scores = {s["name"]: float(s["score"]) for s in stored}
-    parts = {s["name"]: s["parts"] for s in stored if s.get("parts")}
-    return LearnRow(
-        transaction_id=row["transaction_id"],
-        payload=json.loads(row["payload"]),
-        features=json.loads(row["features"]),
-        scores=scores,
-        parts=parts,
-        event_time=row["event_time"],
-        label_is_fraud=row["label_is_fraud"],
-    )
+def _partition_day(name: str) -> date | None:
+    """The UTC day of a partition named scored_transactions_pYYYYMMDD (None: the default)."""
+    stem = name.rpartition("_p")[2]
+    if len(stem) != 8 or not stem.isdigit():
+        return None
+    return date(int(stem[:4]), int(stem[4:6]), int(stem[6:]))

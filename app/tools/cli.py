@@ -282,6 +282,47 @@ def migrate_command() -> None:
     err.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
 
 
+db_cli = typer.Typer(help="The durable record (Postgres).", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("prune")
+def db_prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would be dropped"),
+) -> None:
+    """Drop the day partitions older than RIVERGUARD_PERSISTENCE__RETENTION_DAYS (UTC days)."""
+    from datetime import UTC, datetime, timedelta
+
+    import asyncpg
+
+    from app.postgres.repository import PgRepository
+
+    settings = Settings()
+    url, days = settings.secret("database_url"), settings.persistence.retention_days
+    if not url or days is None:
+        err.print(
+            "[red]error:[/] RIVERGUARD_DATABASE_URL and"
+            " RIVERGUARD_PERSISTENCE__RETENTION_DAYS must be set"
+        )
+        raise typer.Exit(2)
+    today = datetime.now(UTC).date()
+
+    async def run() -> list[str]:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            repository = PgRepository(pool)
+            if dry_run:
+                horizon = today - timedelta(days=days)
+                return [n for n, d in await repository.partitions() if d and d < horizon]
+            return await repository.prune(days, today)
+        finally:
+            await pool.close()
+
+    names = asyncio.run(run())
+    verb = "would drop" if dry_run else "dropped"
+    err.print(f"{verb}: {', '.join(names) if names else 'nothing'}")
+
+
 def _with_urls(settings: Settings, urls: embedded.StackUrls) -> Settings:
     update: dict[str, object] = {}
     if urls.kafka_bootstrap:
