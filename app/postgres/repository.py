@@ -16,8 +16,8 @@ import orjson
 
 from app.core.ports import LabelEntry, LearnRow, ParkedLabel, ScoredRecord, Stored
 from app.core.scoring import digest as payload_digest
+from app.postgres import codec
 from features import definitions
-from features.schema import ModelRef, Score, ShadowScore
 
 log = logging.getLogger(__name__)
 
@@ -55,120 +55,15 @@ _BY_IDS = (
     f"SELECT {_RECORD}, i.label_is_fraud FROM transaction_ids i JOIN scored_transactions t"  # noqa: S608 (constants)
     " ON t.event_time = i.event_time AND t.transaction_id = i.transaction_id"
 )
+
+
 #: Keys of the canonical payload that are columns of their own (dropped from payload_rest).
-_PAYLOAD_COLUMNS = ("transaction_id", "card_id", "merchant_id", "timestamp")
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()  # NaN/inf are impossible here: orjson writes null
-
-
-def _utc_day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
-
-
-class UnknownFeatureSet(LookupError):
-    """A stored row names a feature set whose order this database does not record."""
-
-
-def pack_payload(record: ScoredRecord) -> tuple[str | None, str | None]:
-    """(payload_rest, verbatim payload): the rest when it rebuilds the payload byte for byte."""
-    data = orjson.loads(record.payload)
-    if isinstance(data, dict):
-        rest = {k: v for k, v in data.items() if k not in _PAYLOAD_COLUMNS}
-        packed = _dumps(rest)
-        rebuilt = rebuild_payload(
-            packed, record.transaction_id, record.card_id, record.merchant_id, record.event_time
-        )
-        if rebuilt == record.payload:
-            return packed, None
-    return None, record.payload
-
-
-def rebuild_payload(
-    rest: str, transaction_id: str, card_id: str, merchant_id: str, event_time: datetime
-) -> str:
-    """The canonical payload (as :meth:`Transaction.canonical_json` writes it) from its parts."""
-    data = orjson.loads(rest)
-    data["transaction_id"] = transaction_id
-    data["card_id"] = card_id
-    data["merchant_id"] = merchant_id
-    data["timestamp"] = event_time.astimezone(UTC).isoformat()
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def rebuild_response(
-    transaction_id: str,
-    score: float,
-    decision: str,
-    lineup: Sequence[Sequence[str]],
-    scores: Sequence[float],
-    reasons: str | None,
-    event_time: datetime,
-    scored_at: datetime,
-) -> str:
-    """The answer as :class:`features.schema.Score` writes it, from the stored columns."""
-    models = [(m, v) for m, v in zip(lineup, scores, strict=True) if not m[2].startswith(_PART)]
-    lineup, scores = [m for m, _ in models], [v for _, v in models]
-    (champion, champion_version, _), *challengers = lineup
-    answer = Score(
-        transaction_id=transaction_id,
-        score=score,
-        decision=decision,
-        model=ModelRef(name=champion, version=champion_version),
-        shadow=[
-            ShadowScore(name=name, version=version, score=value)
-            for (name, version, _), value in zip(challengers, scores[1:], strict=True)
-        ],
-        reasons=[] if reasons is None else orjson.loads(reasons),
-        event_time=event_time.astimezone(UTC),
-        scored_at=scored_at.astimezone(UTC),
-        replayed=False,
-    )
-    return answer.model_dump_json()
-
-
-Lineup = tuple[tuple[str, str, str], ...]  # (name, version, role) per model, champion first
-#: role prefix of a stacked model's member score in a lineup: ``part:<stacked model>``
-_PART = "part:"
-
-
-def _flatten_scores(stored: Sequence[dict[str, Any]]) -> tuple[Lineup, list[float]]:
-    """Scores as stored by the core (a stack's member scores nested under ``parts``) as one
-    lineup and one array: each model, then each part as ``(member, "", "part:<model>")``."""
-    lineup: list[tuple[str, str, str]] = []
-    values: list[float] = []
-    for s in stored:
-        lineup.append((str(s["name"]), str(s["version"]), str(s["role"])))
-        values.append(float(s["score"]))
-    for s in stored:
-        for member, value in (s.get("parts") or {}).items():
-            lineup.append((str(member), "", _PART + str(s["name"])))
-            values.append(float(value))
-    return tuple(lineup), values
-
-
-def _nest_scores(lineup: Lineup, values: Sequence[float]) -> list[dict[str, Any]]:
-    """The inverse of :func:`_flatten_scores`."""
-    scores: list[dict[str, Any]] = [
-        {"name": name, "version": version, "score": value, "role": role}
-        for (name, version, role), value in zip(lineup, values, strict=True)
-        if not role.startswith(_PART)
-    ]
-    by_name = {s["name"]: s for s in scores}
-    for (member, _, role), value in zip(lineup, values, strict=True):
-        if role.startswith(_PART):
-            parts: dict[str, float] = by_name[role.removeprefix(_PART)].setdefault("parts", {})
-            parts[member] = float(value)
-    return scores
-
-
 class PgRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._feature_sets: dict[str, tuple[str, ...]] = {}
-        self._lineup_ids: dict[Lineup, int] = {}
-        self._lineups: dict[int, Lineup] = {}
+        self._lineup_ids: dict[codec.Lineup, int] = {}
+        self._lineups: dict[int, codec.Lineup] = {}
         self._days: set[date] = set()  # day partitions known to exist
 
     # ---- layout: feature sets, model lineups, day partitions ----------------------------
@@ -199,25 +94,25 @@ class PgRepository:
                 "SELECT names FROM feature_sets WHERE id = $1", feature_set
             )
         if row is None:
-            raise UnknownFeatureSet(
+            raise codec.UnknownFeatureSet(
                 f"feature set {feature_set!r} has no stored feature order (table feature_sets):"
                 " its snapshots cannot be read"
             )
         names = tuple(row)
         current = feature_set == definitions.FEATURE_SET_ID
         if current and sorted(names) != sorted(definitions.FEATURE_NAMES):
-            raise UnknownFeatureSet(
+            raise codec.UnknownFeatureSet(
                 f"feature set {feature_set!r} is stored with other feature names than"
                 " features.definitions gives it"
             )
         self._feature_sets[feature_set] = names
         return names
 
-    async def _lineup_id(self, lineup: Lineup) -> int:
+    async def _lineup_id(self, lineup: codec.Lineup) -> int:
         known = self._lineup_ids.get(lineup)
         if known is not None:
             return known
-        models = _dumps([list(m) for m in lineup])
+        models = codec.dumps([list(m) for m in lineup])
         found = await self.pool.fetchval(
             "WITH new AS (INSERT INTO model_lineups (models) VALUES ($1::jsonb)"
             " ON CONFLICT (models) DO NOTHING RETURNING id)"
@@ -228,7 +123,7 @@ class PgRepository:
         self._lineup_ids[lineup], self._lineups[found] = found, lineup
         return int(found)
 
-    async def _lineup(self, lineup_id: int) -> Lineup:
+    async def _lineup(self, lineup_id: int) -> codec.Lineup:
         known = self._lineups.get(lineup_id)
         if known is None:
             models = await self.pool.fetchval(
@@ -252,7 +147,7 @@ class PgRepository:
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE i.inhparent = 'scored_transactions'::regclass ORDER BY c.relname"
         )
-        return [(r["relname"], _partition_day(r["relname"])) for r in rows]
+        return [(r["relname"], codec.partition_day(r["relname"])) for r in rows]
 
     async def prune(self, retention_days: int, today: date) -> list[str]:
         """Drop the day partitions older than ``retention_days`` before ``today`` (UTC).
@@ -268,7 +163,7 @@ class PgRepository:
             " AND relnamespace = current_schema()::regnamespace"
             " AND relname LIKE 'scored\\_transactions\\_p%'"
         )
-        days = {r["relname"]: _partition_day(r["relname"]) for r in tables}
+        days = {r["relname"]: codec.partition_day(r["relname"]) for r in tables}
         old = sorted(name for name, day in days.items() if day is not None and day < horizon)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(5392942, 1)")
@@ -318,7 +213,7 @@ class PgRepository:
         for record in records:
             unique.setdefault(record.transaction_id, record)
         chosen = list(unique.values())
-        days = {_utc_day(r.event_time) for r in chosen} - self._days
+        days = {codec.utc_day(r.event_time) for r in chosen} - self._days
         if days:
             await self.ensure_partitions(sorted(days))
         rows = [await self._encode(r) for r in chosen]
@@ -336,13 +231,13 @@ class PgRepository:
         # float4: the learner (and a restart re-learning the log) reads this rounded snapshot,
         # never the float64 values scored with, so both learn the same numbers.
         features = [r.features[n] for n in names]
-        lineup, values = _flatten_scores(r.scores)
-        rest, payload = pack_payload(r)
+        lineup, values = codec.flatten_scores(r.scores)
+        rest, payload = codec.pack_payload(r)
         dig = None if payload_digest(r.payload) == r.digest else r.digest
         reasons_list = orjson.loads(r.response).get("reasons") or None
-        reasons = None if reasons_list is None else _dumps(reasons_list)
+        reasons = None if reasons_list is None else codec.dumps(reasons_list)
         try:
-            rebuilt = rebuild_response(
+            rebuilt = codec.rebuild_response(
                 r.transaction_id, r.score, r.decision, lineup, values, reasons, r.event_time,
                 r.scored_at,
             )  # fmt: skip
@@ -354,8 +249,8 @@ class PgRepository:
         return (
             r.transaction_id, r.event_time, r.scored_at, r.score, await self._lineup_id(lineup),
             r.card_id, r.merchant_id, r.feature_set, r.feature_status, r.decision, r.source,
-            _dumps(values).replace("[", "{").replace("]", "}"),
-            _dumps(features).replace("[", "{").replace("]", "}"),
+            codec.dumps(values).replace("[", "{").replace("]", "}"),
+            codec.dumps(features).replace("[", "{").replace("]", "}"),
             rest, reasons, payload, dig, response,
         )  # fmt: skip
 
@@ -363,7 +258,7 @@ class PgRepository:
         """A stored row back to what was written: payload, digest, answer, features, scores."""
         payload = r["payload"]
         if payload is None:
-            payload = rebuild_payload(
+            payload = codec.rebuild_payload(
                 r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"],
                 r["event_time"],
             )  # fmt: skip
@@ -371,7 +266,7 @@ class PgRepository:
         scores = list(r["scores"])
         response = r["response"]
         if response is None:
-            response = rebuild_response(
+            response = codec.rebuild_response(
                 r["transaction_id"], r["score"], r["decision"], lineup, scores, r["reasons"],
                 r["event_time"], r["scored_at"],
             )  # fmt: skip
@@ -381,7 +276,7 @@ class PgRepository:
             "digest": r["digest"] or payload_digest(payload),
             "response": response,
             "features": dict(zip(names, (float(v) for v in r["features"]), strict=True)),
-            "scores": _nest_scores(lineup, scores),
+            "scores": codec.nest_scores(lineup, scores),
         }
 
     async def get(self, transaction_id: str) -> dict[str, Any] | None:
@@ -523,7 +418,7 @@ class PgRepository:
             version,
             learn_seq,
             feature_set,
-            _dumps(metadata),
+            codec.dumps(metadata),
             blob,
         )
         # keep the three newest per model
@@ -549,7 +444,7 @@ class PgRepository:
             record["to_model"],
             record["reason"],
             bool(record.get("automatic", False)),
-            _dumps(record),
+            codec.dumps(record),
         )
 
     async def promotions(self) -> list[dict[str, Any]]:
@@ -620,11 +515,3 @@ async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[
         seqs = [row["seq"] for row in rows]
     it = iter(seqs)
     return [next(it) if e.learn else None for _, e in items]
-
-
-def _partition_day(name: str) -> date | None:
-    """The UTC day of a partition named scored_transactions_pYYYYMMDD (None: the default)."""
-    stem = name.rpartition("_p")[2]
-    if len(stem) != 8 or not stem.isdigit():
-        return None
-    return date(int(stem[:4]), int(stem[4:6]), int(stem[6:]))

@@ -1,0 +1,132 @@
+"""How a scored record is packed into the compact columns and rebuilt from them.
+
+The canonical payload loses the fields that are columns of their own; the stored answer is
+rebuilt from the score columns; every model's score (and a stacked model's member scores) is
+one float per entry of a *lineup* stored once. :class:`PgRepository` checks, before writing,
+that the rebuild is byte-identical, and stores the original as it is otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from app.core.ports import ScoredRecord
+from features.schema import ModelRef, Score, ShadowScore
+
+_PAYLOAD_COLUMNS = ("transaction_id", "card_id", "merchant_id", "timestamp")
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()  # NaN/inf are impossible here: orjson writes null
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+class UnknownFeatureSet(LookupError):
+    """A stored row names a feature set whose order this database does not record."""
+
+
+def pack_payload(record: ScoredRecord) -> tuple[str | None, str | None]:
+    """(payload_rest, verbatim payload): the rest when it rebuilds the payload byte for byte."""
+    data = orjson.loads(record.payload)
+    if isinstance(data, dict):
+        rest = {k: v for k, v in data.items() if k not in _PAYLOAD_COLUMNS}
+        packed = dumps(rest)
+        rebuilt = rebuild_payload(
+            packed, record.transaction_id, record.card_id, record.merchant_id, record.event_time
+        )
+        if rebuilt == record.payload:
+            return packed, None
+    return None, record.payload
+
+
+def rebuild_payload(
+    rest: str, transaction_id: str, card_id: str, merchant_id: str, event_time: datetime
+) -> str:
+    """The canonical payload (as :meth:`Transaction.canonical_json` writes it) from its parts."""
+    data = orjson.loads(rest)
+    data["transaction_id"] = transaction_id
+    data["card_id"] = card_id
+    data["merchant_id"] = merchant_id
+    data["timestamp"] = event_time.astimezone(UTC).isoformat()
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def rebuild_response(
+    transaction_id: str,
+    score: float,
+    decision: str,
+    lineup: Sequence[Sequence[str]],
+    scores: Sequence[float],
+    reasons: str | None,
+    event_time: datetime,
+    scored_at: datetime,
+) -> str:
+    """The answer as :class:`features.schema.Score` writes it, from the stored columns."""
+    models = [(m, v) for m, v in zip(lineup, scores, strict=True) if not m[2].startswith(_PART)]
+    lineup, scores = [m for m, _ in models], [v for _, v in models]
+    (champion, champion_version, _), *challengers = lineup
+    answer = Score(
+        transaction_id=transaction_id,
+        score=score,
+        decision=decision,
+        model=ModelRef(name=champion, version=champion_version),
+        shadow=[
+            ShadowScore(name=name, version=version, score=value)
+            for (name, version, _), value in zip(challengers, scores[1:], strict=True)
+        ],
+        reasons=[] if reasons is None else orjson.loads(reasons),
+        event_time=event_time.astimezone(UTC),
+        scored_at=scored_at.astimezone(UTC),
+        replayed=False,
+    )
+    return answer.model_dump_json()
+
+
+Lineup = tuple[tuple[str, str, str], ...]  # (name, version, role) per model, champion first
+#: role prefix of a stacked model's member score in a lineup: ``part:<stacked model>``
+_PART = "part:"
+
+
+def flatten_scores(stored: Sequence[dict[str, Any]]) -> tuple[Lineup, list[float]]:
+    """Scores as stored by the core (a stack's member scores nested under ``parts``) as one
+    lineup and one array: each model, then each part as ``(member, "", "part:<model>")``."""
+    lineup: list[tuple[str, str, str]] = []
+    values: list[float] = []
+    for s in stored:
+        lineup.append((str(s["name"]), str(s["version"]), str(s["role"])))
+        values.append(float(s["score"]))
+    for s in stored:
+        for member, value in (s.get("parts") or {}).items():
+            lineup.append((str(member), "", _PART + str(s["name"])))
+            values.append(float(value))
+    return tuple(lineup), values
+
+
+def nest_scores(lineup: Lineup, values: Sequence[float]) -> list[dict[str, Any]]:
+    """The inverse of :func:`flatten_scores`."""
+    scores: list[dict[str, Any]] = [
+        {"name": name, "version": version, "score": value, "role": role}
+        for (name, version, role), value in zip(lineup, values, strict=True)
+        if not role.startswith(_PART)
+    ]
+    by_name = {s["name"]: s for s in scores}
+    for (member, _, role), value in zip(lineup, values, strict=True):
+        if role.startswith(_PART):
+            parts: dict[str, float] = by_name[role.removeprefix(_PART)].setdefault("parts", {})
+            parts[member] = float(value)
+    return scores
+
+
+def partition_day(name: str) -> date | None:
+    """The UTC day of a partition named scored_transactions_pYYYYMMDD (None: the default)."""
+    stem = name.rpartition("_p")[2]
+    if len(stem) != 8 or not stem.isdigit():
+        return None
+    return date(int(stem[:4]), int(stem[4:6]), int(stem[6:]))
