@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -68,8 +69,12 @@ class ServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
         env.update({"RIVERGUARD_PORT": str(self.port), "RIVERGUARD_LOG_LEVEL": "WARNING"})
         env.update(self.env)
+        if log_path is None:  # a failed start must still say why
+            handle, name = tempfile.mkstemp(prefix="riverguard-service-", suffix=".log")
+            os.close(handle)
+            log_path = Path(name)
         self.log_path = log_path
-        with open(log_path or os.devnull, "ab") as log:
+        with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [part.replace("{port}", str(self.port)) for part in self.command],
                 env=env,
