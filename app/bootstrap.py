@@ -20,6 +20,7 @@ from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.config import Settings
 from app.core import readiness, series
+from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
@@ -123,6 +124,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         ),
         policy_every_labels=settings.scoring.promotion_every_labels,
         parked_ttl=timedelta(days=settings.scoring.parked_label_ttl_days),
+        warmup=WarmUp(settings.scoring.warmup_labels, settings.scoring.warmup_frauds),
     )
     promotions = Promotions(pool, repository, metrics)
     learner.promotions = promotions
@@ -130,7 +132,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     log.info("models restored; %d labels re-learned from the log", relearned)
     service = ScoringService(
         features,
-        Scorer(pool, metrics, definitions.FEATURE_SET_ID),
+        Scorer(pool, metrics, definitions.FEATURE_SET_ID, learner.warmup),
         repository,
         metrics,
         group_writer(repository, settings.persistence.flush_ms, settings.persistence.flush_max),

@@ -46,6 +46,12 @@ class ScoringSettings(BaseModel):
     challengers: tuple[str, ...] = ("logreg", "hat")
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
+    warmup_labels: int = Field(
+        default=1_000, ge=0, description="labels the champion learns before its decisions count"
+    )
+    warmup_frauds: int = Field(
+        default=10, ge=0, description="frauds among them (both conditions hold to end warm-up)"
+    )
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     lateness_days: float = Field(default=7.0, ge=0, le=17)
     metrics_window: int = Field(default=10_000, ge=10)

@@ -143,6 +143,9 @@ Longitude = Annotated[float, BeforeValidator(_finite_float), Field(ge=-180, le=1
 Channel = Literal["pos", "ecom", "atm", "moto"]
 LabelSource = Literal["chargeback", "review", "customer", "simulator"]
 Decision = Literal["approve", "review", "decline"]
+#: Which layer decided: the champion's score against the thresholds, or the warm-up rule
+#: (a champion that has not learned enough yet: its score is reported, not acted on).
+DecidedBy = Literal["model", "warmup"]
 
 
 def _bad(kind: str) -> str:
@@ -223,6 +226,7 @@ class Score(WireModel):
     model: ModelRef
     shadow: list[ShadowScore] = []
     reasons: list[Reason] = []
+    decided_by: DecidedBy = "model"
     event_time: datetime
     scored_at: datetime
     replayed: bool = False

@@ -76,6 +76,7 @@ class Member:
     drift: DriftMonitor = field(default_factory=DriftMonitor)
     baseline: explain.FeatureBaseline = field(default_factory=explain.FeatureBaseline)
     learned: int = 0
+    frauds: int = 0  # fraud labels among those learned
     predict_errors: int = 0  # predict_proba_one raised
     invalid_outputs: int = 0  # it answered, but not a probability (NaN, out of range, ...)
     learn_errors: int = 0  # learn_one raised (the label is still counted as seen)
@@ -142,6 +143,7 @@ class Member:
         except Exception:
             self.learn_errors += 1
         self.learned += 1
+        self.frauds += bool(label)
         self.baseline.update(x)
 
     def window(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], Any]:

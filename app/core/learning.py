@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import LabelEntry, LearnerStore, LearnRow, ParkedLabel
 from app.core.promotion import Promotions
@@ -60,6 +61,7 @@ class Learner:
     sweep_seconds: float = 1.0
     policy_every_labels: int = 1000
     promotions: Promotions | None = None  # the automatic policy runs only when given
+    warmup: WarmUp | None = None  # told the champion's progress after every learned batch
     last_learn_seq: int = 0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
@@ -176,6 +178,8 @@ class Learner:
             self.last_learn_seq = max(self.last_learn_seq, seq)
             self._since_checkpoint += 1
             self._since_policy += 1
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
 
     # ---- checkpoints, expiry, restore ----------------------------------------------------
     async def _housekeeping(self) -> None:
@@ -223,6 +227,8 @@ class Learner:
             self.last_learn_seq = seq
             relearned += 1
         self.last_learn_seq = max(self.last_learn_seq, start)
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
         return relearned
 
     async def _load_snapshots(self) -> int:

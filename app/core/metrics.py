@@ -61,6 +61,13 @@ class Metrics:
         self.decisions = Counter(
             "riverguard_decisions_total", "Champion decisions by outcome.", ["decision"], registry=r
         )
+        self.decided_by = Counter(
+            "riverguard_decided_by_total",
+            "Decisions by the layer that made them (model: thresholds; warmup: the champion"
+            " had not learned enough, the transaction was approved).",
+            ["layer"],
+            registry=r,
+        )
         self.scores = Histogram(
             "riverguard_model_score",
             "Distribution of scores given, per model and role.",

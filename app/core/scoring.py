@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
 from app.core.metrics import Metrics
 from app.core.ports import ScoredRecord, ScoreStore, Stored
 from features import config as feature_config
 from features import store as feature_store
-from features.schema import PROBLEM_REASONS, ModelRef, Reason, Score, ShadowScore, Transaction
+from features.schema import (
+    PROBLEM_REASONS,
+    DecidedBy,
+    Decision,
+    ModelRef,
+    Reason,
+    Score,
+    ShadowScore,
+    Transaction,
+)
 from models import pool as model_pool
 
 Path = Literal["rest", "kafka"]
@@ -65,10 +75,17 @@ def digest(payload: str) -> str:
 class Scorer:
     """Champion decides, challengers score in shadow; reasons explain the champion's score."""
 
-    def __init__(self, pool: model_pool.ModelPool, metrics: Metrics, feature_set: str) -> None:
+    def __init__(
+        self,
+        pool: model_pool.ModelPool,
+        metrics: Metrics,
+        feature_set: str,
+        warmup: WarmUp | None = None,
+    ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.feature_set = feature_set
+        self.warmup = warmup or WarmUp(labels=0, frauds=0, done=True)
 
     def record(
         self,
@@ -83,11 +100,16 @@ class Scorer:
         features = dict(result.features)
         scores = self.pool.score(features)
         champion, challengers = scores[0], scores[1:]
-        decision = self.pool.decide(champion.score)
-        # Reasons explain a decision that stops or slows a payment; an approval needs none,
-        # and explaining costs ~8 extra champion predictions.
-        explained = self.pool.explain(features, top=3) if decision != "approve" else []
-        reasons = [Reason(code=r.code, feature=r.feature, value=r.value) for r in explained]
+        decided_by: DecidedBy = "model" if self.warmup.done else "warmup"
+        if decided_by == "warmup":  # the score is reported, not acted on
+            decision: Decision = "approve"
+            reasons = [self.warmup.reason()]
+        else:
+            decision = self.pool.decide(champion.score)
+            # Reasons explain a decision that stops or slows a payment; an approval needs
+            # none, and explaining costs ~8 extra champion predictions.
+            explained = self.pool.explain(features, top=3) if decision != "approve" else []
+            reasons = [Reason(code=r.code, feature=r.feature, value=r.value) for r in explained]
         for s in scores:
             self.metrics.scores.labels(s.name, s.role).observe(s.score)
         answer = Score(
@@ -99,6 +121,7 @@ class Scorer:
                 ShadowScore(name=s.name, version=s.version, score=s.score) for s in challengers
             ],
             reasons=reasons,
+            decided_by=decided_by,
             event_time=tx.timestamp,
             scored_at=now,
             replayed=False,
@@ -239,6 +262,7 @@ class ScoringService:
                 self.metrics.inputs.labels("transaction", path, kind).inc()
                 if not outcome.score.replayed:
                     self.metrics.decisions.labels(outcome.score.decision).inc()
+                    self.metrics.decided_by.labels(outcome.score.decided_by).inc()
             elif isinstance(outcome, Conflict):
                 self.metrics.inputs.labels("transaction", path, "conflict").inc()
                 self.metrics.rejections.labels("transaction", "conflict").inc()

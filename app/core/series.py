@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
-from features.schema import Decision
+from features.schema import DecidedBy, Decision
 from models.member import Role
 
 PATHS = ("rest", "kafka")
@@ -38,6 +38,7 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
     """Every series of the scoring and learning paths, for the pool's ``models``."""
     touch(metrics.stage, [(stage,) for stage in STAGES])
     touch(metrics.decisions, [(decision,) for decision in get_args(Decision)])
+    touch(metrics.decided_by, [(layer,) for layer in get_args(DecidedBy)])
     touch(metrics.labels, [(status,) for status in LABEL_STATUSES])
     touch(metrics.rejections, _rejections())
     touch(metrics.inputs, _inputs())

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from app.core.decisions import WARMING_UP
 from app.core.ports import ScoredRecord
 from features.schema import ModelRef, Score, ShadowScore
 
@@ -72,6 +73,7 @@ def rebuild_response(
     models = [(m, v) for m, v in zip(lineup, scores, strict=True) if not m[2].startswith(_PART)]
     lineup, scores = [m for m, _ in models], [v for _, v in models]
     (champion, champion_version, _), *challengers = lineup
+    reasons_list: list[dict[str, Any]] = [] if reasons is None else orjson.loads(reasons)
     answer = Score(
         transaction_id=transaction_id,
         score=score,
@@ -81,7 +83,8 @@ def rebuild_response(
             ShadowScore(name=name, version=version, score=value)
             for (name, version, _), value in zip(challengers, scores[1:], strict=True)
         ],
-        reasons=[] if reasons is None else orjson.loads(reasons),
+        reasons=reasons_list,
+        decided_by="warmup" if any(r["code"] == WARMING_UP for r in reasons_list) else "model",
         event_time=event_time.astimezone(UTC),
         scored_at=scored_at.astimezone(UTC),
         replayed=False,

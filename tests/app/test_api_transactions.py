@@ -222,3 +222,13 @@ def test_body_over_the_limit_is_413_with_and_without_content_length(client: Test
         "/v1/transactions", content=chunks(), headers={**SCORER, "content-type": "application/json"}
     )
     assert streamed.status_code == 413
+
+
+def test_a_fresh_service_approves_while_its_champion_warms_up(client: TestClient) -> None:
+    answers = [client.post("/v1/transactions", json=tx(), headers=SCORER).json() for _ in range(5)]
+    for answer in answers:
+        assert answer["decision"] == "approve" and answer["decided_by"] == "warmup"
+        assert answer["reasons"][0]["code"] == "model_warming_up"
+        assert 0.0 <= answer["score"] <= 1.0  # reported beside the decision
+    metrics = client.get("/metrics").text
+    assert 'riverguard_decided_by_total{layer="warmup"} 5.0' in metrics

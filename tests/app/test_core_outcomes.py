@@ -16,6 +16,7 @@ import pytest
 
 from app.bootstrap import build_pool
 from app.config import ScoringSettings, Settings
+from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
 from app.core.scoring import Conflict, Rejected, Scored, Scorer, ScoringService, group_writer
@@ -166,3 +167,54 @@ async def test_a_stacked_champion_learns_from_the_parts_stored_at_scoring() -> N
         await asyncio.gather(task, return_exceptions=True)
     stack = pool.members["stack"].model
     assert stack.labels == 6 and stack.fallbacks == 0
+
+
+async def test_warm_up_approves_until_the_champion_has_learned_enough() -> None:
+    settings = Settings(_env_file=None, scoring=ScoringSettings(challengers=("hat",)))  # type: ignore[call-arg]
+    pool = build_pool(settings, None)
+    records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
+    warmup = WarmUp(labels=4, frauds=2)
+    learner = Learner(
+        repository=records,
+        pool=pool,
+        features=features,
+        metrics=metrics,
+        checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
+        warmup=warmup,
+    )
+    service = ScoringService(
+        features,
+        Scorer(pool, metrics, "test-set", warmup),
+        records,
+        metrics,
+        group_writer(records, flush_ms=1, flush_max=64),
+        clock=lambda: NOW,
+    )
+    task = asyncio.create_task(learner.run())
+    try:
+        first = await service.score([_tx(f"t{i}", hours_ago=20 - i) for i in range(8)], "rest")
+        # a fresh model answers the review threshold: warm-up approves and says why
+        assert {o.score.decision for o in first if isinstance(o, Scored)} == {"approve"}
+        for outcome in first:
+            assert isinstance(outcome, Scored) and outcome.score.decided_by == "warmup"
+            assert [r.code for r in outcome.score.reasons] == ["model_warming_up"]
+        await learner.submit([_label(f"t{i}", is_fraud=i < 1) for i in range(4)])
+        assert not warmup.done  # four labels, one fraud: not yet
+        [still] = await service.score([_tx("t8", hours_ago=11)], "rest")
+        assert isinstance(still, Scored) and still.score.decided_by == "warmup"
+        await learner.submit([_label("t4", is_fraud=True)])
+        assert warmup.done
+        [decided] = await service.score([_tx("t9", hours_ago=10)], "rest")
+        assert isinstance(decided, Scored) and decided.score.decided_by == "model"
+        assert "model_warming_up" not in [r.code for r in decided.score.reasons]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    layers = {
+        s.labels["layer"]: s.value
+        for family in metrics.registry.collect()
+        if family.name == "riverguard_decided_by"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert layers == {"model": 1.0, "warmup": 9.0}

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from app.config import ScoringSettings, Settings
+from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import LabelEntry, ScoredRecord
 from app.core.scoring import Scorer, digest
@@ -24,13 +25,15 @@ from features.schema import Transaction
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def _records(txs: list[Transaction], champion: str | None = None) -> list[ScoredRecord]:
+def _records(
+    txs: list[Transaction], champion: str | None = None, warmup: WarmUp | None = None
+) -> list[ScoredRecord]:
     """Records exactly as the service builds them (reference features, default models)."""
     from app.bootstrap import build_pool
 
     scoring = ScoringSettings() if champion is None else ScoringSettings(champion=champion)
     settings = Settings(_env_file=None, scoring=scoring)  # type: ignore[call-arg]
-    scorer = Scorer(build_pool(settings, None), Metrics(), definitions.FEATURE_SET_ID)
+    scorer = Scorer(build_pool(settings, None), Metrics(), definitions.FEATURE_SET_ID, warmup)
     reference = ReferenceFeatures()
     out = []
     for tx in txs:
@@ -221,3 +224,15 @@ async def test_a_stacks_member_scores_round_trip_and_stay_out_of_the_answer(
         assert json.dumps(stored["score"], sort_keys=True) == json.dumps(
             json.loads(record.response), sort_keys=True
         )
+
+
+async def test_a_warm_up_answer_is_rebuilt_exactly(repo: PgRepository) -> None:
+    records = _records([_tx("wu-1", DAY)], warmup=WarmUp(labels=10))
+    assert json.loads(records[0].response)["decided_by"] == "warmup"
+    assert await repo.insert_scored(records) == {"wu-1"}
+    verbatim = await repo.pool.fetchval(
+        "SELECT count(*) FROM scored_transactions WHERE response IS NOT NULL"
+    )
+    assert verbatim == 0
+    stored = await repo.get("wu-1")
+    assert stored is not None and stored["score"] == json.loads(records[0].response)
