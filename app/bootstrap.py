@@ -26,6 +26,7 @@ from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.scoring import Scorer, ScoringService, group_writer
+from app.postgres.leadership import PgLeadership
 from app.postgres.repository import PgRepository
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
@@ -80,6 +81,7 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
 async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
     async with open_backends(settings) as backends:
         state = await _assemble(settings, metrics, backends)
+        await state.learner.try_to_lead()
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
         watcher = asyncio.create_task(
             readiness.watch(state.readiness, _readiness_reporter(state), every=5.0),
@@ -125,6 +127,9 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         policy_every_labels=settings.scoring.promotion_every_labels,
         parked_ttl=timedelta(days=settings.scoring.parked_label_ttl_days),
         warmup=WarmUp(settings.scoring.warmup_labels, settings.scoring.warmup_frauds),
+        leadership=PgLeadership(
+            str(settings.secret("database_url")), lease_seconds=settings.scoring.lease_seconds
+        ),
     )
     promotions = Promotions(pool, repository, metrics)
     learner.promotions = promotions

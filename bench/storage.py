@@ -35,7 +35,7 @@ from app.postgres import migrate, sizes
 from app.postgres.repository import PgRepository
 from features import definitions
 from features.reference import ReferenceFeatures
-from features.schema import Transaction, decode_label, decode_transaction
+from features.schema import Label, Transaction, decode_label, decode_transaction
 from simulator.config import SimConfig
 from simulator.generate import generate
 
@@ -99,6 +99,13 @@ def workload(count: int, seed: int = 7) -> Workload:
     return Workload(records, labels)
 
 
+def _label(entry: LabelEntry) -> Label:
+    return Label(
+        transaction_id=entry.transaction_id, is_fraud=entry.is_fraud,
+        labeled_at=entry.labeled_at, source=entry.source,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 async def store(database_url: str, work: Workload, batch: int = 256) -> None:
     """Write the workload through the repository, as the service does (group-committed)."""
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -109,7 +116,9 @@ async def store(database_url: str, work: Workload, batch: int = 256) -> None:
         for start in range(0, len(work.records), batch):
             await repository.insert_scored(work.records[start : start + batch])
         for start in range(0, len(work.labels), batch):
-            await repository.record_labels(work.labels[start : start + batch])
+            chunk = work.labels[start : start + batch]
+            seqs = await repository.receive_labels([_label(e) for e in chunk])
+            await repository.settle_labels(list(zip(seqs, chunk, strict=True)), epoch=0)
         async with db.acquire() as conn:
             await conn.execute("VACUUM ANALYZE")
     finally:

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/labels", tags=["labels"])
 
 class LabelAccepted(BaseModel):
     transaction_id: str
-    status: Literal["learned", "duplicate", "parked", "relabeled"]
+    status: Literal["learned", "duplicate", "parked", "relabeled", "accepted"]
 
 
 @router.post(
@@ -35,7 +35,7 @@ class LabelAccepted(BaseModel):
     responses=problem_responses(400, 401, 403, 413, 422),
 )
 async def post_label(body: RawBody, state: State) -> LabelAccepted:
-    """Learned now, parked until its transaction arrives, a duplicate, or a relabel (flip)."""
+    """Learned, parked, duplicate, relabeled, or accepted (another process's learner settles it)."""
     label = decode_label(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
     (result,) = await state.learner.submit([label])
     state.metrics.inputs.labels("label", "rest", result).inc()

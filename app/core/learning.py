@@ -26,21 +26,22 @@ from typing import Any, Literal
 
 from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
-from app.core.ports import LabelEntry, LearnerStore, LearnRow, ParkedLabel
+from app.core.ports import Fenced, LabelEntry, Leadership, LearnerStore, LearnRow, ParkedLabel
 from app.core.promotion import Promotions
 from features import store as feature_store
 from features.schema import Label, Transaction
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
-LabelStatus = Literal["learned", "duplicate", "parked", "relabeled"]
+#: A label's status as answered: settled by the leading learner of this process, or
+#: ``accepted`` — durable, to be settled by the learner that leads (another process).
+LabelStatus = Literal["learned", "duplicate", "parked", "relabeled", "accepted"]
 
 
 @dataclass
 class _Job:
-    labels: Sequence[Label] = ()
-    arrived: bool = False
-    done: asyncio.Future[list[LabelStatus]] | None = None
+    claim: bool = False  # settle the received labels
+    arrived: bool = False  # adopt parked labels whose transaction arrived
 
 
 @dataclass
@@ -62,7 +63,11 @@ class Learner:
     policy_every_labels: int = 1000
     promotions: Promotions | None = None  # the automatic policy runs only when given
     warmup: WarmUp | None = None  # told the champion's progress after every learned batch
+    leadership: Leadership | None = None  # None: this learner always leads (one process)
+    epoch: int = 0
     last_learn_seq: int = 0
+    _waiting: dict[int, asyncio.Future[LabelStatus]] = field(default_factory=dict)
+    _claim_queued: bool = False
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
     _checkpoint_at: float = field(default_factory=time.monotonic)
@@ -71,11 +76,25 @@ class Learner:
     _since_policy: int = 0
 
     # ---- API used by the routes and the labels worker --------------------------------
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leading
+
     async def submit(self, labels: Sequence[Label]) -> list[LabelStatus]:
-        """Queue labels for the learning task; return each one's status once it is durable."""
-        done: asyncio.Future[list[LabelStatus]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(labels=labels, done=done))
-        return await done
+        """Record labels durably; when this process leads, wait for each one's settlement.
+
+        A scorer that does not lead answers ``accepted``: the leading learner (another
+        process) claims the labels in order and learns each exactly once.
+        """
+        seqs = await self.repository.receive_labels(labels)
+        if not self.leading:
+            return ["accepted"] * len(seqs)
+        loop = asyncio.get_running_loop()
+        futures = [self._waiting.setdefault(seq, loop.create_future()) for seq in seqs]
+        if not self._claim_queued:
+            self._claim_queued = True
+            self._queue.put_nowait(_Job(claim=True))
+        return list(await asyncio.gather(*futures))
 
     def notify_arrived(self, transaction_ids: Sequence[str]) -> None:
         """Transactions were stored: parked labels for them can be learned now.
@@ -89,32 +108,81 @@ class Learner:
 
     # ---- the owner task ---------------------------------------------------------------
     async def run(self) -> None:
+        """Lead (or wait to lead), learn, and step down when fenced; forever."""
         while True:
+            if self.leadership is not None and not self.leadership.leading:
+                await self.leadership.acquire()
+                await self._took_over()
+            try:
+                await self._lead()
+            except Fenced as exc:
+                log.error("stepping down: %s", exc)
+            finally:
+                self._release_waiters()
+                if self.leadership is not None:
+                    await self.leadership.release()
+            if self.leadership is None:
+                return
+
+    async def try_to_lead(self) -> bool:
+        """At start: lead at once if no other learner does (else run() waits as a standby)."""
+        if self.leadership is None:
+            return True
+        if await self.leadership.try_acquire():
+            await self._took_over()
+            return True
+        log.info("another learner leads; this one waits as a standby")
+        return False
+
+    async def _took_over(self) -> None:
+        assert self.leadership is not None
+        self.epoch = self.leadership.epoch
+        relearned = await self.catch_up()
+        log.info("leading at epoch %d; caught up %d labels", self.epoch, relearned)
+
+    async def _lead(self) -> None:
+        while self.leading:
             try:
                 async with asyncio.timeout(self.sweep_seconds):
                     job = await self._queue.get()
             except TimeoutError:
-                job = _Job(arrived=True)
+                job = _Job(claim=True, arrived=True)  # labels received by other processes
             try:
                 await self._handle(job)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, Fenced):
                 raise
-            except Exception as exc:
+            except Exception:
                 log.exception("learning job failed")
-                if job.done is not None and not job.done.done():
-                    job.done.set_exception(exc)
+
+    def _release_waiters(self) -> None:
+        """Labels waited on here are durable: the next leader settles them."""
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result("accepted")
+        self._waiting.clear()
 
     async def _handle(self, job: _Job) -> None:
-        if job.labels:
-            statuses = await self._apply(job.labels)
-            if job.done is not None and not job.done.done():
-                job.done.set_result(statuses)
+        if job.claim:
+            self._claim_queued = False
+            await self._claim()
         if job.arrived:
             self._arrival_queued = False  # arrivals from now on need another pass
             await self._adopt_parked()
         await self._housekeeping()
 
-    async def _apply(self, labels: Sequence[Label]) -> list[LabelStatus]:
+    async def _claim(self, batch: int = 1000) -> None:
+        while True:
+            received = await self.repository.received(batch)
+            if received:
+                statuses = await self._apply([r.label for r in received], [r.seq for r in received])
+                for item, status in zip(received, statuses, strict=True):
+                    waiting = self._waiting.pop(item.seq, None)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(status)
+            if len(received) < batch:
+                return
+
+    async def _apply(self, labels: Sequence[Label], seqs: Sequence[int]) -> list[LabelStatus]:
         rows = await self.repository.for_learning([lb.transaction_id for lb in labels])
         current = {tx_id: row.label_is_fraud for tx_id, row in rows.items()}
         entries: list[LabelEntry] = []
@@ -123,7 +191,7 @@ class Learner:
             entries.append(_entry(label, status))
             if status in ("learned", "relabeled"):
                 current[label.transaction_id] = label.is_fraud
-        await self._learn(entries, rows)
+        await self._learn(entries, rows, settled=list(zip(seqs, entries, strict=True)))
         return [e.status for e in entries]  # type: ignore[misc]
 
     async def _adopt_parked(self) -> None:
@@ -145,24 +213,27 @@ class Learner:
             )
             status: LabelStatus = "learned" if rows[tx_id].label_is_fraud is None else "relabeled"
             adopted.append((row.seq, _entry(label, status)))
-        await self._learn([e for _, e in adopted], rows, adopted=adopted, superseded=superseded)
+        await self._learn(
+            [e for _, e in adopted], rows, settled=adopted, superseded=superseded, adopted=True
+        )
 
     async def _learn(
         self,
         entries: list[LabelEntry],
         rows: dict[str, LearnRow],
-        adopted: list[tuple[int, LabelEntry]] | None = None,
+        settled: list[tuple[int, LabelEntry]],
         superseded: Sequence[int] = (),
+        adopted: bool = False,
     ) -> None:
         learnable = [e for e in entries if e.learn]
         if learnable:
             await self.features.apply_labels(
                 [(_label(e), transaction_of(rows[e.transaction_id])) for e in learnable]
             )
-        if adopted is None:
-            seqs = await self.repository.record_labels(entries)
+        if adopted:
+            seqs = await self.repository.adopt_parked(settled, superseded, self.epoch)
         else:
-            seqs = await self.repository.adopt_parked(adopted, superseded)
+            seqs = await self.repository.settle_labels(settled, self.epoch)
         for index, (entry, seq) in enumerate(zip(entries, seqs, strict=True)):
             if index and index % 64 == 0:
                 await asyncio.sleep(0)  # learning a big batch must not stall scoring
@@ -212,6 +283,7 @@ class Learner:
                 self.checkpoints.feature_set,
                 {"labels_learned": self.last_learn_seq},
                 blob,
+                self.epoch if self.leadership is not None else None,
             )
             self.metrics.checkpoints.labels(name).inc()
         self._since_checkpoint = 0
@@ -227,6 +299,20 @@ class Learner:
             self.last_learn_seq = seq
             relearned += 1
         self.last_learn_seq = max(self.last_learn_seq, start)
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
+        return relearned
+
+    async def catch_up(self) -> int:
+        """Learn the log written since this process last learned (a standby taking over)."""
+        relearned = 0
+        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(
+            self.last_learn_seq
+        ):
+            scored = row.scores if evaluate else {}
+            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
+            self.last_learn_seq = seq
+            relearned += 1
         if self.warmup is not None:
             self.warmup.observe_pool(self.pool)
         return relearned

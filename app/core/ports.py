@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from features.schema import Label
+
 
 @dataclass(frozen=True)
 class ScoredRecord:
@@ -89,16 +91,30 @@ class ScoreStore(Protocol):
 
 
 class LabelLog(Protocol):
-    """Labels, parked labels and the learning log (written by the learner alone)."""
+    """Labels, parked labels and the learning log (written by the learner alone).
+
+    Labels arrive through :meth:`receive_labels` (any process, durable at once); the learner
+    claims them in order (:meth:`received`) and settles each one — learned, duplicate,
+    relabeled or parked — with :meth:`settle_labels`, which appends the gapless learning log
+    under the learner's ``epoch`` (a stale epoch raises :class:`Fenced` and writes nothing).
+    """
+
+    async def receive_labels(self, labels: Sequence[Label]) -> list[int]: ...
+
+    async def received(self, limit: int = 1000) -> list[ReceivedLabel]: ...
+
+    async def settle_labels(
+        self, settled: Sequence[tuple[int, LabelEntry]], epoch: int
+    ) -> list[int | None]: ...
+
+    async def label_statuses(self, seqs: Sequence[int]) -> dict[int, str]: ...
 
     async def for_learning(self, ids: Sequence[str]) -> dict[str, LearnRow]: ...
-
-    async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]: ...
 
     async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]: ...
 
     async def adopt_parked(
-        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
+        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int], epoch: int
     ) -> list[int | None]: ...
 
     async def expire_parked(self, received_before: datetime) -> int: ...
@@ -121,7 +137,10 @@ class SnapshotStore(Protocol):
         feature_set: str,
         metadata: dict[str, Any],
         blob: bytes,
-    ) -> None: ...
+        epoch: int | None = None,
+    ) -> None:
+        """Store a snapshot; with ``epoch``, only while that epoch leads (else Fenced)."""
+        ...
 
     async def latest_snapshot(self, name: str) -> tuple[int, bytes] | None: ...
 
@@ -146,3 +165,30 @@ class RecordReader(Protocol):
     async def get(self, transaction_id: str) -> dict[str, Any] | None: ...
 
     async def promotions(self) -> list[dict[str, Any]]: ...
+
+
+class Fenced(RuntimeError):
+    """A learner write under an epoch that no longer leads: nothing was written."""
+
+
+@dataclass(frozen=True)
+class ReceivedLabel:
+    """A label recorded durably by any process, not yet settled by the learner."""
+
+    seq: int
+    label: Label
+
+
+class Leadership(Protocol):
+    """The learner lease: one leader at a time, each with a higher epoch than the last."""
+
+    epoch: int
+
+    @property
+    def leading(self) -> bool: ...
+
+    async def acquire(self, poll: float = 1.0) -> int: ...
+
+    async def try_acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...

@@ -14,10 +14,19 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.core.ports import LabelEntry, LearnRow, ParkedLabel, ScoredRecord, Stored
+from app.core.ports import (
+    LabelEntry,
+    LearnRow,
+    ParkedLabel,
+    ReceivedLabel,
+    ScoredRecord,
+    Stored,
+)
 from app.core.scoring import digest as payload_digest
 from app.postgres import codec
+from app.postgres.leadership import check_epoch
 from features import definitions
+from features.schema import Label
 
 log = logging.getLogger(__name__)
 
@@ -315,30 +324,61 @@ class PgRepository:
             label_is_fraud=row["label_is_fraud"],
         )
 
-    async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]:
-        """Append labels (and learning-log rows) in one transaction; learn_seq per entry.
+    async def receive_labels(self, labels: Sequence[Label]) -> list[int]:
+        """Record labels as received (durable now; the learner settles them); their seqs."""
+        if not labels:
+            return []
+        rows = await self.pool.fetch(
+            "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
+            " SELECT t.id, t.fraud, t.at, t.source, 'received' FROM unnest($1::text[],"
+            " $2::bool[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
+            " AS t(id, fraud, at, source, n) ORDER BY t.n RETURNING seq",
+            [lb.transaction_id for lb in labels],
+            [lb.is_fraud for lb in labels],
+            [lb.labeled_at for lb in labels],
+            [lb.source for lb in labels],
+        )
+        return [row["seq"] for row in rows]
 
-        Three set-based statements per batch, whatever its size: the labels, the current
-        label of each transaction, the learning log.
-        """
-        if not entries:
+    async def received(self, limit: int = 1000) -> list[ReceivedLabel]:
+        """Labels not settled yet, in arrival order (a late commit is simply claimed later)."""
+        rows = await self.pool.fetch(
+            "SELECT seq, transaction_id, is_fraud, labeled_at, source FROM labels"
+            " WHERE status = 'received' ORDER BY seq LIMIT $1",
+            limit,
+        )
+        return [
+            ReceivedLabel(
+                row["seq"],
+                Label(
+                    transaction_id=row["transaction_id"], is_fraud=row["is_fraud"],
+                    labeled_at=row["labeled_at"], source=row["source"],
+                ),
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    async def settle_labels(
+        self, settled: Sequence[tuple[int, LabelEntry]], epoch: int
+    ) -> list[int | None]:
+        """Give received labels their status and append the learning log, under ``epoch``."""
+        if not settled:
             return []
         async with self.pool.acquire() as conn, conn.transaction():
-            label_seqs = [
-                row["seq"]
-                for row in await conn.fetch(
-                    "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
-                    " SELECT t.id, t.fraud, t.at, t.source, t.status FROM unnest($1::text[],"
-                    " $2::bool[], $3::timestamptz[], $4::text[], $5::text[]) WITH ORDINALITY"
-                    " AS t(id, fraud, at, source, status, n) ORDER BY t.n RETURNING seq",
-                    [e.transaction_id for e in entries],
-                    [e.is_fraud for e in entries],
-                    [e.labeled_at for e in entries],
-                    [e.source for e in entries],
-                    [e.status for e in entries],
-                )
-            ]
-            return await _apply_labels(conn, list(zip(label_seqs, entries, strict=True)))
+            await check_epoch(conn, epoch)
+            await conn.execute(
+                "UPDATE labels l SET status = t.status FROM unnest($1::bigint[], $2::text[])"
+                " AS t(seq, status) WHERE l.seq = t.seq AND l.status = 'received'",
+                [seq for seq, _ in settled],
+                [e.status for _, e in settled],
+            )
+            return await _apply_labels(conn, list(settled), epoch)
+
+    async def label_statuses(self, seqs: Sequence[int]) -> dict[int, str]:
+        rows = await self.pool.fetch(
+            "SELECT seq, status FROM labels WHERE seq = ANY($1::bigint[])", list(seqs)
+        )
+        return {row["seq"]: row["status"] for row in rows}
 
     async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]:
         """Parked labels whose transaction has arrived since, in arrival order."""
@@ -351,10 +391,11 @@ class PgRepository:
         return [ParkedLabel(**dict(row)) for row in rows]
 
     async def adopt_parked(
-        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
+        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int], epoch: int
     ) -> list[int | None]:
         """Parked labels whose transaction arrived: learn the newest per transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await check_epoch(conn, epoch)
             await conn.execute(
                 "UPDATE labels SET status = 'superseded' WHERE seq = ANY($1::bigint[])",
                 list(superseded),
@@ -365,7 +406,7 @@ class PgRepository:
                 [seq for seq, _ in adopted],
                 [e.status for _, e in adopted],
             )
-            return await _apply_labels(conn, list(adopted))
+            return await _apply_labels(conn, list(adopted), epoch)
 
     async def expire_parked(self, received_before: datetime) -> int:
         result = await self.pool.execute(
@@ -410,23 +451,27 @@ class PgRepository:
         feature_set: str,
         metadata: dict[str, Any],
         blob: bytes,
+        epoch: int | None = None,
     ) -> None:
-        await self.pool.execute(
-            "INSERT INTO model_snapshots (model_name, model_version, learn_seq, feature_set,"
-            " metadata, blob) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-            name,
-            version,
-            learn_seq,
-            feature_set,
-            codec.dumps(metadata),
-            blob,
-        )
-        # keep the three newest per model
-        await self.pool.execute(
-            "DELETE FROM model_snapshots WHERE model_name = $1 AND id NOT IN (SELECT id FROM"
-            " model_snapshots WHERE model_name = $1 ORDER BY id DESC LIMIT 3)",
-            name,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            if epoch is not None:
+                await check_epoch(conn, epoch)
+            await conn.execute(
+                "INSERT INTO model_snapshots (model_name, model_version, learn_seq, feature_set,"
+                " metadata, blob) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+                name,
+                version,
+                learn_seq,
+                feature_set,
+                codec.dumps(metadata),
+                blob,
+            )
+            # keep the three newest per model
+            await conn.execute(
+                "DELETE FROM model_snapshots WHERE model_name = $1 AND id NOT IN (SELECT id FROM"
+                " model_snapshots WHERE model_name = $1 ORDER BY id DESC LIMIT 3)",
+                name,
+            )
 
     async def latest_snapshot(self, name: str) -> tuple[int, bytes] | None:
         row = await self.pool.fetchrow(
@@ -485,8 +530,13 @@ class PgRepository:
         return dict(row)
 
 
-async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[int | None]:
-    """Set each transaction's current label and append the learning log; learn_seq per item."""
+async def _apply_labels(
+    conn: Any, items: list[tuple[int, LabelEntry]], epoch: int
+) -> list[int | None]:
+    """Set each transaction's current label and append the learning log; learn_seq per item.
+
+    The log is gapless: seq = last + 1, in this (fenced, single-writer) transaction.
+    """
     current = {
         e.transaction_id: (seq, e) for seq, e in items if e.status in {"learned", "relabeled"}
     }
@@ -502,15 +552,18 @@ async def _apply_labels(conn: Any, items: list[tuple[int, LabelEntry]]) -> list[
     learn = [(seq, e) for seq, e in items if e.learn]
     seqs: list[int] = []
     if learn:
+        last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM learn_log")
         rows = await conn.fetch(
-            "INSERT INTO learn_log (transaction_id, is_fraud, label_seq, evaluate)"
-            " SELECT u.id, u.fraud, u.seq, u.evaluate FROM unnest($1::text[], $2::bool[],"
-            " $3::bigint[], $4::bool[]) WITH ORDINALITY AS u(id, fraud, seq, evaluate, n)"
-            " ORDER BY u.n RETURNING seq",
+            "INSERT INTO learn_log (seq, transaction_id, is_fraud, label_seq, evaluate, epoch)"
+            " SELECT $5 + u.n, u.id, u.fraud, u.seq, u.evaluate, $6 FROM unnest($1::text[],"
+            " $2::bool[], $3::bigint[], $4::bool[]) WITH ORDINALITY"
+            " AS u(id, fraud, seq, evaluate, n) ORDER BY u.n RETURNING seq",
             [e.transaction_id for _, e in learn],
             [e.is_fraud for _, e in learn],
             [seq for seq, _ in learn],
             [e.evaluate for _, e in learn],
+            last,
+            epoch,
         )
         seqs = [row["seq"] for row in rows]
     it = iter(seqs)

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.core.ports import LabelEntry, LearnRow, ParkedLabel, ScoredRecord, Stored
+from app.core.ports import (
+    Fenced,
+    LabelEntry,
+    LearnRow,
+    ParkedLabel,
+    ReceivedLabel,
+    ScoredRecord,
+    Stored,
+)
+from features.schema import Label
 
 
 @dataclass
@@ -35,6 +44,7 @@ class MemoryRecords:
     snapshots: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     promotion_log: list[dict[str, Any]] = field(default_factory=list)
     inserts: int = 0  # insert_scored calls (group commits)
+    epoch: int = 0  # the leading learner's epoch (the lease)
 
     # ---- ScoreStore ---------------------------------------------------------------------
     async def find(self, ids: Sequence[str]) -> dict[str, Stored]:
@@ -54,13 +64,47 @@ class MemoryRecords:
     async def for_learning(self, ids: Sequence[str]) -> dict[str, LearnRow]:
         return {i: self._learn_row(i) for i in ids if i in self.transactions}
 
-    async def record_labels(self, entries: Sequence[LabelEntry]) -> list[int | None]:
-        items = []
-        for entry in entries:
+    async def receive_labels(self, labels: Sequence[Label]) -> list[int]:
+        seqs = []
+        for label in labels:
             seq = len(self.labels) + 1
-            self.labels.append(_Label(seq, entry, entry.status, datetime.now(UTC)))
-            items.append((seq, entry))
-        return self._apply(items)
+            entry = LabelEntry(
+                label.transaction_id, label.is_fraud, label.labeled_at, label.source,
+                "received", learn=False,
+            )  # fmt: skip
+            self.labels.append(_Label(seq, entry, "received", datetime.now(UTC)))
+            seqs.append(seq)
+        return seqs
+
+    async def received(self, limit: int = 1000) -> list[ReceivedLabel]:
+        waiting = [lb for lb in self.labels if lb.status == "received"][:limit]
+        return [
+            ReceivedLabel(
+                lb.seq,
+                Label(
+                    transaction_id=lb.entry.transaction_id, is_fraud=lb.entry.is_fraud,
+                    labeled_at=lb.entry.labeled_at, source=lb.entry.source,  # type: ignore[arg-type]
+                ),
+            )
+            for lb in waiting
+        ]  # fmt: skip
+
+    async def settle_labels(
+        self, settled: Sequence[tuple[int, LabelEntry]], epoch: int
+    ) -> list[int | None]:
+        self._fence(epoch)
+        for label in self.labels:
+            for seq, entry in settled:
+                if label.seq == seq and label.status == "received":
+                    label.status, label.entry = entry.status, entry
+        return self._apply(list(settled))
+
+    async def label_statuses(self, seqs: Sequence[int]) -> dict[int, str]:
+        return {lb.seq: lb.status for lb in self.labels if lb.seq in seqs}
+
+    def _fence(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            raise Fenced(f"epoch {epoch} is stale (the lease is at {self.epoch})")
 
     async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]:
         ready = [
@@ -74,8 +118,9 @@ class MemoryRecords:
         return ready[:limit]
 
     async def adopt_parked(
-        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int]
+        self, adopted: Sequence[tuple[int, LabelEntry]], superseded: Sequence[int], epoch: int
     ) -> list[int | None]:
+        self._fence(epoch)
         for label in self.labels:
             if label.seq in superseded:
                 label.status = "superseded"
@@ -110,7 +155,10 @@ class MemoryRecords:
         feature_set: str,
         metadata: dict[str, Any],
         blob: bytes,
+        epoch: int | None = None,
     ) -> None:
+        if epoch is not None:
+            self._fence(epoch)
         self.snapshots.setdefault(name, []).append((learn_seq, blob))
 
     async def latest_snapshot(self, name: str) -> tuple[int, bytes] | None:

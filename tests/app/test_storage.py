@@ -20,7 +20,7 @@ from app.postgres import migrate
 from app.postgres.repository import PgRepository
 from features import definitions
 from features.reference import ReferenceFeatures
-from features.schema import Transaction
+from features.schema import Label, Transaction
 
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -51,6 +51,16 @@ def _tx(tx_id: str, at: datetime, amount: str = "12.50", card: str = "c1") -> Tr
         transaction_id=tx_id, card_id=card, merchant_id="m1", amount=Decimal(amount),
         currency="EUR", timestamp=at, channel="ecom", country="FR", lat=48.85, lon=2.35,
     )  # fmt: skip
+
+
+async def _learned(repo: PgRepository, ids: list[str]) -> None:
+    """Labels received and settled as learned, as the learner does (epoch 0: no leader yet)."""
+    labels = [
+        Label(transaction_id=i, is_fraud=True, labeled_at=DAY, source="chargeback") for i in ids
+    ]
+    seqs = await repo.receive_labels(labels)
+    entries = [LabelEntry(i, True, DAY, "chargeback", "learned", True) for i in ids]
+    await repo.settle_labels(list(zip(seqs, entries, strict=True)), epoch=0)
 
 
 @pytest.fixture
@@ -108,9 +118,7 @@ async def test_retention_drops_old_partitions_and_keeps_recent_ones(repo: PgRepo
     days = [DAY - timedelta(days=n) for n in (20, 10, 3, 0)]
     records = _records([_tx(f"d{i}", at, card=f"c{i}") for i, at in enumerate(days)])
     await repo.insert_scored(records)
-    await repo.record_labels(
-        [LabelEntry(r.transaction_id, True, DAY, "chargeback", "learned", True) for r in records]
-    )
+    await _learned(repo, [r.transaction_id for r in records])
     named = {day for _, day in await repo.partitions() if day is not None}
     assert {at.date() for at in days} <= named
     dropped = await repo.prune(retention_days=7, today=DAY.date())
