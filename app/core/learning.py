@@ -120,6 +120,7 @@ class Learner:
             finally:
                 self._release_waiters()
                 if self.leadership is not None:
+                    self.metrics.learner_leading.set(0)
                     await self.leadership.release()
             if self.leadership is None:
                 return
@@ -137,6 +138,8 @@ class Learner:
     async def _took_over(self) -> None:
         assert self.leadership is not None
         self.epoch = self.leadership.epoch
+        self.metrics.learner_leading.set(1)
+        self.metrics.learner_epoch.set(self.epoch)
         relearned = await self.catch_up()
         log.info("leading at epoch %d; caught up %d labels", self.epoch, relearned)
 
@@ -247,6 +250,7 @@ class Learner:
             delay = (entry.labeled_at - row.event_time).total_seconds()
             self.metrics.label_delay.observe(max(delay, 0.0))
             self.last_learn_seq = max(self.last_learn_seq, seq)
+            self.metrics.learning_log_head.set(self.last_learn_seq)
             self._since_checkpoint += 1
             self._since_policy += 1
         if self.warmup is not None:
@@ -313,6 +317,7 @@ class Learner:
             self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
             self.last_learn_seq = seq
             relearned += 1
+        self.metrics.learning_log_head.set(self.last_learn_seq)
         if self.warmup is not None:
             self.warmup.observe_pool(self.pool)
         return relearned

@@ -131,6 +131,19 @@ class Metrics:
         self.ready = Gauge(
             "riverguard_ready", "1 when /readyz would answer 200, else 0.", registry=r
         )
+        self.learner_leading = Gauge(
+            "riverguard_learner_leading",
+            "1 while this process's learner leads (learns and writes the log), 0 as a standby.",
+            registry=r,
+        )
+        self.learner_epoch = Gauge(
+            "riverguard_learner_epoch", "The lease epoch this process last led with.", registry=r
+        )
+        self.learning_log_head = Gauge(
+            "riverguard_learning_log_head",
+            "Sequence of the last learning-log entry this process's models have learned.",
+            registry=r,
+        )
 
     def watch_pool(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
         """Export per-model gauges from ``read()`` (the pool status) at every scrape."""
