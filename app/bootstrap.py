@@ -18,8 +18,9 @@ from app import backends as backend_clients
 from app.api import auth
 from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
+from app.bundles.redis_store import RedisBundleStore
 from app.config import Settings
-from app.core import readiness, series
+from app.core import bundles, readiness, series
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
@@ -83,17 +84,46 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
         state = await _assemble(settings, metrics, backends)
         await state.learner.try_to_lead()
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
-        watcher = asyncio.create_task(
-            readiness.watch(state.readiness, _readiness_reporter(state), every=5.0),
-            name="readiness",
-        )
+        background = [
+            asyncio.create_task(
+                readiness.watch(state.readiness, _readiness_reporter(state), every=5.0),
+                name="readiness",
+            ),
+            asyncio.create_task(
+                _follower(settings, state, backends).run(every=1.0), name="bundle-follower"
+            ),
+        ]
         workers = await _start_workers(state, backends)
         try:
             yield state
         finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await _stop(state, workers, learner_task)
+
+
+def _follower(settings: Settings, state: AppState, backends: Backends) -> bundles.Follower:
+    """While this process does not lead, it scores with the leader's newest bundle."""
+
+    def swap(seq: int, pool: model_pool.ModelPool) -> None:
+        # no await in here: scorer, learner and promotions change pools in one step
+        state.service.scorer.pool = pool
+        state.learner.pool = pool
+        state.learner.last_learn_seq = seq
+        state.promotions.pool = pool
+        if state.learner.warmup is not None:
+            state.learner.warmup.observe_pool(pool)
+        state.metrics.learning_log_head.set(seq)
+
+    return bundles.Follower(
+        store=RedisBundleStore(backends.redis),
+        make_pool=lambda champion: build_pool(settings, champion),
+        feature_set=definitions.FEATURE_SET_ID,
+        metrics=state.metrics,
+        swap=swap,
+        leading=lambda: state.learner.leading,
+    )
 
 
 def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
@@ -130,6 +160,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         leadership=PgLeadership(
             str(settings.secret("database_url")), lease_seconds=settings.scoring.lease_seconds
         ),
+        bundles=RedisBundleStore(backends.redis),
+        bundle_every_seconds=settings.scoring.bundle_every_seconds,
     )
     promotions = Promotions(pool, repository, metrics)
     learner.promotions = promotions

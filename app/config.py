@@ -65,6 +65,9 @@ class ScoringSettings(BaseModel):
     lease_seconds: float = Field(
         default=10.0, gt=0, description="a learner that stops renewing for this long is replaced"
     )
+    bundle_every_seconds: float = Field(
+        default=5.0, gt=0, description="how often the leader publishes its models to followers"
+    )
     checkpoint_every_labels: int = Field(default=1_000, ge=1)
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     parked_label_ttl_days: float = Field(default=90.0, gt=0)

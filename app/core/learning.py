@@ -24,9 +24,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from app.core import bundles
 from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
-from app.core.ports import Fenced, LabelEntry, Leadership, LearnerStore, LearnRow, ParkedLabel
+from app.core.ports import (
+    BundleStore,
+    Fenced,
+    LabelEntry,
+    Leadership,
+    LearnerStore,
+    LearnRow,
+    ParkedLabel,
+)
 from app.core.promotion import Promotions
 from features import store as feature_store
 from features.schema import Label, Transaction
@@ -64,10 +73,14 @@ class Learner:
     promotions: Promotions | None = None  # the automatic policy runs only when given
     warmup: WarmUp | None = None  # told the champion's progress after every learned batch
     leadership: Leadership | None = None  # None: this learner always leads (one process)
+    bundles: BundleStore | None = None  # where the leader publishes its models for followers
+    bundle_every_seconds: float = 5.0
     epoch: int = 0
     last_learn_seq: int = 0
     _waiting: dict[int, asyncio.Future[LabelStatus]] = field(default_factory=dict)
     _claim_queued: bool = False
+    _published: int = -1
+    _bundle_at: float = 0.0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
     _checkpoint_at: float = field(default_factory=time.monotonic)
@@ -142,6 +155,7 @@ class Learner:
         self.metrics.learner_epoch.set(self.epoch)
         relearned = await self.catch_up()
         log.info("leading at epoch %d; caught up %d labels", self.epoch, relearned)
+        await self.publish_bundle()
 
     async def _lead(self) -> None:
         while self.leading:
@@ -257,8 +271,20 @@ class Learner:
             self.warmup.observe_pool(self.pool)
 
     # ---- checkpoints, expiry, restore ----------------------------------------------------
+    async def publish_bundle(self) -> None:
+        """Publish the models at the current log position (followers load them)."""
+        if self.bundles is None or self.last_learn_seq == self._published:
+            return
+        seq = self.last_learn_seq
+        await self.bundles.publish(seq, bundles.pack(self.pool, self.checkpoints.feature_set, seq))
+        self._published = seq
+        self.metrics.bundle_published.set(seq)
+
     async def _housekeeping(self) -> None:
         now = time.monotonic()
+        if now >= self._bundle_at:
+            self._bundle_at = now + self.bundle_every_seconds
+            await self.publish_bundle()
         if now >= self._next_expiry:
             self._next_expiry = now + 60
             cutoff = datetime.now(UTC) - self.parked_ttl

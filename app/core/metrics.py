@@ -139,6 +139,16 @@ class Metrics:
         self.learner_epoch = Gauge(
             "riverguard_learner_epoch", "The lease epoch this process last led with.", registry=r
         )
+        self.bundle_published = Gauge(
+            "riverguard_bundle_published_seq",
+            "Learning-log position of the newest model bundle the leader published.",
+            registry=r,
+        )
+        self.bundle_loaded = Gauge(
+            "riverguard_bundle_loaded_seq",
+            "Learning-log position of the bundle this process scores with (a follower).",
+            registry=r,
+        )
         self.learning_log_head = Gauge(
             "riverguard_learning_log_head",
             "Sequence of the last learning-log entry this process's models have learned.",

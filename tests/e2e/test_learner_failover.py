@@ -88,12 +88,31 @@ def _check(log: list[asyncpg.Record], count: int) -> None:
     assert len({r["label_seq"] for r in log}) == count, "a label was learned twice"
 
 
+def _same_scores_once_the_follower_has_the_leaders_bundle(
+    leader: ServiceProcess, follower: ServiceProcess
+) -> None:
+    head = _metric(leader, "riverguard_learning_log_head")
+    deadline = time.monotonic() + 30
+    while _metric(follower, "riverguard_bundle_loaded_seq") < head:
+        assert time.monotonic() < deadline, "the follower never loaded the leader's bundle"
+        time.sleep(0.2)
+    assert _metric(follower, "riverguard_learning_log_head") == head
+    probes = []
+    for name, service in (("a", leader), ("b", follower)):  # new card and merchant: same features
+        body = {**_tx(0), "transaction_id": f"probe-{name}", "card_id": f"probe_card_{name}",
+                "merchant_id": f"probe_m_{name}"}  # fmt: skip
+        answer = _post(service, "/v1/transactions", body).json()
+        probes.append((answer["score"], [s["score"] for s in answer["shadow"]]))
+    assert probes[0] == probes[1], "two processes at the same bundle scored differently"
+
+
 def test_kill_and_pause_the_leader(redis_url: str, fresh_database: str, tmp_path: Path) -> None:
     db7 = redis_url.rsplit("/", 1)[0] + "/7"
     redis.Redis.from_url(db7).flushdb()
     env = {
         "RIVERGUARD_REDIS_URL": db7, "RIVERGUARD_DATABASE_URL": fresh_database,
-        "RIVERGUARD_SCORING__LEASE_SECONDS": "2", "RIVERGUARD_SCORING__CHALLENGERS": "[]",
+        "RIVERGUARD_SCORING__LEASE_SECONDS": "2", "RIVERGUARD_SCORING__CHALLENGERS": '["hat"]',
+        "RIVERGUARD_SCORING__BUNDLE_EVERY_SECONDS": "1",
     }  # fmt: skip
     first = serve(env).start(tmp_path / "first.log")
     second = serve(env).start(tmp_path / "second.log")
@@ -106,6 +125,7 @@ def test_kill_and_pause_the_leader(redis_url: str, fresh_database: str, tmp_path
         answers = [_post(second, "/v1/labels", _label(i)).json()["status"] for i in range(10)]
         assert set(answers) == {"accepted"}  # the standby records, the leader settles
         _check(_wait_learned(fresh_database, 10), 10)
+        _same_scores_once_the_follower_has_the_leaders_bundle(first, second)
 
         first.kill()  # SIGKILL: its session ends, the lock is free at once
         for i in range(10, 20):

@@ -1,0 +1,36 @@
+"""Model bundles in Redis: one key per bundle (expiring), one key naming the newest.
+
+Both keys share the ``{bundles}`` hash tag, so a Redis Cluster keeps them on one node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class RedisBundleStore:
+    client: Any  # redis.asyncio.Redis or RedisCluster
+    prefix: str = "rg"
+    keep_seconds: int = 600  # a bundle outlives any follower's poll by far
+
+    def _key(self, seq: int) -> str:
+        return f"{self.prefix}:{{bundles}}:{seq}"
+
+    @property
+    def _latest(self) -> str:
+        return f"{self.prefix}:{{bundles}}:latest"
+
+    async def publish(self, seq: int, blob: bytes) -> None:
+        # the bundle first, then the pointer: a follower never finds a pointer to nothing
+        await self.client.set(self._key(seq), blob, ex=self.keep_seconds)
+        await self.client.set(self._latest, str(seq))
+
+    async def latest(self) -> int | None:
+        value = await self.client.get(self._latest)
+        return None if value is None else int(value)
+
+    async def fetch(self, seq: int) -> bytes | None:
+        blob = await self.client.get(self._key(seq))
+        return None if blob is None else bytes(blob)

@@ -1,0 +1,85 @@
+"""Model bundles: the leader's models, published for the processes that do not learn.
+
+Every ``bundle_every_seconds`` the leading learner packs its pool — each model's checked
+snapshot, the champion, the learning-log position — into one immutable bundle and publishes
+it. A process that does not lead follows: it loads the newest bundle into a fresh pool and
+swaps it in whole, so its scores are exactly the leader's at that log position, and a
+takeover only has to learn the log after the bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.metrics import Metrics
+from app.core.ports import BundleStore
+from models import pool as model_pool
+
+log = logging.getLogger(__name__)
+PoolFactory = Callable[[str], model_pool.ModelPool]  # champion name -> an untrained pool
+
+
+def pack(pool: model_pool.ModelPool, feature_set: str, seq: int) -> bytes:
+    """One bundle: every model's snapshot at learning-log position ``seq``."""
+    members = {name: pool.snapshot(name, feature_set, seq) for name in pool.names()}
+    bundle = {"seq": seq, "champion": pool.champion, "feature_set": feature_set}
+    return pickle.dumps({**bundle, "members": members}, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(blob: bytes, make_pool: PoolFactory, feature_set: str) -> tuple[int, Any]:
+    """(log position, pool) of a bundle; snapshots are checked as on a restore."""
+    data = pickle.loads(blob)  # noqa: S301 - our own bundles, from our own Redis
+    if data["feature_set"] != feature_set:
+        raise ValueError(f"bundle for feature set {data['feature_set']}, not {feature_set}")
+    pool = make_pool(data["champion"])
+    for name, member in data["members"].items():
+        pool.restore(name, member, feature_set)
+    return int(data["seq"]), pool
+
+
+@dataclass
+class Follower:
+    """Keeps a non-leading process on the newest bundle; ``swap`` installs each one."""
+
+    store: BundleStore
+    make_pool: PoolFactory
+    feature_set: str
+    metrics: Metrics
+    swap: Callable[[int, model_pool.ModelPool], None]
+    leading: Callable[[], bool]
+    loaded: int = -1
+
+    async def poll(self) -> bool:
+        """Load the newest bundle if it is newer than ours; True when one was swapped in."""
+        if self.leading():
+            return False
+        latest = await self.store.latest()
+        if latest is not None:
+            self.metrics.bundle_published.set(latest)
+        if latest is None or latest <= self.loaded:
+            return False
+        blob = await self.store.fetch(latest)
+        if blob is None:  # expired between the two reads: the next poll takes a newer one
+            return False
+        seq, pool = unpack(blob, self.make_pool, self.feature_set)
+        if self.leading():  # took over meanwhile: its own models are newer
+            return False
+        self.swap(seq, pool)
+        self.loaded = seq
+        self.metrics.bundle_loaded.set(seq)
+        return True
+
+    async def run(self, every: float) -> None:
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("loading the newest model bundle failed; scoring on the last one")
+            await asyncio.sleep(every)
