@@ -133,3 +133,31 @@ def partition_day(name: str) -> date | None:
     if len(stem) != 8 or not stem.isdigit():
         return None
     return date(int(stem[:4]), int(stem[4:6]), int(stem[6:]))
+
+
+def split_versions(lineup: Lineup) -> tuple[Lineup, list[int]]:
+    """(lineup with definition versions, labels learned per entry; -1: not of that form).
+
+    >>> split_versions((("blend", "3.1200", "champion"), ("arf", "", "part:stack")))
+    ((('blend', '3', 'champion'), ('arf', '', 'part:stack')), [1200, -1])
+    """
+    stored, learned = [], []
+    for name, version, role in lineup:
+        base, dot, count = version.rpartition(".")
+        if dot and base and count.isdigit() and str(int(count)) == count:
+            stored.append((name, base, role))
+            learned.append(int(count))
+        else:
+            stored.append((name, version, role))
+            learned.append(-1)
+    return tuple(stored), learned
+
+
+def join_versions(stored: Lineup, learned: Sequence[int] | None) -> Lineup:
+    """The inverse of :func:`split_versions` (rows written before migration 004: as stored)."""
+    if learned is None:
+        return stored
+    return tuple(
+        (name, version if count < 0 else f"{version}.{count}", role)
+        for (name, version, role), count in zip(stored, learned, strict=True)
+    )

@@ -35,9 +35,9 @@ WITH t AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[],
         $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-        $18::text[])
+        $18::text[], $19::text[])
         AS t(id, at, scored_at, score, lineup, card, merchant, fset, fstatus, decision, source,
-             scores, features, payload_rest, reasons, payload, digest, response)
+             scores, features, payload_rest, reasons, payload, digest, response, learned)
 ), ids AS (
     INSERT INTO transaction_ids (transaction_id, event_time)
     SELECT id, at FROM t
@@ -46,10 +46,10 @@ WITH t AS (
 )
 INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id, card_id,
     merchant_id, feature_set, feature_status, decision, source, scores, features, payload_rest,
-    reasons, payload, digest, response)
+    reasons, payload, digest, response, learned)
 SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
     t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
-    t.payload, t.digest, t.response
+    t.payload, t.digest, t.response, t.learned::int[]
 FROM t JOIN ids ON ids.transaction_id = t.id
 RETURNING transaction_id
 """
@@ -57,7 +57,7 @@ RETURNING transaction_id
 _RECORD = (
     "t.transaction_id, t.card_id, t.merchant_id, t.event_time, t.scored_at, t.score, t.lineup,"
     " t.feature_set, t.feature_status, t.decision, t.source, t.scores, t.features,"
-    " t.payload_rest, t.reasons, t.payload, t.digest, t.response"
+    " t.payload_rest, t.reasons, t.payload, t.digest, t.response, t.learned"
 )
 # A stored transaction by id: the id table says where it is (its partition, by event time).
 _BY_IDS = (
@@ -128,7 +128,12 @@ class PgRepository:
             " SELECT id FROM new UNION ALL SELECT id FROM model_lineups WHERE models = $1::jsonb",
             models,
         )
-        assert found is not None
+        if found is None:  # inserted by a concurrent writer after this statement's snapshot
+            found = await self.pool.fetchval(
+                "SELECT id FROM model_lineups WHERE models = $1::jsonb", models
+            )
+        if found is None:
+            raise RuntimeError(f"model lineup {models} could be neither inserted nor read")
         self._lineup_ids[lineup], self._lineups[found] = found, lineup
         return int(found)
 
@@ -255,12 +260,15 @@ class PgRepository:
         response = None if rebuilt == r.response else r.response
         if payload is not None or dig is not None or response is not None:
             log.warning("transaction %s stored verbatim (not rebuildable)", r.transaction_id)
+        # versions change with every label: the lineup keeps the definitions, the row the counts
+        stored, learned = codec.split_versions(lineup)
         return (
-            r.transaction_id, r.event_time, r.scored_at, r.score, await self._lineup_id(lineup),
+            r.transaction_id, r.event_time, r.scored_at, r.score, await self._lineup_id(stored),
             r.card_id, r.merchant_id, r.feature_set, r.feature_status, r.decision, r.source,
             codec.dumps(values).replace("[", "{").replace("]", "}"),
             codec.dumps(features).replace("[", "{").replace("]", "}"),
             rest, reasons, payload, dig, response,
+            codec.dumps(learned).replace("[", "{").replace("]", "}"),
         )  # fmt: skip
 
     async def _decode(self, r: Any) -> dict[str, Any]:
@@ -271,7 +279,10 @@ class PgRepository:
                 r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"],
                 r["event_time"],
             )  # fmt: skip
-        lineup = await self._lineup(r["lineup"])
+        learned = r["learned"]
+        lineup = codec.join_versions(
+            await self._lineup(r["lineup"]), None if learned is None else list(learned)
+        )
         scores = list(r["scores"])
         response = r["response"]
         if response is None:
@@ -423,8 +434,8 @@ class PgRepository:
             # a page of the log first, then its transactions: a log row whose transaction was
             # pruned is skipped without ending the catch-up early
             rows = await self.pool.fetch(
-                f"SELECT g.seq, g.is_fraud AS learned, g.evaluate, {_RECORD}, i.label_is_fraud,"  # noqa: S608
-                " l.labeled_at"
+                f"SELECT g.seq, g.is_fraud AS log_is_fraud, g.evaluate, {_RECORD},"  # noqa: S608
+                " i.label_is_fraud, l.labeled_at"
                 " FROM (SELECT * FROM learn_log WHERE seq > $1 ORDER BY seq LIMIT $2) g"
                 " JOIN labels l ON l.seq = g.label_seq"
                 " LEFT JOIN transaction_ids i ON i.transaction_id = g.transaction_id"
@@ -437,8 +448,9 @@ class PgRepository:
             for row in rows:
                 if row["transaction_id"] is not None:
                     learn_row = await self._learn_row(row)
-                    learned, evaluate, at = row["learned"], row["evaluate"], row["labeled_at"]
-                    yield row["seq"], learn_row, learned, evaluate, at
+                    is_fraud, evaluate = row["log_is_fraud"], row["evaluate"]
+                    at = row["labeled_at"]
+                    yield row["seq"], learn_row, is_fraud, evaluate, at
             if len(rows) < batch:
                 return
             seq = rows[-1]["seq"]

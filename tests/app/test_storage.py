@@ -244,3 +244,26 @@ async def test_a_warm_up_answer_is_rebuilt_exactly(repo: PgRepository) -> None:
     assert verbatim == 0
     stored = await repo.get("wu-1")
     assert stored is not None and stored["score"] == json.loads(records[0].response)
+
+
+async def test_model_versions_move_with_labels_but_the_lineups_stay_one(repo: PgRepository) -> None:
+    from app.bootstrap import build_pool
+
+    settings = Settings(_env_file=None, scoring=ScoringSettings())  # type: ignore[call-arg]
+    pool = build_pool(settings, None)
+    scorer = Scorer(pool, Metrics(), definitions.FEATURE_SET_ID)
+    reference, records = ReferenceFeatures(), []
+    for i in range(5):
+        tx = _tx(f"lv-{i}", DAY + timedelta(minutes=i))
+        payload = tx.canonical_json()
+        result = reference.transaction(tx)
+        record, _ = scorer.record(tx, payload, digest(payload), result, "rest", DAY)
+        records.append(record)
+        pool.learn(result.features, i % 2 == 0, {})  # every model's version moves on
+    versions = {json.loads(r.response)["model"]["version"] for r in records}
+    assert len(versions) == 5
+    await repo.insert_scored(records)
+    assert await repo.pool.fetchval("SELECT count(*) FROM model_lineups") == 1
+    for record in records:
+        stored = await repo.get(record.transaction_id)
+        assert stored is not None and stored["score"] == json.loads(record.response)
