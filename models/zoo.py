@@ -268,9 +268,9 @@ def booster(
     )
 
 
-@register("stack", version="1")
+@register("stack", version="2")
 def stack(
-    memory: float = 20_000.0, average: float = 10_000.0, publish_after: int = 200, seed: int = 7
+    memory: float = 100_000.0, average: float = 50_000.0, publish_after: int = 200, seed: int = 7
 ) -> Any:
     """Online logistic stack of arf_bounded, logreg and booster: the champion candidate."""
     members = {
