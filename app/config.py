@@ -42,8 +42,8 @@ class StreamSettings(BaseModel):
 class ScoringSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    champion: str = "stack"
-    challengers: tuple[str, ...] = ("blend", "hat")
+    champion: str = "blend"
+    challengers: tuple[str, ...] = ("logreg", "hat")
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
     warmup_labels: int = Field(
