@@ -1,4 +1,4 @@
-"""Benchmark the model zoo against a weekly-retrained batch model on two fraud streams.
+"""Benchmark the model zoo against daily and weekly retrained batch models on fraud streams.
 
 ``handbook``: a stream shaped like the published simulated card-fraud benchmarks.
 Customers spend around a personal mean at nearby terminals; fraud comes from high amounts
@@ -10,7 +10,14 @@ models see exactly the features the service computes, and are replayed prequenti
 (:mod:`models.evaluation`). Everything is seeded: the quality figures are reproducible,
 only events/s vary with the machine.
 
-Usage: ``python bench/models.py [--source handbook|simulator|both] [--models arf,logreg]``.
+``handbook_cards``: the same customers with another fraud mix (few compromised terminals,
+many compromised cards, amount threshold 400). Batch baselines: LightGBM retrained daily and
+weekly on the last 28 days, gradient boosting weekly on all labels (:mod:`models.evaluation`).
+
+Usage: ``python -m bench.models [--source handbook|handbook_cards|simulator|both|all]
+[--models stack,blend] [--cache DIR]``; ``--streaming`` replays online models on a stream
+generated on the fly (no baselines), for the 1M-label run: ``--streaming --days 58
+--cards 10000 --models stack``.
 """
 
 from __future__ import annotations

@@ -270,12 +270,23 @@ class WindowedBooster(base.Classifier):
         state = self.__dict__.copy()
         model = state.pop("_model")
         state["_model_text"] = None if model is None else model.model_to_string()
+        # one float32 matrix, not one small array per row (~150 bytes of pickle each)
+        rows = state.pop("_rows")
+        matrix = np.full((len(rows), len(self._names)), np.nan, dtype=np.float32)
+        for i, (_, row, _) in enumerate(rows):
+            matrix[i, : len(row)] = row
+        times = np.array([t for t, _, _ in rows], dtype=np.float64)
+        labels = np.array([label for _, _, label in rows], dtype=np.bool_)
+        state["_window"] = (times, matrix, labels)
         if state["_fit"] is not None:
             state["_fit"], state["_since_fit"] = None, self.refit_every
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         text = state.pop("_model_text", None)
+        times, matrix, labels = state.pop("_window")
+        window = zip(times, matrix, labels, strict=True)
+        state["_rows"] = deque((float(t), row, bool(label)) for t, row, label in window)
         self.__dict__.update(state)
         self._model = None if text is None else _load(text)
 

@@ -244,10 +244,11 @@ def arf_bounded(
     return SignedLog() | Bounded(model, check_every=check_every)
 
 
-@register("booster", version="1")
+@register("booster", version="2")
 def booster(
     n_trees: int = 400,
     window_days: float = 28.0,
+    max_rows: int = 100_000,
     legit_share: float = 0.25,
     refit_every: int = 20_000,
     refit_hours: float = 24.0,
@@ -259,6 +260,7 @@ def booster(
     return WindowedBooster(
         n_trees=n_trees,
         window_days=window_days,
+        max_rows=max_rows,
         legit_share=legit_share,
         refit_every=refit_every,
         refit_hours=refit_hours,
@@ -268,9 +270,9 @@ def booster(
     )
 
 
-@register("stack", version="1")
+@register("stack", version="3")
 def stack(
-    memory: float = 20_000.0, average: float = 10_000.0, publish_after: int = 200, seed: int = 7
+    memory: float = 100_000.0, average: float = 50_000.0, publish_after: int = 200, seed: int = 7
 ) -> Any:
     """Online logistic stack of arf_bounded, logreg and booster: the champion candidate."""
     members = {

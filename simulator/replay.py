@@ -4,15 +4,15 @@ Records are sent concurrently (up to ``concurrency`` in flight) in stream order.
 sent only once its transaction has been acknowledged, so the service's "parked label" path
 is not taken by accident; labels of transactions that were not accepted are skipped.
 
-A :class:`Split` with a ``rate`` sends its share by its own schedule, open loop: its request
-``k`` (transactions and labels alike) is due ``k / rate`` seconds after the start, whatever
-became of the requests before it, and is sent by one of a fixed set of ``senders`` (so no more
-than ``senders`` requests are ever in flight). The latency of each of its transactions is
-measured from the moment it was due, so a sender that is late, because the service is slow
-to answer the ones before, counts its wait as latency (no coordinated omission). The rest of
-the stream keeps in step: a record goes to the main sink once every split request before it
-in the stream has been sent, so neither share runs days of event time ahead of the other
-(the service would refuse the one left behind as late).
+A :class:`Split` with a ``rate`` sends its share by its own schedule, open loop: its requests
+(transactions and labels alike) are due ``1 / rate`` seconds apart, never before the replay
+has read them, whatever became of the requests before them, each sent by one of a fixed set
+of ``senders`` (so no more than ``senders`` requests are ever in flight). The latency of each
+of its transactions is measured from the moment it was due, so a sender that is late because
+the service is slow to answer the ones before counts its wait as latency (no coordinated
+omission). The rest of the stream keeps in step: a record goes to the main sink once every
+split request before it in the stream has been sent, so neither share runs days of event time
+ahead of the other (the service would refuse the one left behind as late).
 
 >>> Pacing(rate=100).delay_for(index=50, offset_s=0.0)
 0.5
@@ -285,7 +285,10 @@ _Item = tuple[int, float, Record, "asyncio.Future[bool] | None"]
 class _Lane:
     """A split's share at a fixed rate, open loop, by a fixed set of sender tasks.
 
-    Request ``k`` is due ``k / rate`` seconds after ``started``. Each sender takes the next
+    Requests are due ``1 / rate`` seconds apart from ``started``, and never before the replay
+    has read them: when the rest of the stream holds the reader back (the two shares keep in
+    step), the schedule resumes from the moment the request is read instead of bursting to
+    catch up — that wait is the replay's, not the service's. Each sender takes the next
     request in order, waits until it is due, sends it and only then takes another: never more
     than ``senders`` requests in flight, however slow the sink. A transaction's latency runs
     from its due time to its outcome, so any delay in sending it counts.
@@ -296,6 +299,7 @@ class _Lane:
         self.run, self.sink, self.rate, self.started = run, run.split.sink, rate, started
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.count = 0  # requests put
+        self.last_due = started - 1.0 / rate
         self.started_count = 0  # requests taken by a sender at (or after) their due time
         self._reached: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
@@ -303,7 +307,9 @@ class _Lane:
 
     def put(self, record: Record, waiter: asyncio.Future[bool] | None) -> None:
         """Schedule ``record`` as the next request."""
-        self.queue.put_nowait((self.count, self.started + self.count / self.rate, record, waiter))
+        read_at = asyncio.get_running_loop().time()
+        self.last_due = max(self.last_due + 1.0 / self.rate, read_at)
+        self.queue.put_nowait((self.count, self.last_due, record, waiter))
         self.count += 1
 
     async def started_all(self) -> None:

@@ -5,7 +5,7 @@ Measured on this stream (10 days, 1,500 cards, seed 3), over the second half
 stack,blend``):
 
 * ``stack`` (the zoo's champion candidate, :data:`models.zoo.CHAMPION`; measured 2026-12-05):
-  average precision 0.520, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
+  average precision 0.521, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
   0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718.
 * ``blend`` (the service's configured default until the lead switches it; 2026-11-21):
   0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,

@@ -253,3 +253,20 @@ async def test_a_slow_http_service_never_sees_more_than_senders_requests_at_once
     assert load["peak"] == 4
     assert len(summary.latencies_ms) == 40
     assert min(summary.latencies_ms[-4:]) >= 20 * 9  # queued behind nine rounds of 20 ms
+
+
+def test_a_split_held_back_by_the_rest_of_the_stream_does_not_count_that_wait() -> None:
+    """The reader keeps both shares in step: when the main sink is slow, split requests are
+    read late. Their schedule resumes from when they are read (the wait is the replay's, not
+    the service's): latency stays the split sink's own time instead of growing without end."""
+    inside, outside = _ids_routed(0.5, 10, inside=True), _ids_routed(0.5, 50, inside=False)
+    records = []
+    for k, tx_id in enumerate(inside):
+        records.append(_tx(len(records), tx_id))
+        records += [_tx(len(records), other) for other in outside[5 * k : 5 * k + 5]]
+    paced, slow_main = SlowSink("paced", 0.004), SlowSink("main", 0.1)
+    summary = run_virtual(
+        replay(records, slow_main, split=Split(paced, 0.5, rate=100, senders=2), concurrency=1)
+    )
+    assert len(paced.log) == 10 and len(slow_main.log) == 50
+    assert summary.latencies_ms == pytest.approx([4.0] * 10)
