@@ -99,6 +99,10 @@ class WindowedBooster(base.Classifier):
         No fit before the window holds this many frauds (and a legitimate row).
     seed
         Seeds the legitimate sample and LightGBM.
+    wait_for_fit
+        At the publication label, wait for a fit still running (reproducible results) or,
+        with False, publish at the first label after it is done (never blocks the learner;
+        results then depend on the machine's speed).
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class WindowedBooster(base.Classifier):
         publish_after: int = 500,
         min_frauds: int = 20,
         seed: int = 7,
+        wait_for_fit: bool = True,
     ) -> None:
         if not 0.0 < legit_share <= 1.0:
             raise ValueError("legit_share must be in (0, 1]")
@@ -128,6 +133,7 @@ class WindowedBooster(base.Classifier):
         self.publish_after = publish_after
         self.min_frauds = min_frauds
         self.seed = seed
+        self.wait_for_fit = wait_for_fit
         self._rng = random.Random(seed)
         self._names: list[str] = []
         self._index: dict[str, int] = {}
@@ -185,7 +191,9 @@ class WindowedBooster(base.Classifier):
             self._append(x, label)
         self._forget()
         if self._fit is not None and self.labels >= self._publish_at:
-            self._publish()
+            thread = self._fit.thread
+            if self.wait_for_fit or thread is None or not thread.is_alive():
+                self._publish()
         if self._fit is None and self._due(t):
             self._start()
 

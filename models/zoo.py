@@ -254,6 +254,7 @@ def booster(
     refit_hours: float = 24.0,
     first_fit_after: int = 2_000,
     publish_after: int = 200,
+    wait_for_fit: bool = True,
     seed: int = 7,
 ) -> Any:
     """LightGBM refitted daily (or every 20,000 labels) on the last 28 days of labels."""
@@ -266,18 +267,23 @@ def booster(
         refit_hours=refit_hours,
         first_fit_after=first_fit_after,
         publish_after=publish_after,
+        wait_for_fit=wait_for_fit,
         seed=seed,
     )
 
 
 @register("stack", version="3")
 def stack(
-    memory: float = 100_000.0, average: float = 50_000.0, publish_after: int = 200, seed: int = 7
+    memory: float = 100_000.0,
+    average: float = 50_000.0,
+    publish_after: int = 200,
+    wait_for_fit: bool = True,
+    seed: int = 7,
 ) -> Any:
     """Online logistic stack of arf_bounded, logreg and booster: the champion candidate."""
     members = {
         "arf_bounded": arf_bounded(seed=seed),
         "logreg": logreg(seed=seed),
-        "booster": booster(publish_after=publish_after, seed=seed),
+        "booster": booster(publish_after=publish_after, wait_for_fit=wait_for_fit, seed=seed),
     }
     return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory, average=average)

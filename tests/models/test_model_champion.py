@@ -43,6 +43,18 @@ def test_background_fit_is_published_after_a_fixed_number_of_labels() -> None:
     assert not booster.abstains() and booster.fits == 1
 
 
+def test_a_booster_that_does_not_wait_publishes_once_the_fit_is_done() -> None:
+    booster = WindowedBooster(
+        n_trees=50, refit_every=1000, publish_after=1, min_frauds=5, wait_for_fit=False
+    )
+    _fed(booster, 1000)
+    fit = booster._fit
+    assert fit is not None and fit.thread is not None
+    fit.thread.join()  # the fit is done: the next label publishes it
+    _fed(booster, 1, seed=5)
+    assert not booster.abstains() and booster.fits == 1
+
+
 def test_background_fits_are_reproducible() -> None:
     def run() -> list[float]:
         booster = WindowedBooster(n_trees=50, refit_every=700, publish_after=200, min_frauds=5)
