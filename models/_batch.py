@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from models import guard
-
-if TYPE_CHECKING:
-    from models.evaluation import Event, Run
+from models.stream import Event, Run, make_run
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
@@ -114,7 +112,6 @@ def periodic(
 ) -> Run:
     """Replay ``events``; retrain at each period boundary on every label received before it
     whose transaction is at most ``window`` seconds old (None: every label)."""
-    from models.evaluation import _run
 
     stored: dict[str, tuple[Mapping[str, float], int, float, str]] = {}
     known: dict[int, tuple[Mapping[str, float], bool]] = {}
@@ -147,4 +144,4 @@ def periodic(
     current.flush(scores)
     outcome = {rank: (y, scores[rank]) for rank, (_, y) in known.items()}
     name = f"batch_{model}_{'weekly' if period == 7 * 86_400.0 else f'every_{period:g}s'}"
-    return _run(name, outcome, count, n_events, time.perf_counter() - started, meta)
+    return make_run(name, outcome, count, n_events, time.perf_counter() - started, meta)

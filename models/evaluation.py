@@ -34,45 +34,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from models import guard, metrics, pool, zoo
+from models.stream import Event as Event
+from models.stream import Run as Run
+from models.stream import make_run
 
 DAY = 86_400.0
 WEEK = 7 * DAY
-
-
-class Event(NamedTuple):
-    """One stream event: a scored transaction (``features``) or its label (``label``).
-
-    ``time`` is event time in seconds on any fixed origin; ``tag`` is optional ground truth
-    (e.g. the fraud scenario) used only to break results down, never shown to a model;
-    ``card`` (optional) groups transactions for card precision@100.
-    """
-
-    kind: Literal["tx", "label"]
-    key: str
-    time: float
-    features: Mapping[str, float] | None = None
-    label: bool | None = None
-    tag: str | None = None
-    card: str | None = None
-
-
-@dataclass(frozen=True)
-class Run:
-    """Score given at scoring time and eventual label of every labelled transaction."""
-
-    name: str
-    order: npt.NDArray[np.int64]  # arrival rank of the transaction
-    labels: npt.NDArray[np.bool_]
-    scores: npt.NDArray[np.float64]
-    transactions: int
-    events: int
-    seconds: float
-    times: npt.NDArray[np.float64] | None = None  # transaction time (seconds)
-    cards: npt.NDArray[np.str_] | None = None
-    model_bytes: int | None = None  # pickled size of the model at the end of the stream
 
 
 @dataclass(frozen=True)
@@ -160,39 +129,15 @@ def run_online_all(
             wait()
     seconds = time.perf_counter() - started
     size = len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
-    runs = [_run(spec.name, outcome, count, n_events, seconds, meta, size)]
+    runs = [make_run(spec.name, outcome, count, n_events, seconds, meta, size)]
     sizes = {
         name: len(pickle.dumps(member, protocol=pickle.HIGHEST_PROTOCOL))
         for name, member in getattr(model, "members", {}).items()
     }
     for name, member_runs in member_outcome.items():
         size_of = sizes.get(name.split(".", 1)[1])
-        runs.append(_run(name, member_runs, count, n_events, math.nan, meta, size_of))
+        runs.append(make_run(name, member_runs, count, n_events, math.nan, meta, size_of))
     return runs
-
-
-def _run(
-    name: str,
-    outcome: Mapping[int, tuple[bool, float]],
-    count: int,
-    n: int,
-    seconds: float,
-    meta: Mapping[int, tuple[float, str]] | None = None,
-    model_bytes: int | None = None,
-) -> Run:
-    ranks = sorted(outcome)
-    return Run(
-        name=name,
-        order=np.array(ranks, dtype=np.int64),
-        labels=np.array([outcome[r][0] for r in ranks], dtype=np.bool_),
-        scores=np.array([outcome[r][1] for r in ranks], dtype=np.float64),
-        transactions=count,
-        events=n,
-        seconds=seconds,
-        times=None if meta is None else np.array([meta[r][0] for r in ranks], dtype=np.float64),
-        cards=None if meta is None else np.array([meta[r][1] for r in ranks], dtype=np.str_),
-        model_bytes=model_bytes,
-    )
 
 
 Batch = Literal["hgb", "logreg", "lgbm"]

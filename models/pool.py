@@ -1,7 +1,7 @@
 """Champion and challengers: every model scores every transaction; the champion decides.
 
 River models are not thread-safe, and neither is the pool: one owner task in the service
-mutates it (``learn``, ``promote``, ``maybe_promote``, ``restore``, ``reset``), and scoring
+mutates it (``learn``, ``promote``, ``restore``, ``reset``), and scoring
 runs on the same event loop between those calls, never concurrently from threads.
 
 Inputs pass :func:`guard.clean_features` first, outputs :func:`guard.probability`, so a NaN
@@ -227,15 +227,6 @@ class ModelPool:
         """Should a challenger replace the champion? Always explained, never applied here."""
         windows = {name: m.window() for name, m in self.members.items()}
         return decide(self.policy, self.champion, windows, at=now)
-
-    def maybe_promote(self, now: datetime | None = None) -> PromotionRecord | None:
-        """Apply the policy when it is enabled and says promote; the record, or None."""
-        if not self.policy.enabled:
-            return None
-        decision = self.evaluate_policy(now)
-        if not decision.promote or decision.challenger is None:
-            return None
-        return self.promote(decision.challenger, decision.explanation, automatic=True, at=now)
 
     # ---- status ----------------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:

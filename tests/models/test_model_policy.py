@@ -53,14 +53,16 @@ def test_a_clear_winner_is_promoted_with_its_numbers() -> None:
     assert models.champion == "hat"  # evaluating never applies
 
 
-def test_the_policy_is_off_by_default_and_applies_when_enabled() -> None:
-    models = judged_pool(min_labels=200, resamples=50)
-    feed(models, 1000, good="logreg")
-    assert models.maybe_promote() is None and models.champion == "hat"
+def test_the_policy_is_off_by_default_and_its_decision_promotes_when_applied() -> None:
+    """What the service's one promotion path does (app.core.promotion.Promotions)."""
+    assert not judged_pool(min_labels=200, resamples=50).policy.enabled
     enabled = judged_pool(enabled=True, min_labels=200, resamples=50)
     feed(enabled, 1000, good="logreg")
-    record = enabled.maybe_promote(datetime(2026, 2, 1, tzinfo=UTC))
-    assert record is not None and record.automatic and record.to_model == "logreg"
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    decision = enabled.evaluate_policy(at)
+    assert decision.promote and decision.challenger == "logreg"
+    record = enabled.promote(decision.challenger, decision.explanation, automatic=True, at=at)
+    assert record.automatic and record.to_model == "logreg" and record.at == at
     assert enabled.champion == "logreg" and "bootstrap" not in record.reason.split()[0]
 
 
