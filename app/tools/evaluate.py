@@ -32,8 +32,9 @@ def events(records: Iterable[Record]) -> Iterator[evaluation.Event]:
             seen[tx.transaction_id] = tx
             tag = record.truth.scenario if record.truth else None
             yield evaluation.Event(
-                "tx", tx.transaction_id, tx.timestamp.timestamp(), result.features, tag=tag
-            )
+                "tx", tx.transaction_id, tx.timestamp.timestamp(), result.features, tag=tag,
+                card=tx.card_id,  # card precision@100 per day
+            )  # fmt: skip
         else:
             label = decode_label(record.payload(), now=FAR_FUTURE)
             tx_of = seen.get(label.transaction_id)
