@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     )
     dev_mode: bool = False
     role: Role = "all"
+    reuse_port: bool = Field(
+        default=False, description="bind with SO_REUSEPORT (set by `serve --workers N`)"
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     redis_max_connections: int = Field(default=8, ge=1)
     redis_cluster: bool = Field(

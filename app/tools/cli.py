@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -106,9 +107,25 @@ def stack(
 
 
 @cli.command()
-def serve() -> None:
+def serve(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="processes sharing the port (SO_REUSEPORT); one learns, all score"
+        ),
+    ] = 1,
+) -> None:
     """Run the API (and stream workers) with settings from RIVERGUARD_* variables."""
-    _run_server(Settings())
+    settings = Settings()
+    if workers == 1:
+        _run_server(settings)
+        return
+    if settings.port == 0:
+        err.print("[red]error:[/] --workers needs a fixed RIVERGUARD_PORT (not 0)")
+        raise typer.Exit(2)
+    from app.tools.workers import run_workers
+
+    raise typer.Exit(run_workers(workers))
 
 
 @cli.command()
@@ -362,4 +379,17 @@ def _run_server(settings: Settings) -> None:
         # open HTTP requests get this long after SIGTERM; then the lifespan shutdown runs
         timeout_graceful_shutdown=math.ceil(settings.stream.shutdown_seconds),
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if settings.reuse_port:  # one of several processes on this port: the kernel balances
+        server.run(sockets=[_shared_socket(settings.host, settings.port)])
+    else:
+        server.run()
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
