@@ -84,14 +84,14 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
         state = await _assemble(settings, metrics, backends)
         await state.learner.try_to_lead()
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
+        follower = _follower(settings, state, backends)
+        state.readiness.probes["bundle"] = follower.problem
         background = [
             asyncio.create_task(
                 readiness.watch(state.readiness, _readiness_reporter(state), every=5.0),
                 name="readiness",
             ),
-            asyncio.create_task(
-                _follower(settings, state, backends).run(every=1.0), name="bundle-follower"
-            ),
+            asyncio.create_task(follower.run(every=1.0), name="bundle-follower"),
         ]
         workers = await _start_workers(state, backends)
         try:
@@ -123,6 +123,7 @@ def _follower(settings: Settings, state: AppState, backends: Backends) -> bundle
         metrics=state.metrics,
         swap=swap,
         leading=lambda: state.learner.leading,
+        max_lag_seconds=settings.scoring.max_bundle_lag_seconds,
     )
 
 

@@ -68,6 +68,9 @@ class ScoringSettings(BaseModel):
     bundle_every_seconds: float = Field(
         default=5.0, gt=0, description="how often the leader publishes its models to followers"
     )
+    max_bundle_lag_seconds: float = Field(
+        default=60.0, gt=0, description="/readyz fails while a follower is behind this long"
+    )
     checkpoint_every_labels: int = Field(default=1_000, ge=1)
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     parked_label_ttl_days: float = Field(default=90.0, gt=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,17 +53,26 @@ class Follower:
     metrics: Metrics
     swap: Callable[[int, model_pool.ModelPool], None]
     leading: Callable[[], bool]
+    max_lag_seconds: float = 60.0
+    clock: Callable[[], float] = time.monotonic
     loaded: int = -1
+    behind_since: float | None = None  # since when a newer bundle exists than the loaded one
 
     async def poll(self) -> bool:
         """Load the newest bundle if it is newer than ours; True when one was swapped in."""
         if self.leading():
+            self.behind_since = None
             return False
         latest = await self.store.latest()
         if latest is not None:
             self.metrics.bundle_published.set(latest)
         if latest is None or latest <= self.loaded:
+            self.behind_since = None
+            self.metrics.bundle_lag.set(0)
             return False
+        if self.behind_since is None:
+            self.behind_since = self.clock()
+        self.metrics.bundle_lag.set(self.clock() - self.behind_since)
         blob = await self.store.fetch(latest)
         if blob is None:  # expired between the two reads: the next poll takes a newer one
             return False
@@ -71,8 +81,19 @@ class Follower:
             return False
         self.swap(seq, pool)
         self.loaded = seq
+        self.behind_since = None
         self.metrics.bundle_loaded.set(seq)
+        self.metrics.bundle_lag.set(0)
         return True
+
+    async def problem(self) -> str | None:
+        """A readiness probe: behind the leader's newest bundle for longer than allowed."""
+        if self.behind_since is None or self.leading():
+            return None
+        behind = self.clock() - self.behind_since
+        if behind <= self.max_lag_seconds:
+            return None
+        return f"model bundle behind the leader for {behind:.0f}s (scoring on bundle {self.loaded})"
 
     async def run(self, every: float) -> None:
         while True:

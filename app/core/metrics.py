@@ -149,6 +149,11 @@ class Metrics:
             "Learning-log position of the bundle this process scores with (a follower).",
             registry=r,
         )
+        self.bundle_lag = Gauge(
+            "riverguard_bundle_lag_seconds",
+            "How long a newer model bundle has existed than the one this process scores with.",
+            registry=r,
+        )
         self.learning_log_head = Gauge(
             "riverguard_learning_log_head",
             "Sequence of the last learning-log entry this process's models have learned.",
