@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from app.postgres import migrate
+from app.postgres.repository import PgRepository
 
 ADMIN = {"X-API-Key": "admin-key"}
 SCORER = {"X-API-Key": "score-key"}
@@ -72,3 +75,15 @@ def label(transaction_id: str, is_fraud: bool = True) -> dict[str, Any]:
         "labeled_at": datetime.now(UTC).isoformat(),
         "source": "chargeback",
     }
+
+
+@pytest.fixture
+async def repo(fresh_database: str) -> AsyncIterator[PgRepository]:
+    """The Postgres repository on a fresh, migrated database."""
+    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate.migrate(conn)
+    try:
+        yield PgRepository(pool)
+    finally:
+        await pool.close()

@@ -7,6 +7,7 @@ Replay, conflict, two copies in one batch, a late event; a label before its tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,10 +45,13 @@ def _label(tx_id: str, is_fraud: bool = True) -> Label:
     return Label(transaction_id=tx_id, is_fraud=is_fraud, labeled_at=NOW, source="chargeback")
 
 
-@pytest.fixture
-async def parts() -> AsyncIterator[dict[str, Any]]:
-    settings = Settings(_env_file=None, scoring=ScoringSettings(challengers=("hat",)))  # type: ignore[call-arg]
-    pool = build_pool(settings, None)
+@contextlib.asynccontextmanager
+async def running(
+    champion: str = "blend", challengers: tuple[str, ...] = ("hat",), warmup: WarmUp | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Scoring service and learner on in-memory ports, the learner's task running."""
+    scoring = ScoringSettings(champion=champion, challengers=challengers)
+    pool = build_pool(Settings(_env_file=None, scoring=scoring), None)  # type: ignore[call-arg]
     records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
     learner = Learner(
         repository=records,
@@ -55,10 +59,11 @@ async def parts() -> AsyncIterator[dict[str, Any]]:
         features=features,
         metrics=metrics,
         checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
+        warmup=warmup,
     )
     service = ScoringService(
         features,
-        Scorer(pool, metrics, "test-set"),
+        Scorer(pool, metrics, "test-set", warmup),
         records,
         metrics,
         group_writer(records, flush_ms=1, flush_max=64),
@@ -67,10 +72,19 @@ async def parts() -> AsyncIterator[dict[str, Any]]:
     )
     task = asyncio.create_task(learner.run())  # the one task that learns
     try:
-        yield {"service": service, "learner": learner, "records": records, "pool": pool}
+        yield {
+            "service": service, "learner": learner, "records": records, "pool": pool,
+            "metrics": metrics,
+        }  # fmt: skip
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def parts() -> AsyncIterator[dict[str, Any]]:
+    async with running() as started:
+        yield started
 
 
 async def test_same_id_same_payload_is_a_replay_of_the_stored_answer(parts: dict[str, Any]) -> None:
@@ -138,60 +152,20 @@ async def test_a_label_trains_every_model_once(parts: dict[str, Any]) -> None:
 
 
 async def test_a_stacked_champion_learns_from_the_parts_stored_at_scoring() -> None:
-    settings = Settings(_env_file=None, scoring=ScoringSettings(champion="stack", challengers=()))  # type: ignore[call-arg]
-    pool = build_pool(settings, None)
-    records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
-    learner = Learner(
-        repository=records,
-        pool=pool,
-        features=features,
-        metrics=metrics,
-        checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
-    )
-    service = ScoringService(
-        features,
-        Scorer(pool, metrics, "test-set"),
-        records,
-        metrics,
-        group_writer(records, flush_ms=1, flush_max=64),
-        clock=lambda: NOW,
-    )
-    task = asyncio.create_task(learner.run())
-    try:
+    async with running(champion="stack", challengers=()) as started:
+        service, learner, records = started["service"], started["learner"], started["records"]
         await service.score([_tx(f"t{i}", hours_ago=10 - i) for i in range(6)], "rest")
         stored = records.transactions["t0"].scores[0]
         assert stored["name"] == "stack" and set(stored["parts"]) >= {"logreg"}
         await learner.submit([_label(f"t{i}", i % 3 == 0) for i in range(6)])
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    stack = pool.members["stack"].model
+    stack = started["pool"].members["stack"].model
     assert stack.labels == 6 and stack.fallbacks == 0
 
 
 async def test_warm_up_approves_until_the_champion_has_learned_enough() -> None:
-    settings = Settings(_env_file=None, scoring=ScoringSettings(challengers=("hat",)))  # type: ignore[call-arg]
-    pool = build_pool(settings, None)
-    records, metrics, features = MemoryRecords(), Metrics(), MemoryFeatureStore()
     warmup = WarmUp(labels=4, frauds=2)
-    learner = Learner(
-        repository=records,
-        pool=pool,
-        features=features,
-        metrics=metrics,
-        checkpoints=CheckpointPolicy(every_labels=10_000, every_seconds=3600),
-        warmup=warmup,
-    )
-    service = ScoringService(
-        features,
-        Scorer(pool, metrics, "test-set", warmup),
-        records,
-        metrics,
-        group_writer(records, flush_ms=1, flush_max=64),
-        clock=lambda: NOW,
-    )
-    task = asyncio.create_task(learner.run())
-    try:
+    async with running(warmup=warmup) as started:
+        service, learner = started["service"], started["learner"]
         first = await service.score([_tx(f"t{i}", hours_ago=20 - i) for i in range(8)], "rest")
         # a fresh model answers the review threshold: warm-up approves and says why
         assert {o.score.decision for o in first if isinstance(o, Scored)} == {"approve"}
@@ -207,12 +181,9 @@ async def test_warm_up_approves_until_the_champion_has_learned_enough() -> None:
         [decided] = await service.score([_tx("t9", hours_ago=10)], "rest")
         assert isinstance(decided, Scored) and decided.score.decided_by == "model"
         assert "model_warming_up" not in [r.code for r in decided.score.reasons]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     layers = {
         s.labels["layer"]: s.value
-        for family in metrics.registry.collect()
+        for family in started["metrics"].registry.collect()
         if family.name == "riverguard_decided_by"
         for s in family.samples
         if s.name.endswith("_total")

@@ -8,7 +8,6 @@ learning log stays gapless.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,7 +20,6 @@ from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
 from app.core.ports import Fenced, LabelEntry
 from app.core.scoring import Scorer, ScoringService, group_writer
-from app.postgres import migrate
 from app.postgres.leadership import PgLeadership
 from app.postgres.repository import PgRepository
 from features import definitions
@@ -40,17 +38,6 @@ def _tx(i: int) -> Transaction:
 
 def _label(i: int, fraud: bool = False) -> Label:
     return Label(transaction_id=f"t{i}", is_fraud=fraud, labeled_at=NOW, source="chargeback")
-
-
-@pytest.fixture
-async def repo(fresh_database: str) -> AsyncIterator[PgRepository]:
-    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
-    async with pool.acquire() as conn:
-        await migrate.migrate(conn)
-    try:
-        yield PgRepository(pool)
-    finally:
-        await pool.close()
 
 
 async def _scored(repo: PgRepository, n: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -61,17 +60,6 @@ async def _learned(repo: PgRepository, ids: list[str]) -> None:
     seqs = await repo.receive_labels(labels)
     entries = [LabelEntry(i, True, DAY, "chargeback", "learned", True) for i in ids]
     await repo.settle_labels(list(zip(seqs, entries, strict=True)), epoch=0)
-
-
-@pytest.fixture
-async def repo(fresh_database: str) -> AsyncIterator[PgRepository]:
-    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=2)
-    async with pool.acquire() as conn:
-        await migrate.migrate(conn)
-    try:
-        yield PgRepository(pool)
-    finally:
-        await pool.close()
 
 
 async def test_records_are_stored_compact_and_read_back_byte_identical(
