@@ -69,7 +69,7 @@ The stacked champion (``stack``, :data:`CHAMPION`; figures in BENCHMARKS.md):
 'stack'
 >>> sorted(ZOO)  # doctest: +NORMALIZE_WHITESPACE
 ['arf', 'arf_all', 'arf_bounded', 'blend', 'booster', 'hat', 'logreg', 'logreg_all',
- 'stack']
+ 'stack', 'stack_live']
 >>> ZOO["logreg"].factory().predict_proba_one({"amount": 1.0})
 {False: 0.5, True: 0.5}
 >>> ZOO["arf"].params["n_models"], ZOO["arf"].params["fraud_share"]
@@ -287,3 +287,13 @@ def stack(
         "booster": booster(publish_after=publish_after, wait_for_fit=wait_for_fit, seed=seed),
     }
     return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory, average=average)
+
+
+#: For the service: the booster publishes a fit at the first label after it finished and never
+#: holds the learner up (``stack`` waits for it at its publish point: reproducible replays).
+register_variant(
+    "stack_live",
+    "stack",
+    description="stack whose booster never holds learning up (for the running service)",
+    wait_for_fit=False,
+)
