@@ -163,6 +163,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         ),
         bundles=RedisBundleStore(backends.redis),
         bundle_every_seconds=settings.scoring.bundle_every_seconds,
+        candidate=settings.role != "scorer",
     )
     promotions = Promotions(pool, repository, metrics)
     learner.promotions = promotions
@@ -195,7 +196,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
 async def _start_workers(
     state: AppState, backends: Backends
 ) -> list[tuple[Worker, asyncio.Task[None]]]:
-    if state.settings.role == "api" or backends.producer is None:
+    if state.settings.role in ("api", "learner") or backends.producer is None:
         return []
     context = StreamContext(
         settings=state.settings,
@@ -217,8 +218,11 @@ async def _stop(
     await state.service.writer.drain()
     learner_task.cancel()
     await asyncio.gather(learner_task, return_exceptions=True)
-    await state.learner.drain()
+    learner = state.learner
+    if not learner.candidate or (learner.leadership is not None and learner.epoch == 0):
+        return  # never led: nothing of its own to settle or checkpoint
+    await learner.drain()
     try:
-        await state.learner.checkpoint()
+        await learner.checkpoint()
     except Exception:
         log.exception("final checkpoint failed; the learning log still holds every label")

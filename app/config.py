@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Role = Literal["all", "api", "workers"]
+#: all: scores (REST + Kafka) and is a learner candidate; api: the same without Kafka workers;
+#: scorer: scores, never learns (follows the leader's bundles); learner: a learner candidate
+#: that consumes no Kafka transactions (route no scoring traffic to it).
+Role = Literal["all", "api", "scorer", "learner"]
 
 
 class TopicSettings(BaseModel):

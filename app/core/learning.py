@@ -73,6 +73,7 @@ class Learner:
     promotions: Promotions | None = None  # the automatic policy runs only when given
     warmup: WarmUp | None = None  # told the champion's progress after every learned batch
     leadership: Leadership | None = None  # None: this learner always leads (one process)
+    candidate: bool = True  # False: a scorer-only process, which never learns
     bundles: BundleStore | None = None  # where the leader publishes its models for followers
     bundle_every_seconds: float = 5.0
     epoch: int = 0
@@ -91,7 +92,7 @@ class Learner:
     # ---- API used by the routes and the labels worker --------------------------------
     @property
     def leading(self) -> bool:
-        return self.leadership is None or self.leadership.leading
+        return self.candidate and (self.leadership is None or self.leadership.leading)
 
     async def submit(self, labels: Sequence[Label]) -> list[LabelStatus]:
         """Record labels durably; when this process leads, wait for each one's settlement.
@@ -122,6 +123,8 @@ class Learner:
     # ---- the owner task ---------------------------------------------------------------
     async def run(self) -> None:
         """Lead (or wait to lead), learn, and step down when fenced; forever."""
+        if not self.candidate:
+            return
         while True:
             if self.leadership is not None and not self.leadership.leading:
                 await self.leadership.acquire()
@@ -140,6 +143,8 @@ class Learner:
 
     async def try_to_lead(self) -> bool:
         """At start: lead at once if no other learner does (else run() waits as a standby)."""
+        if not self.candidate:
+            return False
         if self.leadership is None:
             return True
         if await self.leadership.try_acquire():

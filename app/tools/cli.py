@@ -129,6 +129,12 @@ def serve(
 
 
 @cli.command()
+def learner() -> None:
+    """Run a learner: it leads (or stands by) and learns; it consumes no Kafka transactions."""
+    _run_server(Settings(role="learner"))
+
+
+@cli.command()
 def dev() -> None:
     """Embedded servers for whatever is not configured, then the service (Ctrl-C stops all)."""
     settings = Settings()
