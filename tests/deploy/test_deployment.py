@@ -31,7 +31,9 @@ ROOT = cf.ROOT
 DOCKERFILE = ROOT / "Dockerfile"
 DEVCONTAINER = ROOT / ".devcontainer" / "devcontainer.json"
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
-STACK = {"kafka", "redis", "postgres", "prometheus", "grafana", "riverguard", "simulator"}
+STACK = {
+    "kafka", "redis", "postgres", "prometheus", "grafana", "riverguard", "learner", "simulator"
+}  # fmt: skip
 # Hosts of package and image registries: no file of the deployment names one (images come
 # from the engine's default registry, Python packages from the locks via the usual clients).
 REGISTRY_HOSTS = re.compile(
@@ -186,10 +188,12 @@ def test_mounted_and_built_paths_exist(dev: bool) -> None:
 def test_monitoring_config_names_the_compose_services(stack: dict[str, Any]) -> None:
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "riverguard")
-    (target,) = job["static_configs"][0]["targets"]
-    host, _, port = target.partition(":")
-    assert host in stack
-    assert any(p.endswith(f":{port}") for p in stack[host]["ports"])
+    targets = dict(t.partition(":")[::2] for t in job["static_configs"][0]["targets"])
+    assert set(targets) == {"riverguard", "learner"}  # every riverguard process is scraped
+    assert all(host in stack for host in targets)
+    assert any(p.endswith(f":{targets['riverguard']}") for p in stack["riverguard"]["ports"])
+    assert cf.environment(stack["riverguard"])["RIVERGUARD_ROLE"] == "scorer"
+    assert stack["learner"]["command"] == ["learner"]
     provisioning = ROOT / "deploy" / "grafana" / "provisioning"
     source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
     assert urlsplit(source["datasources"][0]["url"]).hostname == "prometheus"
