@@ -25,6 +25,17 @@ def stack() -> Iterator[StackUrls]:
 
 
 @pytest.fixture(scope="session")
+def cluster() -> Iterator[EmbeddedStack]:
+    """A three-node Valkey Cluster, started once for the tests that need one."""
+    stack = EmbeddedStack()
+    try:
+        stack.start(kafka=False, postgres=False, redis_cluster=True)
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="session")
 def redis_url(stack: StackUrls) -> str:
     assert stack.redis_url is not None
     return stack.redis_url
@@ -55,7 +66,14 @@ async def fresh_database(database_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-_SERVER_FIXTURES = {"stack", "redis_url", "database_url", "kafka_bootstrap", "fresh_database"}
+_SERVER_FIXTURES = {
+    "stack",
+    "redis_url",
+    "database_url",
+    "kafka_bootstrap",
+    "fresh_database",
+    "cluster",
+}
 _SERVER_DIRS = ("e2e", "deploy")
 _PROCESS_MODULES = {"test_stack", "test_stack_private_dir", "test_serve", "test_die_with_parent",
                     "test_config", "test_sim_cli"}  # fmt: skip

@@ -3,7 +3,6 @@ factory builds a cluster client, and scoring, labels, card features and readines
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,16 +18,6 @@ from app.tools.embedded import EmbeddedStack
 from tests.app.conftest import ADMIN, LABELER, SCORER, label, settings_for, tx
 
 pytestmark = pytest.mark.servers
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack()
-    try:
-        stack.start(kafka=False, postgres=False, redis_cluster=True)
-        yield stack
-    finally:
-        stack.close()
 
 
 def _cluster_url(cluster: EmbeddedStack) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,16 +24,6 @@ from features.schema import Label, Transaction
 pytestmark = pytest.mark.servers  # starts its own servers, whatever the fixtures
 M = timedelta(minutes=1)
 Event = Transaction | tuple[Label, Transaction] | None  # None: end of a batch
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack()
-    try:
-        stack.start(kafka=False, postgres=False, redis_cluster=True)
-        yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture
