@@ -10,6 +10,7 @@ combination stops the start with a message naming both values.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -92,6 +93,47 @@ class ScoringSettings(BaseModel):
         return timedelta(seconds=self.max_future_skew_seconds)
 
 
+class DecisionSettings(BaseModel):
+    """The decision layer: budgets, rules, lists and the review queue (README, "Decisions")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    review_budget: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="review this share of traffic (the riskiest below the declined share); "
+        "None: the fixed review_threshold",
+    )
+    decline_budget: float | None = Field(
+        default=None, gt=0, lt=1, description="decline this share; None: the fixed threshold"
+    )
+    budget_window: int = Field(
+        default=20_000, ge=100, description="recent champion scores the budget quantiles use"
+    )
+    budget_min_scores: int = Field(
+        default=1_000, ge=10, description="below this many scores a budget decides nothing"
+    )
+    rules_file: Path | None = Field(
+        default=None, description="rules (JSON) upserted at start, audited as the file's"
+    )
+    refresh_seconds: float = Field(
+        default=1.0, gt=0, description="how often a process checks for changed rules and lists"
+    )
+    max_rule_length: int = Field(default=1_000, ge=10, le=10_000)
+    backtest_max_rows: int = Field(default=2_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> DecisionSettings:
+        total = (self.review_budget or 0.0) + (self.decline_budget or 0.0)
+        if total >= 0.5:
+            raise ValueError(
+                f"review_budget + decline_budget ({total:g}) must stay below 0.5: "
+                "a budget is the riskiest few percent of traffic, not most of it"
+            )
+        return self
+
+
 class PersistenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -148,6 +190,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     persistence: PersistenceSettings = Field(default_factory=PersistenceSettings)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
 
     @field_validator("kafka_bootstrap")
     @classmethod
