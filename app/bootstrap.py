@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
 from app import backends as backend_clients
@@ -20,7 +20,7 @@ from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.bundles.redis_store import RedisBundleStore
 from app.config import Settings
-from app.core import bundles, readiness, series
+from app.core import budgets, bundles, readiness, series
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
@@ -28,6 +28,7 @@ from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.leadership import PgLeadership
+from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
@@ -93,6 +94,16 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
             ),
             asyncio.create_task(follower.run(every=1.0), name="bundle-follower"),
         ]
+        keeper = _cutoff_keeper(settings, state, backends)
+        if keeper.budget.enabled:
+            background.append(
+                asyncio.create_task(
+                    keeper.run(
+                        lambda: state.learner.leading, lambda: state.service.scorer.pool.champion
+                    ),
+                    name="budget-cutoffs",
+                )
+            )
         workers = await _start_workers(state, backends)
         try:
             yield state
@@ -124,6 +135,36 @@ def _follower(settings: Settings, state: AppState, backends: Backends) -> bundle
         swap=swap,
         leading=lambda: state.learner.leading,
         max_lag_seconds=settings.scoring.max_bundle_lag_seconds,
+    )
+
+
+def _cutoff_keeper(settings: Settings, state: AppState, backends: Backends) -> budgets.CutoffKeeper:
+    """Review/decline cutoffs: fixed, or recomputed from a budget by the leader and followed."""
+    d, scoring = settings.decisions, settings.scoring
+    budget = budgets.Budget(
+        review=d.review_budget,
+        decline=d.decline_budget,
+        window=d.budget_window,
+        min_scores=d.budget_min_scores,
+        fixed_review=scoring.review_threshold,
+        fixed_decline=scoring.decline_threshold,
+    )
+
+    def apply(cut: budgets.Cutoffs) -> None:
+        state.service.scorer.cutoffs = cut
+        budgets.show(state.metrics, cut, budget)
+
+    def rescore(rows: Sequence[Mapping[str, float]]) -> Awaitable[list[float]]:
+        return budgets.rescore(state.service.scorer.pool, rows)
+
+    apply(budget.cutoffs(state.service.scorer.pool.champion, []))
+    return budgets.CutoffKeeper(
+        budget=budget,
+        window=budgets.RecentWindow(PgRecentTraffic(backends.db), d.budget_window),
+        rescore=rescore,
+        store=RedisBundleStore(backends.redis),
+        apply=apply,
+        every_seconds=d.budget_every_seconds,
     )
 
 

@@ -109,7 +109,10 @@ class DecisionSettings(BaseModel):
         default=None, gt=0, lt=1, description="decline this share; None: the fixed threshold"
     )
     budget_window: int = Field(
-        default=20_000, ge=100, description="recent champion scores the budget quantiles use"
+        default=10_000, ge=100, description="recent transactions the budget quantiles come from"
+    )
+    budget_every_seconds: float = Field(
+        default=10.0, gt=0, description="how often the leader rescores them with the champion"
     )
     budget_min_scores: int = Field(
         default=1_000, ge=10, description="below this many scores a budget decides nothing"

@@ -143,9 +143,10 @@ Longitude = Annotated[float, BeforeValidator(_finite_float), Field(ge=-180, le=1
 Channel = Literal["pos", "ecom", "atm", "moto"]
 LabelSource = Literal["chargeback", "review", "customer", "simulator"]
 Decision = Literal["approve", "review", "decline"]
-#: Which layer decided: the champion's score against the thresholds, or the warm-up rule
-#: (a champion that has not learned enough yet: its score is reported, not acted on).
-DecidedBy = Literal["model", "warmup"]
+#: Which layer decided: the champion's score against the thresholds (fixed or by budget), the
+#: warm-up rule (a champion that has not learned enough yet: its score is reported, not acted
+#: on), a rule (``rule_id`` names it) or an allow/block list entry (a ``list_*`` reason says which).
+DecidedBy = Literal["model", "warmup", "rule", "list"]
 
 
 def _bad(kind: str) -> str:
@@ -227,6 +228,7 @@ class Score(WireModel):
     shadow: list[ShadowScore] = []
     reasons: list[Reason] = []
     decided_by: DecidedBy = "model"
+    rule_id: str | None = None  # the rule that decided, when decided_by is "rule"
     event_time: datetime
     scored_at: datetime
     replayed: bool = False

@@ -1,4 +1,4 @@
-"""Model bundles in Redis: one key per bundle (expiring), one key naming the newest.
+"""Model bundles in Redis: one key per bundle (expiring), one naming the newest, the cutoffs.
 
 Both keys share the ``{bundles}`` hash tag, so a Redis Cluster keeps them on one node.
 """
@@ -33,4 +33,15 @@ class RedisBundleStore:
 
     async def fetch(self, seq: int) -> bytes | None:
         blob = await self.client.get(self._key(seq))
+        return None if blob is None else bytes(blob)
+
+    @property
+    def _cutoffs(self) -> str:
+        return f"{self.prefix}:{{bundles}}:cutoffs"
+
+    async def publish_cutoffs(self, blob: bytes) -> None:
+        await self.client.set(self._cutoffs, blob)
+
+    async def cutoffs(self) -> bytes | None:
+        blob = await self.client.get(self._cutoffs)
         return None if blob is None else bytes(blob)

@@ -1,4 +1,17 @@
-"""The decision layer around the champion's score (today: thresholds and warm-up).
+"""The decision layer around the champion's score: lists, rules, warm-up, then the model.
+
+Which layer decides, first match wins:
+
+1. **lists**: a block-list entry for the card, merchant, device or country declines; an
+   allow-list entry (and no block entry) approves. A watch-list entry only adds a reason (and
+   is visible to rules).
+2. **rules**: the first enabled matching rule with an approve/review/decline action (by
+   priority) decides; rules with the "reason" action only add their reason.
+3. **warm-up** (below): a champion that has not learned enough is not acted on — approve.
+4. **model**: the champion's score against the cutoffs (fixed thresholds or budgets, see
+   :mod:`app.core.budgets`).
+
+The model's score is always computed, reported and stored beside the decision, whoever made it.
 
 Warm-up: until the champion has learned ``labels`` labels, ``frauds`` of them fraud, its
 score is reported but not acted on — the transaction is approved with the reason
@@ -18,12 +31,21 @@ scoring path only reads one boolean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from features.schema import Reason
+from app.core.budgets import Cutoffs
+from features.schema import DecidedBy, Decision, Reason
 from models import pool as model_pool
 
 WARMING_UP = "model_warming_up"
+#: list entities and the transaction field each one matches
+LIST_FIELDS = {
+    "card": "card_id",
+    "merchant": "merchant_id",
+    "device": "device_id",
+    "country": "country",
+}
 
 
 @dataclass
@@ -46,3 +68,65 @@ class WarmUp:
 
     def reason(self) -> Reason:
         return Reason(code=WARMING_UP, feature="champion_labels_learned", value=self.learned)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What the rules said of one transaction (see :mod:`app.core.rules`)."""
+
+    decision: Decision | None = None
+    rule_id: str | None = None
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision, the layer that made it and the layers' reasons (model reasons follow)."""
+
+    decision: Decision
+    decided_by: DecidedBy
+    rule_id: str | None = None
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def decide(
+    score: float,
+    cutoffs: Cutoffs,
+    warmup: WarmUp,
+    list_hits: Mapping[str, Sequence[str]] | None = None,
+    rules: RuleResult | None = None,
+) -> Verdict:
+    """The layers in order (module docstring); ``list_hits``: entity -> list kinds it is on.
+
+    >>> cut = Cutoffs(review=0.5, decline=0.9)
+    >>> decide(0.95, cut, WarmUp(0, 0, done=True), {"card": ["allow"]}).decision
+    'approve'
+    >>> v = decide(0.1, cut, WarmUp(0, 0, done=True), {"merchant": ["watch", "block"]})
+    >>> v.decision, v.decided_by, [r.code for r in v.reasons]
+    ('decline', 'list', ['list_block', 'list_watch'])
+    >>> decide(0.6, cut, WarmUp(5, 1), rules=RuleResult("review", "big")).decided_by
+    'rule'
+    >>> decide(0.6, cut, WarmUp(5, 1)).decision, decide(0.6, cut, WarmUp(0, 0, done=True)).decision
+    ('approve', 'review')
+    """
+    reasons = _list_reasons(list_hits or {})
+    kinds = {r.code for r in reasons}
+    extra = list(rules.reasons) if rules is not None else []
+    if "list_block" in kinds or "list_allow" in kinds:
+        decision: Decision = "decline" if "list_block" in kinds else "approve"
+        return Verdict(decision, "list", None, reasons + extra)
+    if rules is not None and rules.decision is not None:
+        return Verdict(rules.decision, "rule", rules.rule_id, reasons + extra)
+    if not warmup.done:
+        return Verdict("approve", "warmup", None, [warmup.reason(), *reasons, *extra])
+    return Verdict(cutoffs.decide(score), "model", None, reasons + extra)
+
+
+def _list_reasons(hits: Mapping[str, Sequence[str]]) -> list[Reason]:
+    """Block before allow before watch: the deciding reason comes first."""
+    order = {"block": 0, "allow": 1, "watch": 2}
+    found = [(order[k], entity, k) for entity, kinds in hits.items() for k in kinds if k in order]
+    return [
+        Reason(code=f"list_{kind}", feature=LIST_FIELDS.get(entity, entity), value=1.0)
+        for _, entity, kind in sorted(found)
+    ]

@@ -63,9 +63,32 @@ class Metrics:
         )
         self.decided_by = Counter(
             "riverguard_decided_by_total",
-            "Decisions by the layer that made them (model: thresholds; warmup: the champion"
-            " had not learned enough, the transaction was approved).",
+            "Decisions by the layer that made them (model: cutoffs; warmup: the champion"
+            " had not learned enough, approved; rule; list).",
             ["layer"],
+            registry=r,
+        )
+        self.list_hits = Counter(
+            "riverguard_list_hits_total",
+            "Transactions whose card, merchant, device or country is on a list, by list kind.",
+            ["entity", "kind"],
+            registry=r,
+        )
+        self.cutoff = Gauge(
+            "riverguard_decision_cutoff",
+            "The champion score at which the model reviews or declines (+Inf: never).",
+            ["decision"],
+            registry=r,
+        )
+        self.budget = Gauge(
+            "riverguard_decision_budget",
+            "The share of traffic a budget sends to review or decline (0: no budget, fixed).",
+            ["decision"],
+            registry=r,
+        )
+        self.budget_scores = Gauge(
+            "riverguard_decision_budget_scores",
+            "Champion scores the budget cutoffs were computed from (0: fixed thresholds).",
             registry=r,
         )
         self.scores = Histogram(

@@ -34,6 +34,7 @@ class ScoredRecord:
     response: str  # the Score exactly as answered (JSON)
     source: str
     scored_at: datetime
+    decided: str | None = None  # "rule:<id>" or "list" when a rule or list decided
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from app.core import decisions
+from app.core.budgets import Cutoffs
 from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
 from app.core.metrics import Metrics
@@ -25,8 +27,6 @@ from features import config as feature_config
 from features import store as feature_store
 from features.schema import (
     PROBLEM_REASONS,
-    DecidedBy,
-    Decision,
     ModelRef,
     Reason,
     Score,
@@ -72,8 +72,31 @@ def digest(payload: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+#: entity ("card", "merchant", "device", "country") -> the list kinds it is on
+ListLookup = Callable[[Transaction, datetime], Mapping[str, Sequence[str]]]
+#: (transaction, features, champion score, list hits) -> what the rules say
+RuleCheck = Callable[
+    [Transaction, Mapping[str, float], float, Mapping[str, Sequence[str]]], decisions.RuleResult
+]
+
+
+def _no_lists(tx: Transaction, now: datetime) -> Mapping[str, Sequence[str]]:
+    return {}
+
+
+def _no_rules(
+    tx: Transaction, features: Mapping[str, float], score: float, hits: Mapping[str, Sequence[str]]
+) -> decisions.RuleResult:
+    return decisions.RuleResult()
+
+
 class Scorer:
-    """Champion decides, challengers score in shadow; reasons explain the champion's score."""
+    """Champion scores, the decision layer decides, challengers score in shadow.
+
+    ``cutoffs`` (fixed thresholds or budgets), ``lists`` and ``rules`` are swapped whole by
+    whoever keeps them current (bundle follower, rule and list books); reads are plain
+    attribute reads, so a decision never sees half an update.
+    """
 
     def __init__(
         self,
@@ -81,11 +104,15 @@ class Scorer:
         metrics: Metrics,
         feature_set: str,
         warmup: WarmUp | None = None,
+        cutoffs: Cutoffs | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.feature_set = feature_set
         self.warmup = warmup or WarmUp(labels=0, frauds=0, done=True)
+        self.cutoffs = cutoffs or Cutoffs(pool.thresholds.review, pool.thresholds.decline)
+        self.lists: ListLookup = _no_lists
+        self.rules: RuleCheck = _no_rules
 
     def record(
         self,
@@ -100,28 +127,37 @@ class Scorer:
         features = dict(result.features)
         scores = self.pool.score(features)
         champion, challengers = scores[0], scores[1:]
-        decided_by: DecidedBy = "model" if self.warmup.done else "warmup"
-        if decided_by == "warmup":  # the score is reported, not acted on
-            decision: Decision = "approve"
-            reasons = [self.warmup.reason()]
-        else:
-            decision = self.pool.decide(champion.score)
+        hits = self.lists(tx, now)
+        verdict = decisions.decide(
+            champion.score,
+            self.cutoffs,
+            self.warmup,
+            hits,
+            self.rules(tx, features, champion.score, hits),
+        )
+        reasons = verdict.reasons
+        if verdict.decided_by == "model" and verdict.decision != "approve":
             # Reasons explain a decision that stops or slows a payment; an approval needs
             # none, and explaining costs ~8 extra champion predictions.
-            explained = self.pool.explain(features, top=3) if decision != "approve" else []
+            explained = self.pool.explain(features, top=3)
             reasons = [Reason(code=r.code, feature=r.feature, value=r.value) for r in explained]
+            reasons += verdict.reasons
+        for entity, kinds in hits.items():
+            for kind in kinds:
+                self.metrics.list_hits.labels(entity, kind).inc()
         for s in scores:
             self.metrics.scores.labels(s.name, s.role).observe(s.score)
         answer = Score(
             transaction_id=tx.transaction_id,
             score=champion.score,
-            decision=decision,
+            decision=verdict.decision,
             model=ModelRef(name=champion.name, version=champion.version),
             shadow=[
                 ShadowScore(name=s.name, version=s.version, score=s.score) for s in challengers
             ],
             reasons=reasons,
-            decided_by=decided_by,
+            decided_by=verdict.decided_by,
+            rule_id=verdict.rule_id,
             event_time=tx.timestamp,
             scored_at=now,
             replayed=False,
@@ -138,12 +174,20 @@ class Scorer:
             feature_status=result.status,
             scores=[_stored_score(s) for s in scores],
             score=champion.score,
-            decision=decision,
+            decision=verdict.decision,
             response=answer.model_dump_json(),
             source=path,
             scored_at=now,
+            decided=_decided(verdict),
         )
         return record, answer
+
+
+def _decided(verdict: decisions.Verdict) -> str | None:
+    """What the stored columns cannot tell of who decided (model and warm-up they can)."""
+    if verdict.decided_by == "rule":
+        return f"rule:{verdict.rule_id}"
+    return "list" if verdict.decided_by == "list" else None
 
 
 class ScoringService:

@@ -16,6 +16,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.core.decisions import LIST_FIELDS
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
@@ -39,6 +40,9 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
     touch(metrics.stage, [(stage,) for stage in STAGES])
     touch(metrics.decisions, [(decision,) for decision in get_args(Decision)])
     touch(metrics.decided_by, [(layer,) for layer in get_args(DecidedBy)])
+    touch(metrics.list_hits, itertools.product(LIST_FIELDS, ("allow", "block", "watch")))
+    touch(metrics.cutoff, [("review",), ("decline",)])
+    touch(metrics.budget, [("review",), ("decline",)])
     touch(metrics.labels, [(status,) for status in LABEL_STATUSES])
     touch(metrics.rejections, _rejections())
     touch(metrics.inputs, _inputs())

@@ -16,7 +16,7 @@ import orjson
 
 from app.core.decisions import WARMING_UP
 from app.core.ports import ScoredRecord
-from features.schema import ModelRef, Score, ShadowScore
+from features.schema import DecidedBy, ModelRef, Score, ShadowScore
 
 _PAYLOAD_COLUMNS = ("transaction_id", "card_id", "merchant_id", "timestamp")
 
@@ -68,6 +68,7 @@ def rebuild_response(
     reasons: str | None,
     event_time: datetime,
     scored_at: datetime,
+    decided: str | None = None,
 ) -> str:
     """The answer as :class:`features.schema.Score` writes it, from the stored columns."""
     models = [(m, v) for m, v in zip(lineup, scores, strict=True) if not m[2].startswith(_PART)]
@@ -84,12 +85,19 @@ def rebuild_response(
             for (name, version, _), value in zip(challengers, scores[1:], strict=True)
         ],
         reasons=reasons_list,
-        decided_by="warmup" if any(r["code"] == WARMING_UP for r in reasons_list) else "model",
+        decided_by=_decided_by(decided, reasons_list),
+        rule_id=decided.removeprefix("rule:") if decided and decided.startswith("rule:") else None,
         event_time=event_time.astimezone(UTC),
         scored_at=scored_at.astimezone(UTC),
         replayed=False,
     )
     return answer.model_dump_json()
+
+
+def _decided_by(decided: str | None, reasons: list[dict[str, Any]]) -> DecidedBy:
+    if decided is not None:
+        return "rule" if decided.startswith("rule:") else "list"
+    return "warmup" if any(r["code"] == WARMING_UP for r in reasons) else "model"
 
 
 Lineup = tuple[tuple[str, str, str], ...]  # (name, version, role) per model, champion first

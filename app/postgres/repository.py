@@ -35,9 +35,9 @@ WITH t AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[],
         $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-        $18::text[], $19::text[])
+        $18::text[], $19::text[], $20::text[])
         AS t(id, at, scored_at, score, lineup, card, merchant, fset, fstatus, decision, source,
-             scores, features, payload_rest, reasons, payload, digest, response, learned)
+             scores, features, payload_rest, reasons, payload, digest, response, learned, decided)
 ), ids AS (
     INSERT INTO transaction_ids (transaction_id, event_time)
     SELECT id, at FROM t
@@ -46,10 +46,10 @@ WITH t AS (
 )
 INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id, card_id,
     merchant_id, feature_set, feature_status, decision, source, scores, features, payload_rest,
-    reasons, payload, digest, response, learned)
+    reasons, payload, digest, response, learned, decided)
 SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
     t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
-    t.payload, t.digest, t.response, t.learned::int[]
+    t.payload, t.digest, t.response, t.learned::int[], t.decided
 FROM t JOIN ids ON ids.transaction_id = t.id
 RETURNING transaction_id
 """
@@ -57,7 +57,7 @@ RETURNING transaction_id
 _RECORD = (
     "t.transaction_id, t.card_id, t.merchant_id, t.event_time, t.scored_at, t.score, t.lineup,"
     " t.feature_set, t.feature_status, t.decision, t.source, t.scores, t.features,"
-    " t.payload_rest, t.reasons, t.payload, t.digest, t.response, t.learned"
+    " t.payload_rest, t.reasons, t.payload, t.digest, t.response, t.learned, t.decided"
 )
 # A stored transaction by id: the id table says where it is (its partition, by event time).
 _BY_IDS = (
@@ -231,7 +231,7 @@ class PgRepository:
         if days:
             await self.ensure_partitions(sorted(days))
         rows = [await self._encode(r) for r in chosen]
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 18
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 20
         inserted = await self.pool.fetch(_INSERT_SCORED, *columns)
         return {row["transaction_id"] for row in inserted}
 
@@ -253,7 +253,7 @@ class PgRepository:
         try:
             rebuilt = codec.rebuild_response(
                 r.transaction_id, r.score, r.decision, lineup, values, reasons, r.event_time,
-                r.scored_at,
+                r.scored_at, r.decided,
             )  # fmt: skip
         except (ValueError, TypeError):
             rebuilt = None
@@ -268,7 +268,7 @@ class PgRepository:
             codec.dumps(values).replace("[", "{").replace("]", "}"),
             codec.dumps(features).replace("[", "{").replace("]", "}"),
             rest, reasons, payload, dig, response,
-            codec.dumps(learned).replace("[", "{").replace("]", "}"),
+            codec.dumps(learned).replace("[", "{").replace("]", "}"), r.decided,
         )  # fmt: skip
 
     async def _decode(self, r: Any) -> dict[str, Any]:
@@ -288,7 +288,7 @@ class PgRepository:
         if response is None:
             response = codec.rebuild_response(
                 r["transaction_id"], r["score"], r["decision"], lineup, scores, r["reasons"],
-                r["event_time"], r["scored_at"],
+                r["event_time"], r["scored_at"], r["decided"],
             )  # fmt: skip
         names = await self._feature_names(r["feature_set"])
         return {
