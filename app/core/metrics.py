@@ -160,6 +160,37 @@ class Metrics:
             registry=r,
         )
 
+        self._decision_layer(r)
+
+    def _decision_layer(self, r: CollectorRegistry) -> None:
+        """Lists and the review queue (README, "Lists" and "Review queue")."""
+        self.list_hits = Counter(
+            "riverguard_list_hits_total",
+            "Transactions whose entity value is on a list, by entity and list kind.",
+            ["entity", "kind"],
+            registry=r,
+        )
+        self.list_entries = Gauge(
+            "riverguard_list_entries",
+            "Live (not removed, not expired) list entries in this process's index, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.review_open = Gauge(
+            "riverguard_review_queue_open", "Open items in the review queue.", registry=r
+        )
+        self.review_oldest = Gauge(
+            "riverguard_review_queue_oldest_seconds",
+            "Wall-clock age of the oldest open review item (since it was opened; 0 when none).",
+            registry=r,
+        )
+        self.review_verdicts = Counter(
+            "riverguard_review_verdicts_total",
+            "Review verdicts recorded by this process, by verdict.",
+            ["verdict"],
+            registry=r,
+        )
+
     def watch_pool(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
         """Export per-model gauges from ``read()`` (the pool status) at every scrape."""
         self.registry.register(PoolCollector(read))
