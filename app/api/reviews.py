@@ -7,7 +7,7 @@ a PAN-looking one is refused at scoring); a verdict is recorded under the key's 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -145,7 +145,7 @@ async def record_verdict(
             extra={
                 "verdict": first.verdict,
                 "analyst": first.analyst,
-                "decided_at": first.decided_at.isoformat(),
+                "decided_at": first.decided_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             },
         )
     if closed is None:
