@@ -174,6 +174,14 @@ def test_queue_order_filters_and_gauges(client: TestClient) -> None:
     assert ids(older_than=3600) == []
     assert ids(older_than=0, order="age", limit=1) == [small]
     assert ids(reason="no_such_reason") == []
+    # an untrained champion explains nothing: give the big one a stored reason
+    reason = '[{"code": "amount_high", "feature": "amount", "value": 5000.0}]'
+    _sql(
+        client, "UPDATE scored_transactions SET reasons = $2 WHERE transaction_id = $1", big, reason
+    )
+    assert ids(reason="amount_high") == [big]
+    shown = client.get(f"/v1/reviews/{big}", headers=ALICE).json()["reasons"]
+    assert [r["code"] for r in shown] == ["amount_high"]
     state = client.app.state.riverguard  # type: ignore[attr-defined]
     assert client.portal is not None
     client.portal.call(state.reviews.observe_queue)
