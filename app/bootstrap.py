@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from app import backends as backend_clients
 from app.api import auth
@@ -23,13 +23,17 @@ from app.config import Settings
 from app.core import budgets, bundles, readiness, series
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
+from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
+from app.core.reviews import ReviewDesk
 from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.leadership import PgLeadership
+from app.postgres.lists import PgListStore
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
+from app.postgres.reviews import PgReviewStore
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -50,7 +54,7 @@ def api_keys(settings: Settings) -> list[auth.ApiKey]:
         raise ConfigurationError(str(exc)) from None
     if not keys and not settings.dev_mode:
         raise ConfigurationError(
-            "RIVERGUARD_API_KEYS is empty: set key=score|label|admin entries "
+            "RIVERGUARD_API_KEYS is empty: set key=score|label|review|admin[@name] entries "
             "(or run `riverguard dev`, which generates a key)"
         )
     return keys
@@ -93,6 +97,10 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                 name="readiness",
             ),
             asyncio.create_task(follower.run(every=1.0), name="bundle-follower"),
+            asyncio.create_task(
+                state.lists.run(every=settings.decisions.refresh_seconds), name="lists"
+            ),
+            asyncio.create_task(_decision_gauges(state), name="decision-gauges"),
         ]
         keeper = _cutoff_keeper(settings, state, backends)
         if keeper.budget.enabled:
@@ -168,6 +176,18 @@ def _cutoff_keeper(settings: Settings, state: AppState, backends: Backends) -> b
     )
 
 
+async def _decision_gauges(state: AppState, every: float = 5.0) -> None:
+    """The review queue's size and age (one indexed count) and the live list entries."""
+    while True:
+        for kind, count in state.lists.index.counts(datetime.now(UTC)).items():
+            state.metrics.list_entries.labels(kind).set(count)
+        try:
+            await state.reviews.observe_queue()
+        except Exception:
+            log.warning("review queue gauges not refreshed", exc_info=True)
+        await asyncio.sleep(every)
+
+
 def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
     def report(problems: dict[str, str]) -> None:
         names = set(state.readiness.probes) | set(state.readiness.heartbeats) | set(problems)
@@ -222,6 +242,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
     series.at_start(metrics, pool.names())
+    lists = ListBook(PgListStore(backends.db))
+    await lists.refresh()  # a process scores with the lists from its first transaction
     return AppState(
         settings=settings,
         readiness=checks,
@@ -231,6 +253,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         promotions=promotions,
         features=features,
         records=repository,
+        lists=lists,
+        reviews=ReviewDesk(PgReviewStore(backends.db, repository), metrics, learner),
     )
 
 

@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     api_keys: SecretStr | None = Field(
-        default=None, description="comma-separated key=scope|scope; key may be sha256:<hex>"
+        default=None, description="comma-separated key=scope|scope[@name]; key may be sha256:<hex>"
     )
     dev_mode: bool = False
     role: Role = "all"

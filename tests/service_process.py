@@ -13,7 +13,7 @@ __all__ = ["KEY", "RIVERGUARD", "ServiceProcess", "kafka_env", "serve"]
 
 def serve(env: dict[str, str]) -> ServiceProcess:
     """A service with ``env`` on top of the test key (not started)."""
-    return ServiceProcess({"RIVERGUARD_API_KEYS": f"{KEY}=score|label|admin", **env})
+    return ServiceProcess({"RIVERGUARD_API_KEYS": f"{KEY}=score|label|review|admin@e2e", **env})
 
 
 def kafka_env(redis_url: str, database_url: str, bootstrap: str, prefix: str) -> dict[str, str]:

@@ -1,14 +1,22 @@
-"""API keys: ``X-API-Key`` checked in constant time against SHA-256 digests, with scopes.
+"""API room: ``X-API-Key`` checked in constant time against SHA-256 digests, with scopes and a
+name per key.
 
-``RIVERGUARD_API_KEYS`` is ``key=scope|scope,...``; a key may be written ``sha256:<hex>`` so
-that the plain key never sits in configuration. Plain keys are hashed when parsed, and only
-digests are kept in memory.
+``RIVERGUARD_API_KEYS`` is a comma-separated list of ``key=scope|scope`` entries, each with an
+optional ``@name``: ``key=scope|scope@name``. A key may be written ``sha256:<hex>`` so that the
+plain key never sits in configuration. The name goes after the scopes because a key may hold
+any character but ``,`` (``sha256:`` keys hold a ``:``) while scopes never hold ``=`` or ``@``:
+the entry splits at its last ``=`` and the part after it at its first ``@``. A name is
+``[A-Za-z0-9_.-]{1,64}``, unique; without one, an entry is ``key-<n>`` by its position. The
+name says who acted (the analyst of a review verdict, the author of a list entry); the key
+itself is never logged or answered. Plain keys are hashed when parsed, and only digests are
+kept in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -16,9 +24,10 @@ from typing import Any, Literal
 
 from fastapi import HTTPException, Request, status
 
-Scope = Literal["score", "label", "admin"]
-SCOPES: frozenset[str] = frozenset({"score", "label", "admin"})
+Scope = Literal["score", "label", "review", "admin"]
+SCOPES: frozenset[str] = frozenset({"score", "label", "review", "admin"})
 HEADER = "X-API-Key"
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class KeyConfigError(ValueError):
@@ -29,6 +38,15 @@ class KeyConfigError(ValueError):
 class ApiKey:
     digest: bytes
     scopes: frozenset[str]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who called: the key's name (never the key) and its scopes."""
+
+    name: str
+    scopes: frozenset[str]
 
 
 def digest(key: str) -> bytes:
@@ -36,18 +54,27 @@ def digest(key: str) -> bytes:
 
 
 def parse_keys(text: str) -> list[ApiKey]:
-    """Parse ``key=scope|scope`` entries.
+    """Parse ``key=scope|scope[@name]`` entries.
 
-    >>> [sorted(k.scopes) for k in parse_keys("abc=score|label, sha256:" + "0" * 64 + "=admin")]
-    [['label', 'score'], ['admin']]
+    >>> keys = parse_keys("abc=score|label, sha256:" + "0" * 64 + "=admin|review@alice")
+    >>> [(sorted(k.scopes), k.name) for k in keys]
+    [(['label', 'score'], 'key-1'), (['admin', 'review'], 'alice')]
     """
-    keys = []
+    keys: list[ApiKey] = []
     for position, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), 1):
-        key, sep, scopes_text = entry.rpartition("=")
+        key, sep, rest = entry.rpartition("=")
+        scopes_text, at, name = rest.partition("@")
+        name = name.strip() if at else f"key-{position}"
         scopes = frozenset(s.strip() for s in scopes_text.split("|") if s.strip())
         if not sep or not key or not scopes or not scopes <= SCOPES:
-            raise KeyConfigError(f"API key entry #{position} must look like key=score|label|admin")
-        keys.append(ApiKey(_entry_digest(key, position), scopes))
+            raise KeyConfigError(
+                f"API key entry #{position} must look like key=score|label|review|admin[@name]"
+            )
+        if not _NAME.fullmatch(name):
+            raise KeyConfigError(f"API key entry #{position}: a name is [A-Za-z0-9_.-]{{1,64}}")
+        if any(k.name == name for k in keys):
+            raise KeyConfigError(f"API key entry #{position}: the name {name!r} is taken")
+        keys.append(ApiKey(_entry_digest(key, position), scopes, name))
     return keys
 
 
@@ -71,31 +98,37 @@ def generate_key() -> str:
 class KeyRing:
     keys: tuple[ApiKey, ...]
 
-    def scopes_of(self, presented: str | None) -> frozenset[str] | None:
-        """Scopes of the presented key, or None. Compares against every key (constant time)."""
+    def principal_of(self, presented: str | None) -> Principal | None:
+        """The presented key's principal, or None. Compares against every key (constant time)."""
         if not presented:
             return None
         wanted = digest(presented)
-        found: frozenset[str] | None = None
+        found: Principal | None = None
         for key in self.keys:
             if hmac.compare_digest(key.digest, wanted):
-                found = key.scopes
+                found = Principal(key.name, key.scopes)
         return found
 
+    def scopes_of(self, presented: str | None) -> frozenset[str] | None:
+        """Scopes of the presented key, or None."""
+        principal = self.principal_of(presented)
+        return None if principal is None else principal.scopes
 
-def requires(scope: Scope) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A FastAPI dependency: 401 without a known key, 403 without ``scope``."""
 
-    async def check(request: Request) -> None:
+def requires(scope: Scope) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+    """A FastAPI dependency: 401 without a known key, 403 without ``scope``; the principal."""
+
+    async def check(request: Request) -> Principal:
         ring: KeyRing = request.app.state.keyring
-        scopes = ring.scopes_of(request.headers.get(HEADER))
-        if scopes is None:
+        principal = ring.principal_of(request.headers.get(HEADER))
+        if principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing or unknown API key",
                 headers={"WWW-Authenticate": HEADER},
             )
-        if scope not in scopes:
+        if scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks the {scope!r} scope")
+        return principal
 
     return check

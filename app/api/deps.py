@@ -10,10 +10,12 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.core.learning import Learner
+from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.ports import RecordReader
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
+from app.core.reviews import ReviewDesk
 from app.core.scoring import ScoringService
 from features import store as feature_store
 
@@ -30,6 +32,8 @@ class AppState:
     promotions: Promotions
     features: feature_store.FeatureStore
     records: RecordReader
+    lists: ListBook
+    reviews: ReviewDesk
 
 
 async def get_state(request: Request) -> AppState:

@@ -65,8 +65,11 @@ def problem(
     detail: str,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    """A problem answer; ``extra``: extension members (RFC 9457 §3.2), never input values."""
     body: dict[str, Any] = {
+        **(extra or {}),
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),
         "status": status,

@@ -110,6 +110,12 @@ class Learner:
             self._queue.put_nowait(_Job(claim=True))
         return list(await asyncio.gather(*futures))
 
+    def claim_soon(self) -> None:
+        """Labels were recorded elsewhere (a review verdict): a leader claims them now."""
+        if self.leading and not self._claim_queued:
+            self._claim_queued = True
+            self._queue.put_nowait(_Job(claim=True))
+
     def notify_arrived(self, transaction_ids: Sequence[str]) -> None:
         """Transactions were stored: parked labels for them can be learned now.
 

@@ -68,12 +68,6 @@ class Metrics:
             ["layer"],
             registry=r,
         )
-        self.list_hits = Counter(
-            "riverguard_list_hits_total",
-            "Transactions whose card, merchant, device or country is on a list, by list kind.",
-            ["entity", "kind"],
-            registry=r,
-        )
         self.cutoff = Gauge(
             "riverguard_decision_cutoff",
             "The champion score at which the model reviews or declines (+Inf: never).",
@@ -180,6 +174,37 @@ class Metrics:
         self.learning_log_head = Gauge(
             "riverguard_learning_log_head",
             "Sequence of the last learning-log entry this process's models have learned.",
+            registry=r,
+        )
+
+        self._decision_layer(r)
+
+    def _decision_layer(self, r: CollectorRegistry) -> None:
+        """Lists and the review queue (README, "Lists" and "Review queue")."""
+        self.list_hits = Counter(
+            "riverguard_list_hits_total",
+            "Transactions whose entity value is on a list, by entity and list kind.",
+            ["entity", "kind"],
+            registry=r,
+        )
+        self.list_entries = Gauge(
+            "riverguard_list_entries",
+            "Live (not removed, not expired) list entries in this process's index, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.review_open = Gauge(
+            "riverguard_review_queue_open", "Open items in the review queue.", registry=r
+        )
+        self.review_oldest = Gauge(
+            "riverguard_review_queue_oldest_seconds",
+            "Wall-clock age of the oldest open review item (since it was opened; 0 when none).",
+            registry=r,
+        )
+        self.review_verdicts = Counter(
+            "riverguard_review_verdicts_total",
+            "Review verdicts recorded by this process, by verdict.",
+            ["verdict"],
             registry=r,
         )
 

@@ -16,7 +16,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.core.decisions import LIST_FIELDS
+from app.core import lists, reviews
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
@@ -40,13 +40,15 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
     touch(metrics.stage, [(stage,) for stage in STAGES])
     touch(metrics.decisions, [(decision,) for decision in get_args(Decision)])
     touch(metrics.decided_by, [(layer,) for layer in get_args(DecidedBy)])
-    touch(metrics.list_hits, itertools.product(LIST_FIELDS, ("allow", "block", "watch")))
     touch(metrics.cutoff, [("review",), ("decline",)])
     touch(metrics.budget, [("review",), ("decline",)])
     touch(metrics.labels, [(status,) for status in LABEL_STATUSES])
     touch(metrics.rejections, _rejections())
     touch(metrics.inputs, _inputs())
     touch(metrics.checkpoints, [(model,) for model in models])
+    touch(metrics.list_hits, itertools.product(lists.ENTITIES, lists.KINDS))
+    touch(metrics.list_entries, [(kind,) for kind in lists.KINDS])
+    touch(metrics.review_verdicts, [(verdict,) for verdict in reviews.VERDICTS])
     # roles move with a promotion, so every model gets both
     touch(metrics.scores, itertools.product(models, get_args(Role)))
     touch(

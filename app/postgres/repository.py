@@ -43,15 +43,22 @@ WITH t AS (
     SELECT id, at FROM t
     ON CONFLICT (transaction_id) DO NOTHING
     RETURNING transaction_id
+), stored AS (
+    INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id,
+        card_id, merchant_id, feature_set, feature_status, decision, source, scores, features,
+        payload_rest, reasons, payload, digest, response, learned, decided)
+    SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
+        t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
+        t.payload, t.digest, t.response, t.learned::int[], t.decided
+    FROM t JOIN ids ON ids.transaction_id = t.id
+    RETURNING transaction_id, event_time, score, decision
+), queued AS (
+    -- a review decision opens its review item in this same statement (README, "Review queue")
+    INSERT INTO review_queue (transaction_id, event_time, score)
+    SELECT transaction_id, event_time, score FROM stored WHERE decision = 'review'
+    ON CONFLICT (transaction_id) DO NOTHING
 )
-INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id, card_id,
-    merchant_id, feature_set, feature_status, decision, source, scores, features, payload_rest,
-    reasons, payload, digest, response, learned, decided)
-SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
-    t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
-    t.payload, t.digest, t.response, t.learned::int[], t.decided
-FROM t JOIN ids ON ids.transaction_id = t.id
-RETURNING transaction_id
+SELECT transaction_id FROM stored
 """
 # The columns a stored record is rebuilt from (find, get, learning, history).
 _RECORD = (
@@ -187,7 +194,7 @@ class PgRepository:
                 "SELECT transaction_id FROM scored_transactions_default WHERE event_time < $1"
             )
             gone = " UNION ALL ".join(sources)
-            for table in ("learn_log", "labels", "transaction_ids"):
+            for table in ("learn_log", "labels", "review_queue", "transaction_ids"):
                 await conn.execute(
                     f"DELETE FROM {table} WHERE transaction_id IN ({gone})",  # noqa: S608
                     cutoff,
@@ -299,6 +306,10 @@ class PgRepository:
             "scores": codec.nest_scores(lineup, scores),
         }
 
+    async def decode_row(self, row: Any) -> dict[str, Any]:
+        """A row of ``_RECORD`` columns rebuilt (for the other stores of this package)."""
+        return await self._decode(row)
+
     async def get(self, transaction_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(f"{_BY_IDS} WHERE i.transaction_id = $1", transaction_id)
         if row is None:
@@ -337,19 +348,7 @@ class PgRepository:
 
     async def receive_labels(self, labels: Sequence[Label]) -> list[int]:
         """Record labels as received (durable now; the learner settles them); their seqs."""
-        if not labels:
-            return []
-        rows = await self.pool.fetch(
-            "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
-            " SELECT t.id, t.fraud, t.at, t.source, 'received' FROM unnest($1::text[],"
-            " $2::bool[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
-            " AS t(id, fraud, at, source, n) ORDER BY t.n RETURNING seq",
-            [lb.transaction_id for lb in labels],
-            [lb.is_fraud for lb in labels],
-            [lb.labeled_at for lb in labels],
-            [lb.source for lb in labels],
-        )
-        return [row["seq"] for row in rows]
+        return await insert_received(self.pool, labels)
 
     async def received(self, limit: int = 1000) -> list[ReceivedLabel]:
         """Labels not settled yet, in arrival order (a late commit is simply claimed later)."""
@@ -540,6 +539,24 @@ class PgRepository:
         )
         assert row is not None
         return dict(row)
+
+
+async def insert_received(conn: Any, labels: Sequence[Label]) -> list[int]:
+    """The durable label intake (status received; the learner settles), on a pool or in a
+    caller's transaction (a review verdict records its label with the item's close)."""
+    if not labels:
+        return []
+    rows = await conn.fetch(
+        "INSERT INTO labels (transaction_id, is_fraud, labeled_at, source, status)"
+        " SELECT t.id, t.fraud, t.at, t.source, 'received' FROM unnest($1::text[],"
+        " $2::bool[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
+        " AS t(id, fraud, at, source, n) ORDER BY t.n RETURNING seq",
+        [lb.transaction_id for lb in labels],
+        [lb.is_fraud for lb in labels],
+        [lb.labeled_at for lb in labels],
+        [lb.source for lb in labels],
+    )
+    return [row["seq"] for row in rows]
 
 
 async def _apply_labels(

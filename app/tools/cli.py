@@ -149,7 +149,10 @@ def dev() -> None:
         if not settings.api_keys:
             key = auth.generate_key()
             settings = settings.model_copy(
-                update={"api_keys": SecretStr(f"{key}=score|label|admin"), "dev_mode": True}
+                update={
+                    "api_keys": SecretStr(f"{key}=score|label|review|admin@dev"),
+                    "dev_mode": True,
+                }
             )
         for line in urls.exports():
             err.print(line, highlight=False)

@@ -27,7 +27,7 @@ RIVERGUARD = Path(sys.executable).with_name("riverguard")
 
 def stack_env(urls: StackUrls, api_key: str) -> dict[str, str]:
     """The settings that point a service at ``urls``, with one key holding every scope."""
-    env = {"RIVERGUARD_API_KEYS": f"{api_key}=score|label|admin"}
+    env = {"RIVERGUARD_API_KEYS": f"{api_key}=score|label|review|admin"}
     for name, value in (
         ("RIVERGUARD_KAFKA_BOOTSTRAP", urls.kafka_bootstrap),
         ("RIVERGUARD_REDIS_URL", urls.redis_url),
