@@ -26,9 +26,11 @@ from app.core.learning import CheckpointPolicy, Learner
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
+from app.core.rulebook import RuleBook, RuleFileError
 from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.leadership import PgLeadership
 from app.postgres.repository import PgRepository
+from app.postgres.rules import PgRuleStore
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -92,6 +94,9 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                 name="readiness",
             ),
             asyncio.create_task(follower.run(every=1.0), name="bundle-follower"),
+            asyncio.create_task(
+                state.rules.follow(settings.decisions.refresh_seconds), name="rules-refresh"
+            ),
         ]
         workers = await _start_workers(state, backends)
         try:
@@ -177,6 +182,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         group_writer(repository, settings.persistence.flush_ms, settings.persistence.flush_max),
         on_stored=learner.notify_arrived,
     )
+    rule_store = PgRuleStore(backends.db)
+    rules = await _rule_book(settings, rule_store)
     checks = Readiness(stall_seconds=settings.stream.stall_seconds)
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
@@ -190,7 +197,25 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         promotions=promotions,
         features=features,
         records=repository,
+        rules=rules,
+        backtests=rule_store,
     )
+
+
+async def _rule_book(settings: Settings, store: PgRuleStore) -> RuleBook:
+    """The stored rules, after upserting the rules file (a bad file stops the start)."""
+    book = RuleBook(store, max_length=settings.decisions.max_rule_length)
+    path = settings.decisions.rules_file
+    if path is not None:
+        try:
+            changed = await book.load_file(path.read_bytes(), path.name)
+        except OSError as exc:
+            raise ConfigurationError(f"rules file {path.name}: {exc.strerror}") from None
+        except RuleFileError as exc:
+            raise ConfigurationError(str(exc)) from None
+        log.info("rules file %s: %d rule(s) changed", path.name, changed)
+    await book.refresh()
+    return book
 
 
 async def _start_workers(

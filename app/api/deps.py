@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.core.backtest import BacktestSource
 from app.core.learning import Learner
 from app.core.metrics import Metrics
 from app.core.ports import RecordReader
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
+from app.core.rulebook import RuleBook
 from app.core.scoring import ScoringService
 from features import store as feature_store
 
@@ -30,6 +32,8 @@ class AppState:
     promotions: Promotions
     features: feature_store.FeatureStore
     records: RecordReader
+    rules: RuleBook  # the scoring path reads rules.current
+    backtests: BacktestSource
 
 
 async def get_state(request: Request) -> AppState:
