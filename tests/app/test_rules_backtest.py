@@ -4,6 +4,7 @@ backtested over them, and every figure recounted by brute force over plain SQL r
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter
@@ -15,11 +16,13 @@ import asyncpg
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from app.core.backtest import backtest
 from app.core.rules import Rule, compile_rule
 from app.main import create_app
 from app.postgres.rules import PgRuleStore
+from app.tools.cli import cli
 from tests.app.conftest import ADMIN, LABELER, SCORER, label, settings_for, tx
 
 RULE = '(amount > 800.0 && channel == "ecom") || card_count_1d >= 3.0'
@@ -155,3 +158,22 @@ def test_backtest_pages_and_stops_at_the_row_bound(
     cut = asyncio.run(run(50))
     assert (cut["rows_scanned"], cut["truncated"]) == (50, True)
     assert cut["hits"] <= full["hits"]
+
+
+def test_cli_backtest_prints_the_same_figures(
+    stored: tuple[TestClient, datetime], fresh_database: str
+) -> None:
+    _, now = stored
+    since, until = now - timedelta(days=4), now + timedelta(hours=1)
+    env = {"RIVERGUARD_DATABASE_URL": fresh_database}
+    window = ["--since", since.isoformat(), "--until", until.isoformat()]
+    command = ["rules", "backtest", "--expression", RULE, *window, "--json"]
+    result = CliRunner().invoke(cli, command, env=env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    expected = recount(fresh_database, since, until)
+    assert {k: figures[k] for k in expected} == expected
+    bad = CliRunner().invoke(
+        cli, ["rules", "backtest", "--expression", 'amount > "4111111111111112"', *window], env=env
+    )
+    assert bad.exit_code == 2 and "rule_type" in bad.output and "4111" not in bad.output
