@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
 from app.backends import ConfigurationError
+from app.core.rulebook import RuleBook, RuleSpec
 from app.main import create_app
+from app.postgres import migrate
+from app.postgres.rules import PgRuleStore
 from tests.app.conftest import ADMIN, SCORER, settings_for
 
 PAN = "4111111111111111"
@@ -154,3 +158,23 @@ def test_a_bad_rules_file_stops_the_start_naming_rule_and_error(
         TestClient(create_app(settings)),
     ):
         pass
+
+
+async def test_another_process_sees_a_change_on_refresh(fresh_database: str) -> None:
+    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await migrate.migrate(conn)
+        writer, reader = RuleBook(PgRuleStore(pool)), RuleBook(PgRuleStore(pool))
+        assert await reader.refresh() and len(reader.current) == 0
+        assert not await reader.refresh()  # counter unchanged: nothing reloaded
+        spec = RuleSpec.model_validate(body())
+        await writer.create(spec.rule(spec.id), "tester")
+        assert len(writer.current) == 1 and len(reader.current) == 0
+        assert await reader.refresh() and len(reader.current) == 1
+        outcome = reader.current.evaluate({"amount": 5000.0, "channel": "ecom"})
+        assert outcome.decision == "review"
+        history = await reader.store.history("big-ecom")
+        assert history[0]["changed_by"] == "tester"
+    finally:
+        await pool.close()
