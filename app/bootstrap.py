@@ -28,12 +28,14 @@ from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
+from app.core.rulebook import RuleBook, RuleFileError
 from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
+from app.postgres.rules import PgRuleStore
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -101,6 +103,9 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                 state.lists.run(every=settings.decisions.refresh_seconds), name="lists"
             ),
             asyncio.create_task(_decision_gauges(state), name="decision-gauges"),
+            asyncio.create_task(
+                state.rules.follow(settings.decisions.refresh_seconds), name="rules-refresh"
+            ),
         ]
         keeper = _cutoff_keeper(settings, state, backends)
         if keeper.budget.enabled:
@@ -238,6 +243,8 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         group_writer(repository, settings.persistence.flush_ms, settings.persistence.flush_max),
         on_stored=learner.notify_arrived,
     )
+    rule_store = PgRuleStore(backends.db)
+    rules = await _rule_book(settings, rule_store)
     checks = Readiness(stall_seconds=settings.stream.stall_seconds)
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
@@ -255,7 +262,25 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         records=repository,
         lists=lists,
         reviews=ReviewDesk(PgReviewStore(backends.db, repository), metrics, learner),
+        rules=rules,
+        backtests=rule_store,
     )
+
+
+async def _rule_book(settings: Settings, store: PgRuleStore) -> RuleBook:
+    """The stored rules, after upserting the rules file (a bad file stops the start)."""
+    book = RuleBook(store, max_length=settings.decisions.max_rule_length)
+    path = settings.decisions.rules_file
+    if path is not None:
+        try:
+            changed = await book.load_file(path.read_bytes(), path.name)
+        except OSError as exc:
+            raise ConfigurationError(f"rules file {path.name}: {exc.strerror}") from None
+        except RuleFileError as exc:
+            raise ConfigurationError(str(exc)) from None
+        log.info("rules file %s: %d rule(s) changed", path.name, changed)
+    await book.refresh()
+    return book
 
 
 async def _start_workers(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app import bootstrap
-from app.api import auth, cards, errors, health, labels, lists, models, reviews, transactions
+from app.api import auth, cards, errors, health, labels, lists, models, reviews, rules, transactions
 from app.api.limits import BodySizeLimit
 from app.api.timing import RequestTimer
 from app.config import Settings
@@ -47,7 +47,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.state.metrics = collectors
     errors.install(app)
-    for router in (health, transactions, labels, models, cards, lists, reviews):
+    for router in (health, transactions, labels, models, cards, lists, reviews, rules):
         app.include_router(router.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=collectors)

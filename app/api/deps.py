@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.core.backtest import BacktestSource
 from app.core.learning import Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
@@ -16,6 +17,7 @@ from app.core.ports import RecordReader
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
+from app.core.rulebook import RuleBook
 from app.core.scoring import ScoringService
 from features import store as feature_store
 
@@ -34,6 +36,8 @@ class AppState:
     records: RecordReader
     lists: ListBook
     reviews: ReviewDesk
+    rules: RuleBook  # the scoring path reads rules.current
+    backtests: BacktestSource
 
 
 async def get_state(request: Request) -> AppState:

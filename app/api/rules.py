@@ -1,0 +1,199 @@
+"""Adapter (REST, admin scope): decision rules — list, read, create, replace, delete, history,
+and backtest a candidate rule over stored transactions (docs/rules.md).
+
+A rule that cannot be saved is a 422 Problem whose ``errors`` give the location, a type
+(``rule_syntax``, ``unknown_variable``, ``rule_type``, ``not_boolean``, ``too_long``, ...) and
+a message of ours, never a part of the expression. DELETE removes the rule (its audit history
+stays); to switch a rule off and keep it, PUT it with ``"enabled": false``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.api import auth
+from app.api.deps import State
+from app.api.errors import problem, problem_responses
+from app.core.backtest import backtest
+from app.core.rule_check import RuleError
+from app.core.rulebook import RuleExists, RuleFields, RuleSpec
+from app.core.rules import ID_PATTERN, Action, Rule
+
+router = APIRouter(
+    prefix="/v1/rules", tags=["rules"], dependencies=[Depends(auth.requires("admin"))]
+)
+RuleId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+_PROBLEMS = problem_responses(401, 403, 413, 422)
+
+
+class RuleOut(BaseModel):
+    id: str
+    name: str
+    expression: str
+    action: Action
+    reason_code: str
+    priority: int
+    enabled: bool
+    version: int
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]
+    version: int = Field(description="the store's change counter")
+    invalid: list[str] = Field(description="stored rules this process skips (no longer compile)")
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    changed_at: str
+    changed_by: str
+    change: dict[str, list[Any]]
+
+
+class History(BaseModel):
+    rule_id: str
+    history: list[HistoryEntry]
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expression: str = Field(min_length=1, max_length=10_000)
+    action: Action = "review"
+    since: AwareDatetime
+    until: AwareDatetime
+
+
+class BacktestAnswer(BaseModel):
+    since: str
+    until: str
+    rows_scanned: int
+    truncated: bool
+    hits: int
+    hit_rate: float
+    labelled_hits: int
+    frauds_caught: int
+    precision: float | None
+    model_overlap: int
+    errors: int
+    hits_per_day: dict[str, int]
+
+
+def changed_by(request: Request) -> str:
+    """Who makes a change: the API key's name once auth records one, else "admin"."""
+    name = getattr(request.state, "api_key_name", None)
+    return name if isinstance(name, str) and name else "admin"
+
+
+def _out(rule: Rule) -> RuleOut:
+    return RuleOut(**rule.content(), version=rule.version)
+
+
+def _invalid(exc: RuleError) -> JSONResponse:
+    return problem(422, "invalid rule", exc.errors)
+
+
+@router.get("", response_model=RuleList, summary="List rules", responses=_PROBLEMS)
+async def list_rules(state: State) -> RuleList:
+    version, rules = await state.rules.store.load()
+    return RuleList(
+        rules=[_out(r) for r in rules], version=version, invalid=list(state.rules.invalid)
+    )
+
+
+@router.post(
+    "/backtest",
+    response_model=BacktestAnswer,
+    summary="Backtest a candidate rule over stored transactions",
+    responses=_PROBLEMS,
+)
+async def backtest_rule(body: BacktestRequest, state: State) -> Any:
+    """List variables are empty in a backtest (list membership has no history)."""
+    if body.until <= body.since:
+        error = {"loc": ["body", "until"], "type": "empty_window", "msg": "until must follow since"}
+        return problem(422, "invalid window", [error])
+    try:
+        rule = Rule(id="candidate", name="", expression=body.expression, action=body.action)
+        candidate = state.rules.compile(rule)
+    except RuleError as exc:
+        return _invalid(exc)
+    result = await backtest(
+        candidate,
+        state.backtests,
+        body.since,
+        body.until,
+        state.settings.decisions.backtest_max_rows,
+    )
+    return BacktestAnswer(**result.as_dict())
+
+
+@router.get(
+    "/{rule_id}", response_model=RuleOut, summary="Read a rule", responses=problem_responses(404)
+)
+async def get_rule(rule_id: RuleId, state: State) -> RuleOut:
+    rule = await state.rules.store.get(rule_id)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return _out(rule)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RuleOut,
+    summary="Create a rule",
+    responses={**_PROBLEMS, **problem_responses(409)},
+)
+async def create_rule(body: RuleSpec, request: Request, state: State) -> Any:
+    try:
+        saved = await state.rules.create(body.rule(body.id), changed_by(request))
+    except RuleError as exc:
+        return _invalid(exc)
+    except RuleExists:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a rule with this id exists") from None
+    return _out(saved)
+
+
+@router.put(
+    "/{rule_id}",
+    response_model=RuleOut,
+    summary="Replace a rule (a new version when anything changed)",
+    responses={**_PROBLEMS, **problem_responses(404)},
+)
+async def replace_rule(rule_id: RuleId, body: RuleFields, request: Request, state: State) -> Any:
+    try:
+        saved = await state.rules.replace(body.rule(rule_id), changed_by(request))
+    except RuleError as exc:
+        return _invalid(exc)
+    if saved is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return _out(saved)
+
+
+@router.delete(
+    "/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a rule (its history stays)",
+    responses={**_PROBLEMS, **problem_responses(404)},
+)
+async def delete_rule(rule_id: RuleId, request: Request, state: State) -> Response:
+    if not await state.rules.delete(rule_id, changed_by(request)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{rule_id}/history",
+    response_model=History,
+    summary="Every change of a rule, oldest first",
+    responses={**_PROBLEMS, **problem_responses(404)},
+)
+async def rule_history(rule_id: RuleId, state: State) -> History:
+    entries = await state.rules.store.history(rule_id)
+    if not entries:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return History(rule_id=rule_id, history=[HistoryEntry(**e) for e in entries])

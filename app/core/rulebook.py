@@ -1,0 +1,254 @@
+"""Core (use-case): the process's current rules, their store port and the rules file.
+
+:class:`RuleBook` holds the current :class:`~app.core.rules.RuleSet` as a plain attribute
+(``book.current``: the scoring path reads it without awaiting). ``refresh()`` asks the store
+for its change counter and reloads only when it moved; the service runs it every
+``decisions.refresh_seconds``, and a change made through this process refreshes at once. Every
+change is validated (compiled) before it is stored, and audited by the store with who made it
+and the diff old → new (:func:`diff`).
+
+A rules file (``RIVERGUARD_DECISIONS__RULES_FILE``) is a JSON list of rule objects
+(:class:`RuleSpec`), upserted at start: an unchanged rule makes no new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+from app.core.rule_check import RuleError, VarType
+from app.core.rules import (
+    CODE_PATTERN,
+    ID_PATTERN,
+    MAX_NAME_LENGTH,
+    VARIABLES,
+    Action,
+    CompiledRule,
+    Rule,
+    RuleSet,
+    compile_rule,
+)
+from features.schema import loads, redact_pans
+
+log = logging.getLogger(__name__)
+
+
+class RuleExists(LookupError):
+    """A rule with this id exists already (create is not replace)."""
+
+
+class RuleFields(BaseModel):
+    """A rule as written by a person, but its id (the body of ``PUT /v1/rules/{id}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="", max_length=MAX_NAME_LENGTH)
+    expression: str = Field(min_length=1, max_length=10_000)
+    action: Action
+    reason_code: str | None = Field(default=None, pattern=CODE_PATTERN)
+    priority: StrictInt = Field(default=100, ge=-1_000_000, le=1_000_000)
+    enabled: StrictBool = True
+
+    @field_validator("name", "expression")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        # Postgres text holds neither NUL nor lone surrogates: refused here, not a 5xx later
+        if "\x00" in value or (not value.isprintable() and _unencodable(value)):
+            raise ValueError("text")
+        return value
+
+    def rule(self, rule_id: str) -> Rule:
+        return Rule(
+            id=rule_id,
+            name=self.name,
+            expression=self.expression,
+            action=self.action,
+            reason_code=self.reason_code or "",
+            priority=self.priority,
+            enabled=self.enabled,
+        )
+
+
+def _unencodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class RuleSpec(RuleFields):
+    """A whole rule (``POST /v1/rules`` and each entry of a rules file)."""
+
+    id: str = Field(pattern=ID_PATTERN, max_length=64)
+
+
+def diff(old: Rule | None, new: Rule | None) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` of the fields that differ (a creation: old null; a deletion:
+    new null). Nothing else goes into the audit record."""
+    before = {} if old is None else old.content()
+    after = {} if new is None else new.content()
+    return {
+        name: [before.get(name), after.get(name)]
+        for name in (after or before)
+        if before.get(name) != after.get(name)
+    }
+
+
+class RuleStore(Protocol):
+    """Durable rules (current version of each) and their audit history."""
+
+    async def version(self) -> int:
+        """A counter that moves with every change (cheap: read on every refresh)."""
+        ...
+
+    async def load(self) -> tuple[int, list[Rule]]:
+        """(counter, every rule), read together."""
+        ...
+
+    async def get(self, rule_id: str) -> Rule | None: ...
+
+    async def create(self, rule: Rule, changed_by: str) -> Rule:
+        """Insert as version 1; :class:`RuleExists` when the id is taken."""
+        ...
+
+    async def put(self, rule: Rule, changed_by: str, *, must_exist: bool) -> Rule | None:
+        """Replace (version + 1) or, unless ``must_exist``, insert; an unchanged rule is
+        returned as stored (no new version). None: ``must_exist`` and there is none."""
+        ...
+
+    async def delete(self, rule_id: str, changed_by: str) -> bool: ...
+
+    async def history(self, rule_id: str) -> list[dict[str, Any]]:
+        """The audit entries of ``rule_id``, oldest first (version, changed_at, by, diff)."""
+        ...
+
+
+class RuleBook:
+    """The current rule set of this process, and the validated way to change rules."""
+
+    def __init__(
+        self,
+        store: RuleStore,
+        variables: Mapping[str, VarType] = VARIABLES,
+        max_length: int = 1_000,
+    ) -> None:
+        self.store = store
+        self.variables = variables
+        self.max_length = max_length
+        self.current = RuleSet()
+        self.loaded_version = -1
+        self.invalid: tuple[str, ...] = ()  # stored rules that no longer compile (skipped)
+
+    def compile(
+        self, rule: Rule, loc: Sequence[str | int] = ("body", "expression")
+    ) -> CompiledRule:
+        return compile_rule(rule, self.variables, self.max_length, loc)
+
+    async def refresh(self) -> bool:
+        """Reload when the store changed; True when the current set was replaced."""
+        if await self.store.version() == self.loaded_version:
+            return False
+        version, rules = await self.store.load()
+        compiled, invalid = [], []
+        for rule in rules:
+            try:
+                compiled.append(self.compile(rule))
+            except RuleError as exc:
+                # e.g. a feature renamed since it was saved: skip it, keep the others
+                invalid.append(rule.id)
+                log.error("rule %s is skipped: %s", rule.id, exc)
+        self.current = RuleSet(compiled, version)
+        self.loaded_version, self.invalid = version, tuple(invalid)
+        return True
+
+    async def follow(self, every: float) -> None:
+        """Refresh every ``every`` seconds until cancelled; a failed refresh keeps the rules."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store is down: score with the rules we have
+                log.warning("rules refresh failed (%s); keeping these rules", type(exc).__name__)
+
+    async def create(self, rule: Rule, changed_by: str) -> Rule:
+        self.compile(rule)
+        saved = await self.store.create(rule, changed_by)
+        await self.refresh()
+        return saved
+
+    async def replace(self, rule: Rule, changed_by: str) -> Rule | None:
+        self.compile(rule)
+        saved = await self.store.put(rule, changed_by, must_exist=True)
+        await self.refresh()
+        return saved
+
+    async def delete(self, rule_id: str, changed_by: str) -> bool:
+        deleted = await self.store.delete(rule_id, changed_by)
+        await self.refresh()
+        return deleted
+
+    async def load_file(self, raw: bytes, source: str) -> int:
+        """Validate every rule of a rules file, then upsert them; how many changed."""
+        rules = parse_file(raw, source, self)
+        changed = 0
+        for rule in rules:
+            before = await self.store.get(rule.id)
+            saved = await self.store.put(rule, f"file:{source}", must_exist=False)
+            changed += before is None or (saved is not None and saved.version != before.version)
+        await self.refresh()
+        return changed
+
+
+class RuleFileError(ValueError):
+    """A rules file that cannot be loaded; the message names the file, rule and error type."""
+
+
+def parse_file(raw: bytes, source: str, book: RuleBook) -> list[Rule]:
+    """Every rule of the file, validated as the API validates them (all or nothing)."""
+    try:
+        data = loads(raw)
+    except ValueError:
+        raise RuleFileError(f"rules file {source}: not valid JSON") from None
+    if not isinstance(data, list):
+        raise RuleFileError(f"rules file {source}: must be a JSON list of rule objects")
+    rules, seen = [], set()
+    for position, item in enumerate(data, 1):
+        name = _label(item, position)
+        try:
+            spec = RuleSpec.model_validate(item)
+            rule = spec.rule(spec.id)
+            book.compile(rule, ("rules", position, "expression"))
+        except ValidationError as exc:
+            kinds = sorted({f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors()})
+            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
+        except RuleError as exc:
+            kinds = sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors})
+            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
+        if rule.id in seen:
+            raise RuleFileError(f"rules file {source}: {name}: duplicate_id")
+        seen.add(rule.id)
+        rules.append(rule)
+    return rules
+
+
+def _label(item: Any, position: int) -> str:
+    """How a file's rule is named in an error: its id when it is one, else its position."""
+    rule_id = item.get("id") if isinstance(item, dict) else None
+    valid = isinstance(rule_id, str) and re.fullmatch(ID_PATTERN, rule_id) is not None
+    if valid and redact_pans(str(rule_id)) == rule_id:
+        return f"rule {rule_id!r} (#{position})"
+    return f"rule #{position}"  # not an id, or one holding a card number

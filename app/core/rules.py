@@ -1,0 +1,221 @@
+"""Core (pure): decision rules — what a rule is, the variables it sees, a compiled rule set.
+
+A rule is a CEL condition over one transaction (docs/rules.md). :class:`RuleSet` holds the
+enabled rules compiled and in order (priority, then id): the first matching rule with a
+decision action (approve, review, decline) decides, and every matching rule adds its
+``reason_code`` to the answer's reasons; ``reason`` rules only add their code. A rule that
+fails at run time (an index out of range, a division by zero) does not match and is named in
+the outcome's ``errors``: the scoring path never sees an exception from a rule.
+
+>>> rule = Rule(id="big-ecom", name="big e-commerce", action="review",
+...             expression='amount > 1000.0 && channel == "ecom"')
+>>> rule.reason_code
+'rule_big_ecom'
+>>> rules = RuleSet([compile_rule(rule, VARIABLES)])
+>>> rules.evaluate({"amount": 5000.0, "channel": "ecom"})  # doctest: +NORMALIZE_WHITESPACE
+RuleOutcome(decision='review', rule_id='big-ecom',
+            reasons=(('rule_big_ecom', 'big-ecom'),), errors=())
+>>> rules.evaluate({"amount": 5.0, "channel": "ecom"}).decision is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC
+from typing import Any, Literal, get_args
+
+import cel
+
+from app.core.rule_check import RuleError, VarType, check, problem
+from features import definitions
+from features.schema import Transaction, redact_pans
+
+Action = Literal["approve", "review", "decline", "reason"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+DECISIONS = frozenset({"approve", "review", "decline"})
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+CODE_PATTERN = r"^[a-z0-9_]{1,64}$"
+MAX_NAME_LENGTH = 200
+#: The entities whose list membership a rule sees, as ``<entity>_lists``.
+LIST_ENTITIES = ("card", "merchant", "device", "country")
+
+#: Transaction fields (missing optional ones are ""); ``amount`` and ``hour_of_day`` are also
+#: feature names: the transaction's value wins (same number; hour_of_day an int, UTC).
+TRANSACTION_VARIABLES: dict[str, VarType] = {
+    "amount": "double",
+    "currency": "string",
+    "merchant_category": "string",
+    "country": "string",
+    "channel": "string",
+    "card_id": "string",
+    "merchant_id": "string",
+    "device_id": "string",
+    "customer_id": "string",
+    "hour_of_day": "int",
+}
+
+
+def variables(feature_names: Iterable[str] = definitions.FEATURE_NAMES) -> dict[str, VarType]:
+    """Every variable a rule may name, with its CEL type."""
+    out: dict[str, VarType] = dict.fromkeys(feature_names, "double")
+    out.update(TRANSACTION_VARIABLES)
+    out["score"] = "double"
+    out.update({f"{entity}_lists": "list" for entity in LIST_ENTITIES})
+    return out
+
+
+VARIABLES: Mapping[str, VarType] = variables()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule as stored; ``version`` counts its saved changes (set by the store)."""
+
+    id: str
+    name: str
+    expression: str
+    action: Action
+    reason_code: str = ""
+    priority: int = 100
+    enabled: bool = True
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(ID_PATTERN, self.id):
+            raise problem(("body", "id"), "rule_id", "an id is a-z, 0-9, _ and - (64 at most)")
+        if self.action not in ACTIONS:
+            raise problem(("body", "action"), "rule_action", f"the action is one of {ACTIONS}")
+        if not self.reason_code:
+            object.__setattr__(self, "reason_code", default_code(self.id))
+        if not re.fullmatch(CODE_PATTERN, self.reason_code):
+            raise problem(("body", "reason_code"), "reason_code", "a code is a-z, 0-9 and _")
+        if len(self.name) > MAX_NAME_LENGTH:
+            raise problem(("body", "name"), "too_long", f"a name has at most {MAX_NAME_LENGTH}")
+        # rules are stored, audited and listed: a card number has no place in any of them
+        for name in ("id", "name", "expression"):
+            if redact_pans(getattr(self, name)) != getattr(self, name):
+                raise problem(("body", name), "pan_rejected", "holds what looks like a card number")
+
+    def content(self) -> dict[str, Any]:
+        """What a change is made of: every field but the version."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "version"}
+
+
+def default_code(rule_id: str) -> str:
+    """``rule_<id>`` with ``-`` as ``_`` (reason codes are a-z, 0-9 and _, 64 at most)."""
+    return ("rule_" + rule_id.replace("-", "_"))[:64]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    program: cel.Program = field(repr=False, compare=False)
+
+
+def compile_rule(
+    rule: Rule,
+    variables: Mapping[str, VarType] = VARIABLES,
+    max_length: int = 1_000,
+    loc: Sequence[str | int] = ("body", "expression"),
+) -> CompiledRule:
+    """Validate ``rule`` (rule_check: size, syntax, names, types, bool) and compile it."""
+    return CompiledRule(rule, check(rule.expression, variables, max_length=max_length, loc=loc))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    decision: Literal["approve", "review", "decline"] | None
+    rule_id: str | None
+    reasons: tuple[tuple[str, str], ...]  # (reason_code, rule id), in rule order
+    errors: tuple[str, ...] = ()  # ids of rules that failed at run time (counted as no match)
+
+
+NO_OUTCOME = RuleOutcome(None, None, (), ())
+
+
+class RuleSet:
+    """Compiled rules in order; immutable (a change builds a new set, swapped in one step)."""
+
+    __slots__ = ("_active", "rules", "version")
+
+    def __init__(self, compiled: Iterable[CompiledRule] = (), version: int = 0) -> None:
+        self.rules = tuple(sorted(compiled, key=lambda c: (c.rule.priority, c.rule.id)))
+        self.version = version
+        # what the loop needs, looked up once: bound execute, action, id, code
+        self._active = tuple(
+            (c.program.execute, c.rule.action, c.rule.id, c.rule.reason_code)
+            for c in self.rules
+            if c.rule.enabled
+        )
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def evaluate(self, ctx: Mapping[str, Any]) -> RuleOutcome:
+        """The decision of the first matching decision rule and the reasons of every match."""
+        if not self._active:
+            return NO_OUTCOME
+        env = cel.Context()
+        env.set_variable_resolver(ctx.get)  # variables are fetched as read, not all converted
+        decision: Any = None
+        rule_id = None
+        reasons: list[tuple[str, str]] = []
+        errors: list[str] = []
+        for execute, action, rid, code in self._active:
+            if decision is not None and action != "reason":
+                continue  # decided: later decision rules cannot change it
+            try:
+                matched = execute(env) is True
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # a runtime error, or an engine panic
+                errors.append(rid)
+                continue
+            if matched:
+                reasons.append((code, rid))
+                if action != "reason":
+                    decision, rule_id = action, rid
+        return RuleOutcome(decision, rule_id, tuple(reasons), tuple(errors))
+
+
+def context(
+    tx: Transaction,
+    features: Mapping[str, float],
+    score: float,
+    list_hits: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """The variables of one transaction (``list_hits``: entity -> list kinds it is on)."""
+    ctx: dict[str, Any] = {name: float(value) for name, value in features.items()}
+    ctx.update(
+        amount=float(tx.amount),
+        currency=tx.currency,
+        merchant_category=tx.merchant_category or "",
+        country=tx.country or "",
+        channel=tx.channel or "",
+        card_id=tx.card_id,
+        merchant_id=tx.merchant_id,
+        device_id=tx.device_id or "",
+        customer_id=tx.customer_id or "",
+        hour_of_day=tx.timestamp.astimezone(UTC).hour,
+        score=float(score),
+    )
+    for entity in LIST_ENTITIES:
+        ctx[f"{entity}_lists"] = list(list_hits.get(entity, ()))
+    return ctx
+
+
+__all__ = [
+    "ACTIONS",
+    "VARIABLES",
+    "CompiledRule",
+    "Rule",
+    "RuleError",
+    "RuleOutcome",
+    "RuleSet",
+    "compile_rule",
+    "context",
+    "variables",
+]
