@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from app import backends as backend_clients
 from app.api import auth
@@ -20,7 +21,7 @@ from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.bundles.redis_store import RedisBundleStore
 from app.config import Settings
-from app.core import budgets, bundles, readiness, series
+from app.core import budgets, bundles, decisions, readiness, series
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.lists import ListBook
@@ -249,7 +250,13 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
     series.at_start(metrics, pool.names())
+    scorer = service.scorer
+    scorer.rules = decisions.rule_check(
+        lambda: rules.current, lambda rule_id: metrics.rule_errors.labels(rule_id).inc()
+    )
     lists = ListBook(PgListStore(backends.db))
+    # entity names are a Literal of str; the scorer only reads them
+    scorer.lists = lambda tx, now: cast(Mapping[str, Sequence[str]], lists.index.hits(tx, now))
     await lists.refresh()  # a process scores with the lists from its first transaction
     return AppState(
         settings=settings,

@@ -68,6 +68,12 @@ class Metrics:
             ["layer"],
             registry=r,
         )
+        self.rule_errors = Counter(
+            "riverguard_rule_errors_total",
+            "Rule evaluations that failed at run time (counted as no match), by rule id.",
+            ["rule"],
+            registry=r,
+        )
         self.cutoff = Gauge(
             "riverguard_decision_cutoff",
             "The champion score at which the model reviews or declines (+Inf: never).",
