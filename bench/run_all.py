@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ["features.py", "models.py", "simulate.py", "api.py", "stream.py"]
+# run times on 2 cores: champion ~4 min, storage ~1.5 min, scale ~2 min, learner_isolation ~1 min
+# (models.py takes most of the ~1 h)
+BENCHES = [
+    "features.py", "models.py", "champion.py", "storage.py", "simulate.py", "api.py",
+    "stream.py", "scale.py", "learner_isolation.py",
+]  # fmt: skip
 
 
 def header() -> str:

@@ -2,7 +2,9 @@
 
 River models are not thread-safe, and neither is the pool: one owner task in the service
 mutates it (``learn``, ``promote``, ``restore``, ``reset``), and scoring
-runs on the same event loop between those calls, never concurrently from threads.
+runs on the same event loop between those calls, never concurrently from threads. The one
+exception reads: while the owner task waits, a worker thread may pickle :meth:`snapshot`
+(scoring a trained model reads it and changes nothing a snapshot holds).
 
 Inputs pass :func:`guard.clean_features` first, outputs :func:`guard.probability`, so a NaN
 can never poison a model and a broken model can never break a request: its score falls back

@@ -24,6 +24,7 @@ SnapshotMismatch: snapshot of logreg: feature_set is 'fs1', expected 'other'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -57,11 +58,11 @@ def python_version() -> str:
 
 def dumps(member: Member, *, feature_set: str, last_seq: int) -> bytes:
     """Envelope of ``member`` (model, metrics, drift, baseline, counters)."""
-    spec, member.spec = member.spec, None  # type: ignore[assignment]  # code: rebuilt on load
-    try:
-        body = pickle.dumps(member, protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        member.spec = spec
+    spec = member.spec
+    # A shallow copy without the spec (code: re-attached on load), never the member itself:
+    # the service pickles off its event loop while requests still read ``member.version``.
+    bare = dataclasses.replace(member, spec=None)  # type: ignore[arg-type]
+    body = pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL)
     meta = {
         "format": FORMAT,
         "model": spec.name,

@@ -32,6 +32,19 @@ def pack(pool: model_pool.ModelPool, feature_set: str, seq: int) -> bytes:
     return pickle.dumps({**bundle, "members": members}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+async def pack_off_loop(pool: model_pool.ModelPool, feature_set: str, seq: int) -> bytes:
+    """:func:`pack` in a worker thread: the loop keeps answering while a big pool pickles.
+
+    Only the owner task (the learner) calls this and waits for it, so nothing learns
+    meanwhile; requests go on scoring, which only reads a trained pool. An untrained pool
+    (``seq`` 0) is tiny and packed on the loop: an untrained forest builds its trees at its
+    first prediction, and that must not race the pickling.
+    """
+    if seq == 0:
+        return pack(pool, feature_set, seq)
+    return await asyncio.to_thread(pack, pool, feature_set, seq)
+
+
 def unpack(blob: bytes, make_pool: PoolFactory, feature_set: str) -> tuple[int, Any]:
     """(log position, pool) of a bundle; snapshots are checked as on a restore."""
     data = pickle.loads(blob)  # noqa: S301 - our own bundles, from our own Redis
@@ -76,7 +89,9 @@ class Follower:
         blob = await self.store.fetch(latest)
         if blob is None:  # expired between the two reads: the next poll takes a newer one
             return False
-        seq, pool = unpack(blob, self.make_pool, self.feature_set)
+        # unpickling a big bundle takes long: a worker thread builds the fresh pool (nothing
+        # else touches it) while the loop keeps answering; the swap below stays on the loop
+        seq, pool = await asyncio.to_thread(unpack, blob, self.make_pool, self.feature_set)
         if self.leading():  # took over meanwhile: its own models are newer
             return False
         self.swap(seq, pool)

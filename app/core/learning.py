@@ -287,7 +287,8 @@ class Learner:
         if self.bundles is None or self.last_learn_seq == self._published:
             return
         seq = self.last_learn_seq
-        await self.bundles.publish(seq, bundles.pack(self.pool, self.checkpoints.feature_set, seq))
+        blob = await bundles.pack_off_loop(self.pool, self.checkpoints.feature_set, seq)
+        await self.bundles.publish(seq, blob)
         self._published = seq
         self.metrics.bundle_published.set(seq)
 

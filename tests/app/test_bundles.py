@@ -1,8 +1,11 @@
 """Model bundles without servers: a follower swaps in the leader's models whole (identical
-scores), and its readiness fails while it stays behind the newest bundle, then recovers."""
+scores), and its readiness fails while it stays behind the newest bundle, then recovers; the
+(un)pickling runs in a worker thread while the event loop keeps answering."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 from app.bootstrap import build_pool
@@ -74,3 +77,89 @@ async def test_a_follower_scores_exactly_like_the_leader_and_flags_a_stuck_bundl
     assert await follower.poll() and swapped[-1][0] == 9
     assert await follower.problem() is None
     assert follower.metrics.bundle_lag._value.get() == 0.0
+
+
+class LoopProbe:
+    """A worker-thread step that lets the event loop tick ``ticks`` times before going on.
+
+    Run on the loop instead, the step would wait for ticks that cannot happen: ``ran`` then
+    says False (after a generous bound, only reached when the code under test is wrong).
+    """
+
+    def __init__(self, ticks: int = 50) -> None:
+        self.ticks, self.count = ticks, 0
+        self.inside, self.ticked = threading.Event(), threading.Event()
+        self.ran: bool | None = None
+
+    def step(self) -> None:  # called by the code under test, in its worker thread
+        self.inside.set()
+        self.ran = self.ticked.wait(timeout=20)
+
+    async def tick(self) -> None:  # a concurrent coroutine: every tick is the loop answering
+        start: int | None = None
+        while not self.ticked.is_set():
+            self.count += 1
+            if start is None and self.inside.is_set():
+                start = self.count
+            if start is not None and self.count - start >= self.ticks:
+                self.ticked.set()
+            await asyncio.sleep(0)
+
+
+class PicklingProbe:
+    """Pickled inside a model: holds the pickling until the loop has ticked (LoopProbe)."""
+
+    def __init__(self, probe: LoopProbe) -> None:
+        self.probe = probe
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self.probe.step()
+        return (str, ())
+
+
+async def test_a_follower_loads_a_bundle_off_the_loop_and_swaps_it_in_on_the_loop() -> None:
+    store, probe, swapped = MemoryBundles(), LoopProbe(), []
+
+    def make_pool(champion: str) -> model_pool.ModelPool:
+        probe.step()  # inside unpack: the loop must keep ticking while the bundle loads
+        return build_pool(
+            Settings(_env_file=None, scoring=ScoringSettings(champion=champion)),  # type: ignore[call-arg]
+            None,
+        )
+
+    follower = bundles.Follower(
+        store=store, make_pool=make_pool, feature_set=FS, metrics=Metrics(),
+        swap=lambda seq, p: swapped.append((seq, p, threading.current_thread())),
+        leading=lambda: False,
+    )  # fmt: skip
+    leader = _trained(300)
+    await store.publish(3, bundles.pack(leader, FS, 3))
+    ticker = asyncio.create_task(probe.tick())
+    assert await follower.poll()
+    await ticker
+    assert probe.ran is True and probe.count >= probe.ticks
+    seq, pool, thread = swapped[-1]
+    assert seq == 3 and thread is threading.main_thread()  # the swap itself: on the loop
+    assert [s.score for s in pool.score(PROBE)] == [s.score for s in leader.score(PROBE)]
+
+
+async def test_the_leader_packs_off_the_loop_while_requests_read_its_models() -> None:
+    leader, probe = _trained(300), LoopProbe()
+    champion = leader.members[leader.champion]
+    champion.model.probe = PicklingProbe(probe)  # reached while the champion is pickled
+    versions: list[list[str]] = []
+
+    async def score_while_packing() -> None:
+        while not probe.inside.is_set():
+            await asyncio.sleep(0)
+        # a request in the middle of the pickling: the member it reads is intact
+        versions.append([s.version for s in leader.score(PROBE)])
+        await probe.tick()
+
+    scorer = asyncio.create_task(score_while_packing())
+    blob = await bundles.pack_off_loop(leader, FS, 7)
+    await scorer
+    assert probe.ran is True and probe.count >= probe.ticks
+    assert versions == [[leader.version_of(name) for name in leader.names()]]
+    del champion.model.probe
+    assert bundles.unpack(blob, lambda c: _pool(), FS)[0] == 7
