@@ -4,7 +4,8 @@
   one is the blend's answer (``dict(first or second)``), else the weighted mean of their
   P(True), or of their clipped log-odds through a sigmoid (``on="logit"``).
 * :class:`models.booster.WindowedBooster`: LightGBM trees are evaluated by LightGBM itself,
-  from the model text the booster pickles (``model_to_string``), loaded once per plan. A numpy
+  from the model text the booster pickles (``model_to_string``, kept zlib-compressed: ~1 MB
+  of text for 400 trees), loaded once per plan. A numpy
   re-implementation of 400 trees would be slower than LightGBM's C++ for a batch and would
   have to mirror its missing-value and zero-threshold rules; LightGBM's own predict is exact
   by construction. Before its first fit the booster abstains and answers its fraud share.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +85,7 @@ class BoosterPart:
     """LightGBM's predict on the booster's published model; its fraud share while it abstains."""
 
     features: tuple[str, ...]
-    text: str | None  # None: abstains
+    text: bytes | None  # the model text, zlib-compressed (~1 MB raw for 400 trees); None: abstains
     prior: float
     _model: list[Any] = field(default_factory=list, repr=False, compare=False)
 
@@ -95,7 +97,8 @@ class BoosterPart:
         if not self._model:  # loaded once, on first use (the text is what pickles)
             import lightgbm
 
-            self._model.append(lightgbm.Booster(model_str=self.text))
+            text = zlib.decompress(self.text or b"").decode()
+            self._model.append(lightgbm.Booster(model_str=text))
         return self._model[0]
 
     def answer_one(self, x: Mapping[str, float]) -> tuple[float, bool]:
@@ -118,7 +121,7 @@ class BoosterPart:
 
 def compile_booster(model: Any) -> BoosterPart:
     booster = model._model
-    text = None if booster is None else booster.model_to_string()
+    text = None if booster is None else zlib.compress(booster.model_to_string().encode(), 6)
     return BoosterPart(tuple(model._model_names), text, float(model.prior()))
 
 
