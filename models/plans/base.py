@@ -87,13 +87,9 @@ def guarded_many(answers: Answers) -> Floats:
 
 def matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> Floats:
     """Rows of cleaned features as a matrix in ``features`` order, NaN where one is missing."""
-    out = np.full((len(rows), len(features)), math.nan)
-    for i, row in enumerate(rows):
-        for j, name in enumerate(features):
-            value = row.get(name)
-            if value is not None:
-                out[i, j] = value
-    return out
+    nan = math.nan
+    out = np.array([[row.get(name, nan) for name in features] for row in rows], dtype=np.float64)
+    return out.reshape(len(rows), len(features))
 
 
 @dataclass(frozen=True)
