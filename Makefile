@@ -23,8 +23,8 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 install: $(STAMP) ## create .venv from requirements-dev.lock and install riverguard into it
 
-tools: ## Debian tools the tests need (promtool from the prometheus package)
-	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+tools: ## Debian tools the tests need (promtool; chromium + chromedriver for the console tests)
+	@command -v promtool >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus chromium chromium-driver >/dev/null; }
 
 check: lint ## the fast static gate: lint, types and import contracts (same as lint)
 
