@@ -180,6 +180,7 @@ def demo(
 ) -> None:
     """Simulated stream → Kafka and REST → live view → summary and HTML report."""
     from app.tools import demo as demo_module
+    from app.tools import demo_decisions
     from app.tools.demo_service import DemoService
 
     settings = Settings()
@@ -207,7 +208,12 @@ def demo(
         urls = embedded.StackUrls(
             merged.kafka_bootstrap, merged.secret("redis_url"), merged.secret("database_url")
         )
-        service = DemoService(urls, auth.generate_key(), Path(tmp) / "service.log")
+        service = DemoService(
+            urls,
+            auth.generate_key(),
+            Path(tmp) / "service.log",
+            extra_env=demo_decisions.budget_env(),
+        )
         try:
             console.print("starting the service (API + Kafka workers)...")
             service.start()

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from app.tools import report
+from app.tools import demo_decisions, report
 from app.tools.demo_service import DemoService
 from simulator import generate as sim
 from simulator import replay as sim_replay
@@ -64,6 +64,13 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         f"(fraud rate {stream.summary.fraud_rate:.2%}, unseen campaign from "
         f"{stream.summary.campaign_onset})"
     )
+    setup = demo_decisions.choose(records)
+    await demo_decisions.install(service.url, service.api_key, setup)
+    console.print(
+        f"decision layer: budgets {demo_decisions.REVIEW_BUDGET:.1%} review, "
+        f"{demo_decisions.DECLINE_BUDGET:.1%} decline; rule {demo_decisions.RULE_ID} "
+        f"({setup.rule_expression}); card {setup.blocked_card} block-listed"
+    )
     started = time.monotonic()
     http = sinks.HttpSink(service.url, service.api_key, timeout=30, max_connections=HTTP_SENDERS)
     kafka = sinks.KafkaSink(
@@ -88,7 +95,7 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
     await _drain(service, expected_tx, expected_labels, console)
     elapsed = time.monotonic() - started
     data = await _report_data(
-        service, records, options.http_rate, stream.summary, elapsed, replayed
+        service, records, options.http_rate, stream.summary, elapsed, replayed, setup
     )
     options.out.write_text(report.render(data), encoding="utf-8")
     _print_summary(console, data, options.out)
@@ -160,6 +167,7 @@ async def _report_data(
     summary: sim.GenerationSummary,
     elapsed: float,
     replayed: sim_replay.ReplaySummary,
+    setup: demo_decisions.Setup,
 ) -> report.ReportData:
     truth = {r.transaction_id: r.truth for r in records if r.kind == "transaction"}
     models = await service.models()
@@ -170,7 +178,8 @@ async def _report_data(
             " JOIN transactions t USING (transaction_id) ORDER BY g.seq"
         )
         scored_rows = await conn.fetch(
-            "SELECT transaction_id, event_time, decision, score FROM transactions"
+            "SELECT transaction_id, event_time, decision, score, decided, reasons"
+            " FROM scored_transactions"
         )
         promotions = [
             json.loads(r["record"]) for r in await conn.fetch("SELECT record FROM promotions")
@@ -191,8 +200,11 @@ async def _report_data(
     for r in scored_rows:
         t = truth.get(r["transaction_id"])
         fraud, scenario = (t.is_fraud, t.scenario) if t else (None, None)
+        layer = demo_decisions.layer_of(r["decided"], r["reasons"])
         scored.append(
-            report.ScoredTx(r["event_time"], r["decision"], float(r["score"]), fraud, scenario)
+            report.ScoredTx(
+                r["event_time"], r["decision"], float(r["score"]), fraud, scenario, layer
+            )
         )
     decisions = {
         d: sum(1 for s in scored if s.decision == d) for d in ("approve", "review", "decline")
@@ -215,6 +227,7 @@ async def _report_data(
             # measured from each request's scheduled time, so queueing behind a slow one counts
             report.latency_title(http_rate): report.latency_summary(replayed.latencies_ms),
             "decisions": decisions,
+            **demo_decisions.summary(scored_rows, setup),
             "promotions": len(promotions),
             "dead letters": dead,
             "rejected by the API": replayed.total("rejected"),
@@ -225,7 +238,7 @@ async def _report_data(
 
 def _print_summary(console: Console, data: report.ReportData, out: Path) -> None:
     table = Table(title="riverguard demo — summary")
-    table.add_column("measure")
+    table.add_column("measure", no_wrap=True)
     table.add_column("value", justify="right")
     for key, value in data.summary.items():
         table.add_row(key, str(value))

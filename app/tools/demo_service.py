@@ -20,10 +20,11 @@ class DemoService:
     urls: StackUrls
     api_key: str
     log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)  # settings beside the stack's
     process: ServiceProcess = field(init=False)
 
     def __post_init__(self) -> None:
-        self.process = ServiceProcess(stack_env(self.urls, self.api_key))
+        self.process = ServiceProcess({**stack_env(self.urls, self.api_key), **self.extra_env})
 
     @property
     def url(self) -> str:

@@ -20,7 +20,14 @@ import numpy as np
 
 from models import metrics as model_metrics
 
-FIGURES = ("rolling_quality", "score_distribution", "decisions_per_day", "latency", "adaptation")
+FIGURES = (
+    "rolling_quality",
+    "score_distribution",
+    "decisions_per_day",
+    "decisions_by_layer",
+    "latency",
+    "adaptation",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class ScoredTx:
     score: float
     truth: bool | None
     scenario: str | None
+    layer: str = "model"  # who decided: model, warmup, rule, list
 
 
 @dataclass
@@ -169,6 +177,7 @@ def render(data: ReportData) -> str:
         "rolling_quality": _plot_rolling(data),
         "score_distribution": _plot_scores(data),
         "decisions_per_day": _plot_decisions(data),
+        "decisions_by_layer": _plot_layers(data),
         "latency": _plot_latency(data),
         "adaptation": _plot_adaptation(data),
     }
@@ -319,6 +328,30 @@ def _plot_decisions(data: ReportData) -> str:
     ax.set_title("Decisions per day")
     ax.tick_params(axis="x", rotation=60)
     ax.legend()
+    return _png(fig)
+
+
+def _plot_layers(data: ReportData) -> str:
+    """Per day, the review and decline decisions by the layer that made them, and the
+    warm-up's approvals (a model not yet trusted)."""
+    import matplotlib.pyplot as plt
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for tx in data.scored:
+        if tx.decision != "approve" or tx.layer == "warmup":
+            counts[tx.event_time.strftime("%m-%d")][f"{tx.layer}: {tx.decision}"] += 1
+    days = sorted(counts)
+    kinds = sorted({k for c in counts.values() for k in c})
+    fig, ax = plt.subplots(figsize=(10, 4))
+    bottom = np.zeros(len(days))
+    for kind in kinds:
+        values = np.array([counts[d][kind] for d in days], dtype=float)
+        ax.bar(days, values, bottom=bottom, label=kind)
+        bottom += values
+    ax.set_yscale("symlog")
+    ax.set_title("Who decided: reviews and declines by layer, and warm-up approvals, per day")
+    ax.tick_params(axis="x", rotation=60)
+    ax.legend(fontsize=8)
     return _png(fig)
 
 

@@ -46,6 +46,12 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
         r"REST latency at 200 req/s \(open loop\)\s*│\s*p50 [\d,.]+ ms, p99 [\d,.]+ ms", summary
     ), summary
     assert re.search(r"rejected by the API\s*│\s*0\s*│", summary), summary
+    # the decision layer: budgets' realised rates, the demo's rule and block-listed card decided
+    assert re.search(r"review rate \(budget 2\.0%\)\s*│\s*([\d.]+% of|warm-up not over)", summary)
+    rule = re.search(r"rule big-ecom decided\s*│\s*(\d+)\s*│", summary)
+    listed = re.search(r"block-listed card decided\s*│\s*(\d+)\s*│", summary)
+    assert rule and listed, summary
+    assert int(rule.group(1)) >= 1 and int(listed.group(1)) >= 1, summary
     html = out.read_text()
     for figure in report.FIGURES:
         assert f"id='fig-{figure}'" in html, figure

@@ -37,6 +37,7 @@ EXEMPT = {
     "riverguard_model_roc_auc": "undefined until the rolling window holds both classes",
     "riverguard_model_average_precision": "undefined until the rolling window holds a fraud",
     "riverguard_model_log_loss": "undefined until the rolling window holds a label",
+    "riverguard_rule_errors_total": "one series per rule that failed; none before a failure",
 }
 
 
