@@ -82,7 +82,8 @@ COUNTRIES = _words(
 )
 
 
-def _clean_text(value: str) -> str:
+def clean_text(value: str) -> str:
+    """Free text that can be stored: no NUL, valid UTF-8 (a lone surrogate cannot be)."""
     if "\x00" in value:
         raise ValueError("nul")
     try:
@@ -90,6 +91,10 @@ def _clean_text(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("surrogate") from None
     return value
+
+
+#: free text from a client (a reason, a note): stored as given once it can be stored
+FreeText = Annotated[str, AfterValidator(clean_text)]
 
 
 def _strict_amount(value: Any) -> Any:
@@ -128,7 +133,7 @@ def _finite_float(value: Any) -> Any:
 Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
-    AfterValidator(_clean_text),
+    AfterValidator(clean_text),
 ]
 Amount = Annotated[
     Decimal,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.api import auth
 from app.api.deps import State, now
@@ -24,6 +24,7 @@ from app.core.lists import (
     ListQuery,
     value_problem,
 )
+from features import schema
 from features.schema import ID_PATTERN, MAX_ID_LENGTH, looks_like_pan, pan_forbidden
 
 router = APIRouter(prefix="/v1/lists", tags=["lists"])
@@ -31,18 +32,7 @@ Admin = Annotated[auth.Principal, Depends(auth.requires("admin"))]
 Value = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
-def clean_text(value: str) -> str:
-    """Free text: no NUL, valid UTF-8 (a lone surrogate cannot be stored)."""
-    if "\x00" in value:
-        raise ValueError("nul")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("surrogate") from None
-    return value
-
-
-FreeText = Annotated[str, AfterValidator(clean_text)]
+FreeText = schema.FreeText
 
 
 class NewEntry(BaseModel):
