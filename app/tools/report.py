@@ -312,36 +312,31 @@ def _plot_scores(data: ReportData) -> str:
 
 
 def _plot_decisions(data: ReportData) -> str:
-    import matplotlib.pyplot as plt
-
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for tx in data.scored:
         counts[tx.event_time.strftime("%m-%d")][tx.decision] += 1
-    days = sorted(counts)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    bottom = np.zeros(len(days))
-    for decision in ("approve", "review", "decline"):
-        values = np.array([counts[d][decision] for d in days], dtype=float)
-        ax.bar(days, values, bottom=bottom, label=decision)
-        bottom += values
-    ax.set_yscale("symlog")
-    ax.set_title("Decisions per day")
-    ax.tick_params(axis="x", rotation=60)
-    ax.legend()
-    return _png(fig)
+    return _stacked_days(counts, ("approve", "review", "decline"), "Decisions per day")
 
 
 def _plot_layers(data: ReportData) -> str:
     """Per day, the review and decline decisions by the layer that made them, and the
     warm-up's approvals (a model not yet trusted)."""
-    import matplotlib.pyplot as plt
-
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for tx in data.scored:
         if tx.decision != "approve" or tx.layer == "warmup":
             counts[tx.event_time.strftime("%m-%d")][f"{tx.layer}: {tx.decision}"] += 1
-    days = sorted(counts)
     kinds = sorted({k for c in counts.values() for k in c})
+    title = "Who decided: reviews and declines by layer, and warm-up approvals, per day"
+    return _stacked_days(counts, kinds, title, legend_size=8)
+
+
+def _stacked_days(
+    counts: dict[str, Counter[str]], kinds: Sequence[str], title: str, legend_size: int = 10
+) -> str:
+    """Bars per day (symlog), one stacked segment per kind."""
+    import matplotlib.pyplot as plt
+
+    days = sorted(counts)
     fig, ax = plt.subplots(figsize=(10, 4))
     bottom = np.zeros(len(days))
     for kind in kinds:
@@ -349,9 +344,9 @@ def _plot_layers(data: ReportData) -> str:
         ax.bar(days, values, bottom=bottom, label=kind)
         bottom += values
     ax.set_yscale("symlog")
-    ax.set_title("Who decided: reviews and declines by layer, and warm-up approvals, per day")
+    ax.set_title(title)
     ax.tick_params(axis="x", rotation=60)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     return _png(fig)
 
 
