@@ -94,7 +94,7 @@ async def _list_page(
     for rule in sorted(stored, key=lambda r: (r.priority, r.id)):
         per_day = hits.get(rule.id, {})
         total = sum(per_day.values())
-        chart = bars(per_day, labels, f"{rule.id}: decided per day")
+        chart = bars(per_day, labels, f"{rule.id}: decided per day", small=True)
         rows.append({"rule": rule, "hits": total, "rate": total / HIT_DAYS, "chart": chart})
     return render(
         request, "rules.html", session, status, rows=rows, invalid=svc.rules.invalid,
