@@ -260,5 +260,7 @@ def test_the_overview_counts_todays_decisions_and_signs_out(client: TestClient) 
     page = client.get("/console/")
     assert '<div class="big" id="total">1</div>' in page.text
     assert "http://localhost:3000/d/riverguard-service" in page.text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith("/console")]  # the API's document only
     assert client.post("/console/logout", data={"csrf": csrf}).status_code == 200
     assert client.get("/console/", follow_redirects=False).status_code == 303
