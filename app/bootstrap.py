@@ -31,6 +31,7 @@ from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook, RuleFileError
 from app.core.scoring import Scorer, ScoringService, group_writer
+from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
 from app.postgres.recent import PgRecentTraffic
@@ -271,6 +272,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         reviews=ReviewDesk(PgReviewStore(backends.db, repository), metrics, learner),
         rules=rules,
         backtests=rule_store,
+        insights=PgInsights(backends.db),
     )
 
 

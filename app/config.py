@@ -137,6 +137,22 @@ class DecisionSettings(BaseModel):
         return self
 
 
+class ConsoleSettings(BaseModel):
+    """The analysts' console under ``/console/`` (README, "Console")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="signs the console's session cookies; unset: random per process (sessions "
+        "end at a restart, and several processes behind one address must share a set one)",
+    )
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
+    grafana_url: str = Field(
+        default="http://localhost:3000", description="base URL of the Grafana dashboards"
+    )
+
+
 class PersistenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -194,6 +210,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     persistence: PersistenceSettings = Field(default_factory=PersistenceSettings)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -13,6 +13,7 @@ from app.api import auth, cards, errors, health, labels, lists, models, reviews,
 from app.api.limits import BodySizeLimit
 from app.api.timing import RequestTimer
 from app.config import Settings
+from app.console import app as console
 from app.core.metrics import Metrics
 
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     errors.install(app)
     for router in (health, transactions, labels, models, cards, lists, reviews, rules):
         app.include_router(router.router)
+    console.install(app, settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=collectors)
     return app

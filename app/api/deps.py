@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.core.backtest import BacktestSource
+from app.core.insights import Insights
 from app.core.learning import Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
@@ -38,6 +39,7 @@ class AppState:
     reviews: ReviewDesk
     rules: RuleBook  # the scoring path reads rules.current
     backtests: BacktestSource
+    insights: Insights  # read-only views for the console (card history, rule hits)
 
 
 async def get_state(request: Request) -> AppState:

@@ -53,6 +53,7 @@ class ReviewFilter:
     reason: str | None = None
     opened_before: datetime | None = None  # items opened before this (older_than)
     limit: int = 50
+    after: str | None = None  # an item's transaction id: only the items after it in the order
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,19 @@ class PgReviewStore:
                  query.reason)  # fmt: skip
         if query.opened_before is not None:
             bind("q.opened_at < ?", query.opened_before)
+        if query.after is not None:
+            cursor = await self.pool.fetchrow(
+                "SELECT score, opened_at FROM review_queue WHERE transaction_id = $1", query.after
+            )
+            if cursor is None:
+                return []
+            # the bound on the leading column lets the index scan start at the cursor
+            if query.order == "score":
+                bind("q.score <= ?", cursor["score"])
+                bind(f"(q.score < ${len(args)} OR q.transaction_id > ?)", query.after)
+            else:
+                bind("q.opened_at >= ?", cursor["opened_at"])
+                bind(f"(q.opened_at > ${len(args)} OR q.transaction_id > ?)", query.after)
         args.append(query.limit)
         rows = await self.pool.fetch(
             f"{_ITEM} WHERE {' AND '.join(conditions)}"

@@ -160,6 +160,7 @@ def dev() -> None:
         if key:
             err.print(f"[bold]API key (score, label, admin):[/] {key}", highlight=False)
         err.print(f"API on http://{settings.host}:{settings.port}  (docs at /docs)")
+        err.print(f"Console on http://{settings.host}:{settings.port}/console/")
         _run_server(settings)
 
 

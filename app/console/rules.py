@@ -1,0 +1,194 @@
+"""Console room: rules (scope ``admin``) — the list with hit rates, a form to write a rule,
+a backtest with a chart, enable / disable, and each rule's audit history.
+
+Changes go through the core :class:`~app.core.rulebook.RuleBook` the REST API uses: the same
+checks, a new version per change and an audit entry (who — the key's name —, when, the diff).
+
+Hit rate: the stored transactions each rule *decided* (``decided = 'rule:<id>'``) per UTC day
+of event time over the last :data:`HIT_DAYS` days — one count on a partial index (migration
+009). A ``reason`` rule decides nothing, so it shows no hits here; a backtest counts its
+matches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.console.chart import bars, days
+from app.console.pages import render
+from app.console.session import Session, need, posted
+from app.console.state import Services, services
+from app.core.backtest import BacktestResult, backtest
+from app.core.rule_check import RuleError
+from app.core.rulebook import RuleExists, RuleSpec
+from app.core.rules import ACTIONS, ID_PATTERN, Rule
+
+router = APIRouter(prefix="/console/rules", include_in_schema=False)
+HIT_DAYS = 7
+WINDOWS = (1, 7, 30, 90)
+_ID = re.compile(ID_PATTERN)
+_FIELDS = ("id", "name", "expression", "action", "reason_code", "priority")
+
+
+def _errors_of(exc: ValidationError | RuleError) -> dict[str, str]:
+    """Field name → message (ours or pydantic's: neither quotes the input)."""
+    found = exc.errors() if isinstance(exc, ValidationError) else exc.errors
+    out: dict[str, str] = {}
+    for error in found:
+        loc = [str(part) for part in error["loc"] if str(part) != "body"]
+        name = loc[0] if loc else "expression"
+        out.setdefault(name, str(error["msg"]).removeprefix("Value error, "))
+        if error["type"] == "pan_rejected":
+            out[name] = "holds what looks like a card number"
+    return out
+
+
+def _window(fields: dict[str, str]) -> int:
+    try:
+        chosen = int(fields.get("days", "7"))
+    except ValueError:
+        chosen = 7
+    return chosen if chosen in WINDOWS else 7
+
+
+async def _run_backtest(svc: Services, rule: Rule, window: int) -> dict[str, Any]:
+    """The backtest of ``rule`` over the last ``window`` days, with its chart."""
+    now = datetime.now(UTC)
+    since = now - timedelta(days=window)
+    until = now + svc.settings.scoring.max_future_skew  # accepted events may lie a bit ahead
+    result: BacktestResult = await backtest(
+        svc.rules.compile(rule), svc.backtests, since, until,
+        svc.settings.decisions.backtest_max_rows,
+    )  # fmt: skip
+    labels = days(since.date(), until.date())
+    return {"result": result, "chart": bars(result.hits_per_day, labels), "window": window}
+
+
+async def _stored(svc: Services, rule_id: str) -> Rule | None:
+    return await svc.rules.store.get(rule_id) if _ID.fullmatch(rule_id) else None
+
+
+async def _list_page(
+    request: Request,
+    session: Session,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    tested: dict[str, Any] | None = None,
+) -> Response:
+    svc = services(request)
+    _, stored = await svc.rules.store.load()
+    since = (datetime.now(UTC) - timedelta(days=HIT_DAYS - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    hits = await svc.insights.rule_hits(since)
+    labels = days(since.date(), datetime.now(UTC).date())
+    rows: list[dict[str, Any]] = []
+    for rule in sorted(stored, key=lambda r: (r.priority, r.id)):
+        per_day = hits.get(rule.id, {})
+        total = sum(per_day.values())
+        chart = bars(per_day, labels, f"{rule.id}: decided per day", small=True)
+        rows.append({"rule": rule, "hits": total, "rate": total / HIT_DAYS, "chart": chart})
+    return render(
+        request, "rules.html", session, status, rows=rows, invalid=svc.rules.invalid,
+        values=values or {"action": "review", "priority": "100", "days": "7"},
+        errors=errors or {}, tested=tested, actions=ACTIONS, windows=WINDOWS, hit_days=HIT_DAYS,
+    )  # fmt: skip
+
+
+@router.get("")
+async def rules_page(request: Request) -> Response:
+    return await _list_page(request, need(request, "admin"))
+
+
+@router.post("")
+async def write_rule(request: Request) -> Response:
+    """Save the form's rule, or (button ``backtest``) backtest it without saving."""
+    session, fields = await posted(request, "admin")
+    svc = services(request)
+    values = {k: fields.get(k, "").strip() for k in (*_FIELDS, "days")}
+    values["expression"] = fields.get("expression", "")
+    enabled = fields.get("enabled") == "on"
+    values["enabled"] = "on" if enabled else ""
+    spec: dict[str, Any] = {k: values[k] for k in _FIELDS if values[k]}
+    spec["enabled"] = enabled
+    if fields.get("do") == "backtest":
+        spec["id"] = "candidate"
+    try:
+        if "priority" in spec:
+            spec["priority"] = int(spec["priority"])
+        parsed = RuleSpec.model_validate(spec)
+        rule = parsed.rule(parsed.id)
+        if fields.get("do") == "backtest":
+            tested = await _run_backtest(svc, rule, _window(fields))
+            return await _list_page(request, session, 200, values, tested=tested)
+        saved = await svc.rules.create(rule, session.name)
+    except ValueError as exc:  # ValidationError and RuleError are ValueErrors
+        if isinstance(exc, ValidationError | RuleError):
+            errors = _errors_of(exc)
+        else:
+            errors = {"priority": "a whole number"}
+        for name, message in errors.items():
+            if message == "holds what looks like a card number":
+                values[name] = ""  # never sent back
+        return await _list_page(request, session, 422, values, errors)
+    except RuleExists:
+        return await _list_page(request, session, 409, values, {"id": "a rule with this id exists"})
+    return RedirectResponse(f"/console/rules/{saved.id}", 303)
+
+
+async def _rule_page(
+    request: Request, session: Session, rule_id: str, tested: dict[str, Any] | None = None
+) -> Response:
+    svc = services(request)
+    rule = await _stored(svc, rule_id)
+    if rule is None:
+        return render(request, "message.html", session, 404, message="No such rule.")
+    history = list(reversed(await svc.rules.store.history(rule_id)))
+    return render(
+        request, "rule.html", session, rule=rule, history=history, tested=tested,
+        windows=WINDOWS, invalid=rule.id in svc.rules.invalid,
+    )  # fmt: skip
+
+
+@router.get("/{rule_id}")
+async def rule_page(rule_id: str, request: Request) -> Response:
+    return await _rule_page(request, need(request, "admin"), rule_id)
+
+
+@router.post("/{rule_id}/enabled")
+async def switch(rule_id: str, request: Request) -> Response:
+    """Enable or disable a rule (a new version, audited with the key's name)."""
+    session, fields = await posted(request, "admin")
+    svc = services(request)
+    rule = await _stored(svc, rule_id)
+    if rule is None:
+        return render(request, "message.html", session, 404, message="No such rule.")
+    try:
+        switched = replace(rule, enabled=fields.get("enabled") == "true")
+        await svc.rules.replace(switched, session.name)
+    except RuleError:
+        message = "This rule no longer compiles (a variable it names is gone): rewrite it."
+        return render(request, "message.html", session, 422, message=message)
+    return RedirectResponse(f"/console/rules/{rule.id}", 303)
+
+
+@router.post("/{rule_id}/backtest")
+async def backtest_rule(rule_id: str, request: Request) -> Response:
+    session, fields = await posted(request, "admin")
+    svc = services(request)
+    rule = await _stored(svc, rule_id)
+    if rule is None:
+        return render(request, "message.html", session, 404, message="No such rule.")
+    try:
+        tested = await _run_backtest(svc, rule, _window(fields))
+    except RuleError:
+        return render(request, "message.html", session, 422, message="This rule does not compile.")
+    return await _rule_page(request, session, rule_id, tested)
