@@ -38,6 +38,8 @@ from models import pool as model_pool
 Path = Literal["rest", "kafka"]
 Stage = Literal["features", "models", "persistence"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
+#: rows decided between two yields to the event loop (REST requests wait at most one chunk)
+CHUNK = 64
 # Rejections the service itself decides, beside the decoders' reasons (a Problem's).
 ServiceReason = Literal["late_event", "conflict"]
 REJECTION_REASONS: dict[str, tuple[str, ...]] = {
@@ -78,6 +80,11 @@ ListLookup = Callable[[Transaction, datetime], Mapping[str, Sequence[str]]]
 RuleCheck = Callable[
     [Transaction, Mapping[str, float], float, Mapping[str, Sequence[str]]], decisions.RuleResult
 ]
+
+
+#: what a row of a batch brings to the scorer: transaction, canonical JSON, digest, features
+Row = tuple[Transaction, str, str, feature_config.FeatureResult]
+Decided = tuple[ScoredRecord, Score]
 
 
 def _no_lists(tx: Transaction, now: datetime) -> Mapping[str, Sequence[str]]:
@@ -125,7 +132,37 @@ class Scorer:
     ) -> tuple[ScoredRecord, Score]:
         """The record to store and the answer (``payload``: the canonical JSON of ``tx``)."""
         features = dict(result.features)
-        scores = self.pool.score(features)
+        return self._decide(tx, payload, digest, result, path, now, features,
+                            self.pool.score(features))  # fmt: skip
+
+    def score_rows(self, rows: Sequence[Row]) -> list[list[model_pool.ModelScore]]:
+        """Every model's scores of every row, champion first: each plan runs once per batch.
+
+        One row is scored as by :meth:`record` (a plan's scalar loop beats a 1-row matrix).
+        """
+        if len(rows) == 1:
+            return [self.pool.score(rows[0][3].features)]
+        return self.pool.score_many([result.features for *_, result in rows])
+
+    def decide(
+        self, row: Row, scores: list[model_pool.ModelScore], path: Path, now: datetime
+    ) -> tuple[ScoredRecord, Score]:
+        """:meth:`record` of a row whose model scores are known (:meth:`score_rows`)."""
+        tx, payload, dig, result = row
+        return self._decide(tx, payload, dig, result, path, now, dict(result.features), scores)
+
+    def _decide(
+        self,
+        tx: Transaction,
+        payload: str,
+        digest: str,
+        result: feature_config.FeatureResult,
+        path: Path,
+        now: datetime,
+        features: dict[str, float],
+        scores: list[model_pool.ModelScore],
+    ) -> tuple[ScoredRecord, Score]:
+        """The decision layer over one row's model scores; the record and the answer."""
         champion, challengers = scores[0], scores[1:]
         hits = self.lists(tx, now)
         verdict = decisions.decide(
@@ -246,18 +283,19 @@ class ScoringService:
         started = time.perf_counter()
         records, answers, late = [], {}, set()
         now = self.clock()
-        rows = zip(txs, payloads, digests, results, strict=True)
-        for index, (tx, payload, dig, result) in enumerate(rows):
-            if index and index % 64 == 0:
-                await asyncio.sleep(0)  # let REST requests in between the rows of a big batch
+        todo: list[Row] = []
+        for tx, payload, dig, result in zip(txs, payloads, digests, results, strict=True):
             if result.status == "late":
                 late.add(tx.transaction_id)
                 self.metrics.rejections.labels("transaction", "late_event").inc()
             else:
-                record, answers[tx.transaction_id] = self.scorer.record(
-                    tx, payload, dig, result, path, now
-                )
-                records.append(record)
+                todo.append((tx, payload, dig, result))
+        scores = self.scorer.score_rows(todo) if todo else []
+        for index, (row, row_scores) in enumerate(zip(todo, scores, strict=True)):
+            if index and index % CHUNK == 0:
+                await asyncio.sleep(0)  # let REST requests in between the rows of a big batch
+            record, answers[row[0].transaction_id] = self.scorer.decide(row, row_scores, path, now)
+            records.append(record)
         self.metrics.stage.labels("models").observe(time.perf_counter() - started)
         return records, answers, late
 
