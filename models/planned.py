@@ -29,9 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models import plans
+from models import guard, plans
 from models.member import Member, ModelScore, Role
 from models.plans.base import Floats, Index, Plan
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """Rows guarded into one matrix, and what the guard dropped and clipped on the way."""
+
+    X: Floats
+    dropped: int
+    clipped: int
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,28 @@ class Installed:
     def matrix(self, rows: Sequence[Mapping[str, float]]) -> Floats:
         """Cleaned rows as one matrix in :attr:`features` order (NaN: missing)."""
         return plans.matrix(rows, self.features)
+
+    def guarded_matrix(self, rows: Sequence[Mapping[str, object]]) -> Guarded | None:
+        """Raw rows guarded and laid out at once, as :func:`models.guard.clean_features` row
+        by row then :meth:`matrix` would; None (clean row by row) unless every row has the
+        same keys in the same order and only numbers (what the feature service writes)."""
+        keys = tuple(rows[0])
+        if any(tuple(row) != keys for row in rows):
+            return None
+        raw = np.array([list(row.values()) for row in rows])
+        if raw.dtype != np.float64 or raw.shape != (len(rows), len(keys)):
+            return None  # a string, Decimal, None...: the per-row guard decides
+        finite = np.isfinite(raw)
+        huge = finite & (np.abs(raw) > guard.MAX_ABS_VALUE)
+        clean = np.where(finite, raw, np.nan)
+        if huge.any():
+            clean = np.where(huge, np.copysign(guard.MAX_ABS_VALUE, raw), clean)
+        where = {name: i for i, name in enumerate(keys)}
+        nan_column = len(keys)  # a feature no row has: missing everywhere
+        index = [where.get(name, nan_column) for name in self.features]
+        padded = np.concatenate([clean, np.full((len(rows), 1), np.nan)], axis=1)
+        dropped = int(finite.size - np.count_nonzero(finite))
+        return Guarded(padded[:, index], dropped, int(np.count_nonzero(huge)))
 
     def score_many(self, name: str, X: Floats) -> tuple[Floats, dict[str, Floats] | None]:
         """Scores (NaN: fallback) and a stack's member parts (NaN: left out) of ``name``."""

@@ -74,6 +74,10 @@ class ModelPool:
         Score reported for a model that raised or returned garbage (counted in ``status``).
     """
 
+    #: smaller batches are scored row by row: a plan's scalar loop beats numpy's per-call
+    #: overhead below ~8 rows (default lineup, trained: 1 row 43 µs scalar, 270 µs as a matrix)
+    batch_from = 8
+
     def __init__(
         self,
         specs: Sequence[zoo.ModelSpec],
@@ -159,18 +163,28 @@ class ModelPool:
 
     def score_many(self, rows: Sequence[Mapping[str, object]]) -> list[list[ModelScore]]:
         """:meth:`score` of every row; each installed plan runs once over the whole batch."""
-        xs = [self._clean(row) for row in rows]
-        installed = self._installed
-        if installed is None or len(xs) < 2:
-            return [[self._score_one(name, x) for name in self.names()] for x in xs]
-        X = installed.matrix(xs)
+        installed, names = self._installed, self.names()
+        if installed is None or len(rows) < self.batch_from:
+            return [self.score(row) for row in rows]
+        fast, xs = None, []
+        if all(installed.plan(name) is not None for name in names):
+            fast = installed.guarded_matrix(rows)  # no River object needs the dicts
+        if fast is None:
+            xs = [self._clean(row) for row in rows]
+            X = installed.matrix(xs)
+        else:
+            X, self.dropped, self.clipped = (
+                fast.X,
+                self.dropped + fast.dropped,
+                self.clipped + fast.clipped,
+            )
         by_model = [
             planned.column(
                 name, self.members[name], self.role_of(name), installed, X, self.fallback_score
             )
             if installed.plan(name) is not None
             else [self._score_one(name, x) for x in xs]
-            for name in self.names()
+            for name in names
         ]
         return [list(row) for row in zip(*by_model, strict=True)]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from app.core import decisions
+from app.core import decisions, observe
 from app.core.budgets import Cutoffs
 from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
@@ -120,6 +120,7 @@ class Scorer:
         self.cutoffs = cutoffs or Cutoffs(pool.thresholds.review, pool.thresholds.decline)
         self.lists: ListLookup = _no_lists
         self.rules: RuleCheck = _no_rules
+        self._score_series = observe.Children(metrics.scores)
 
     def record(
         self,
@@ -132,8 +133,9 @@ class Scorer:
     ) -> tuple[ScoredRecord, Score]:
         """The record to store and the answer (``payload``: the canonical JSON of ``tx``)."""
         features = dict(result.features)
-        return self._decide(tx, payload, digest, result, path, now, features,
-                            self.pool.score(features))  # fmt: skip
+        scores = self.pool.score(features)
+        self._observe([scores])
+        return self._decide(tx, payload, digest, result, path, now, features, scores)
 
     def score_rows(self, rows: Sequence[Row]) -> list[list[model_pool.ModelScore]]:
         """Every model's scores of every row, champion first: each plan runs once per batch.
@@ -141,8 +143,18 @@ class Scorer:
         One row is scored as by :meth:`record` (a plan's scalar loop beats a 1-row matrix).
         """
         if len(rows) == 1:
-            return [self.pool.score(rows[0][3].features)]
-        return self.pool.score_many([result.features for *_, result in rows])
+            scores = [self.pool.score(rows[0][3].features)]
+        else:
+            scores = self.pool.score_many([result.features for *_, result in rows])
+        self._observe(scores)
+        return scores
+
+    def _observe(self, scores: list[list[model_pool.ModelScore]]) -> None:
+        """Every model's scores of a batch into its histogram, one update per bucket."""
+        for column in zip(*scores, strict=True):
+            first = column[0]
+            child = self._score_series.of(first.name, first.role)
+            observe.observe_many(child, [s.score for s in column])
 
     def decide(
         self, row: Row, scores: list[model_pool.ModelScore], path: Path, now: datetime
@@ -182,8 +194,6 @@ class Scorer:
         for entity, kinds in hits.items():
             for kind in kinds:
                 self.metrics.list_hits.labels(entity, kind).inc()
-        for s in scores:
-            self.metrics.scores.labels(s.name, s.role).observe(s.score)
         answer = Score(
             transaction_id=tx.transaction_id,
             score=champion.score,
@@ -216,6 +226,7 @@ class Scorer:
             source=path,
             scored_at=now,
             decided=_decided(verdict),
+            reasons=[r.model_dump() for r in reasons],  # spares the store parsing the answer
         )
         return record, answer
 

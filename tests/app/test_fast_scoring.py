@@ -5,6 +5,7 @@ plans, and a Kafka-sized batch gives the same records as scoring its rows one at
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -203,3 +204,24 @@ async def test_a_big_batch_lets_other_requests_in_between_its_rows() -> None:
     assert len(seen) == len(probe)
     assert seen[1:64] == [seen[0]] * 63  # the rows of one chunk run back to back
     assert seen[64] > seen[63]  # then the loop answers others before the next chunk
+
+
+async def test_a_batch_guards_bad_values_as_the_row_by_row_path_does() -> None:
+    leader, probe = await _leader_and_probe()
+    rows: list[dict[str, Any]] = await _features(MemoryFeatureStore(), probe[:12])
+    for x, bad in zip(rows, [math.nan, math.inf, -math.inf, 1e13, -1e15, 5.0], strict=False):
+        x["amount"] = bad
+    same_keys = [dict(x) for x in rows]
+    mixed = [dict(x) for x in rows]
+    mixed[3]["amount_log"] = "12"  # not a number: dropped (and the batch cleaned row by row)
+    del mixed[4]["card_count_1d"]  # a missing feature
+    for batch in (same_keys, mixed):
+        one, many = (
+            await _follow(bundles.pack(leader, FS, 42)),
+            await _follow(bundles.pack(leader, FS, 42)),
+        )
+        singles = [one.score(x) for x in batch]
+        for a, b in zip(many.score_many(batch), singles, strict=True):
+            _same_scores(a, b)
+        assert (many.dropped, many.clipped) == (one.dropped, one.clipped)
+        assert many.dropped >= 3 and many.clipped == 2
