@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -24,26 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.tools.embedded import EmbeddedStack
 from app.tools.service_process import ServiceProcess, stack_env
 from bench.loadgen import LoadResult, open_loop
+from bench.trained import publish, traffic, trained_bundle, wait_loaded
 
 RATES = (250, 500, 750, 1000, 1250, 1500, 2000)
 KEY = "bench-key"
 
 
+TRAFFIC: list[dict[str, object]] = []
+
+
 def body_factory(run: str):  # type: ignore[no-untyped-def]
-    base = datetime.now(UTC) - timedelta(hours=2)
+    """Simulated transactions (``bench/trained.py``), cycled, under ids of this run."""
+    if not TRAFFIC:
+        TRAFFIC.extend(json.loads(body) for _, body in traffic(20_000, seed=5))
 
     def body(i: int) -> bytes:
-        return json.dumps(
-            {
-                "transaction_id": f"{run}-{i}",
-                "card_id": f"card_{i % 5000}",
-                "merchant_id": f"m_{i % 400}",
-                "amount": 10 + (i * 37) % 300,
-                "currency": "EUR",
-                "timestamp": (base + timedelta(milliseconds=i)).isoformat(),
-                "channel": "ecom",
-            }
-        ).encode()
+        return json.dumps({**TRAFFIC[i % len(TRAFFIC)], "transaction_id": f"{run}-{i}"}).encode()
 
     return body
 
@@ -93,7 +88,11 @@ def main() -> None:
     args = parser.parse_args()
     with EmbeddedStack() as stack:
         urls = stack.start(kafka=False)
-        full = ServiceProcess(stack_env(urls, KEY), ready_path="/healthz")
+        trained = trained_bundle()
+        asyncio.run(publish(urls.redis_url, trained))  # what the leading learner would do
+        full = ServiceProcess(
+            {**stack_env(urls, KEY), "RIVERGUARD_ROLE": "scorer"}, ready_path="/healthz"
+        )
         bare = ServiceProcess(
             {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
             command=[sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "{port}",
@@ -102,6 +101,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             full.start()
+            wait_loaded(full.url, trained.seq)  # scores with the trained models' plans
             bare.start()
             headers = {"X-API-Key": KEY}
             stack_pids = stack.pids()
@@ -143,6 +143,9 @@ def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> st
         "",
         f"Open-loop load, {seconds:g} s per rate after a warm-up at 200 req/s (3 s before the first rate, 1 s before the others); latency from the scheduled send time.",
         "Full path: decode + Redis features + champion and challengers + reasons + group-committed Postgres write.",
+        "The service runs as RIVERGUARD_ROLE=scorer with the default lineup trained on simulator labels",
+        "(`bench/trained.py`), loaded from a published bundle: it scores with inference plans.",
+        "Requests: simulated transactions.",
         "",
         "| rate (req/s) | bare p50 ms | bare p99 ms | full p50 ms | full p99 ms | full achieved req/s | full errors | p99 ratio full/bare |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",

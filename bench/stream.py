@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -29,25 +27,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.tools.embedded import EmbeddedStack
 from app.tools.service_process import ServiceProcess, stack_env
+from bench.trained import publish, traffic, trained_bundle, wait_loaded
 from features.schema import decode_transaction
 
 
 def bodies(count: int) -> list[tuple[bytes, bytes]]:
-    base = datetime.now(UTC) - timedelta(days=2)
-    out = []
-    for i in range(count):
-        card = f"card_{i % 5000}"
-        body = {
-            "transaction_id": f"s-{i}",
-            "card_id": card,
-            "merchant_id": f"m_{i % 400}",
-            "amount": 10 + (i * 37) % 300,
-            "currency": "EUR",
-            "timestamp": (base + timedelta(seconds=i)).isoformat(),
-            "channel": "pos",
-        }
-        out.append((card.encode(), json.dumps(body).encode()))
-    return out
+    """Simulated transactions of the last days (``bench/trained.py``), keyed by card."""
+    return traffic(count)
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -154,11 +140,13 @@ def main() -> None:
         urls = stack.start()
         assert urls.kafka_bootstrap and urls.database_url and urls.redis_url
         records = bodies(args.count)
+        trained = trained_bundle()
+        asyncio.run(publish(urls.redis_url, trained))  # what the leading learner would do
         asyncio.run(produce(urls.kafka_bootstrap, topic, records))
         bare = asyncio.run(bare_loop(urls.kafka_bootstrap, topic, args.count))
         service = ServiceProcess(
             {**stack_env(urls, "k"), "RIVERGUARD_TOPICS__TRANSACTIONS": topic,
-             "RIVERGUARD_TOPICS__SCORES": scores},
+             "RIVERGUARD_TOPICS__SCORES": scores, "RIVERGUARD_ROLE": "scorer"},
             ready_path="/healthz",
         )  # fmt: skip
         port = service.port
@@ -166,12 +154,15 @@ def main() -> None:
         try:
             service.start()
             startup = time.perf_counter() - started
+            loaded = startup + wait_loaded(service.url, trained.seq)
+            # after the load: unpickling the bundle and compiling plans is start-up work
             cpu_before = cpu_seconds(service.pid)
             progress = asyncio.run(
                 wait_done(urls.database_url, urls.kafka_bootstrap, scores, args.count)
             )
             cpu = cpu_seconds(service.pid) - cpu_before
             stages = stage_seconds(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            decided = asyncio.run(decisions(urls.database_url))
         finally:
             service.stop()
     steady_count = args.count - progress.first_rows
@@ -179,7 +170,6 @@ def main() -> None:
     overall = args.count / (progress.done_at - started - startup)
     join = progress.first_at - started - startup
     per_tx = {name: seconds / args.count * 1e6 for name, seconds in stages.items()}
-    trained = trained_models_cost()
     print("\n".join([
         "## Stream throughput (bench/stream.py)",
         "",
@@ -198,51 +188,25 @@ def main() -> None:
         f"Service CPU per transaction: {cpu / args.count * 1e6:,.0f} µs (all threads), i.e. one core",
         f"tops out near {args.count / cpu:,.0f} tx/s. Wall time per transaction by stage (service",
         "histograms): " + ", ".join(f"{k} {v:,.0f} µs" for k, v in sorted(per_tx.items())) + ".",
-        "The models here are fresh (no labels yet), so every score sits at the review threshold and",
-        "each transaction also gets reason codes (~8 extra champion predictions); the models stage",
-        "includes that, building the answer and metrics. The same models trained on",
-        f"{trained.labels:,} simulator labels take {trained.micros:,.0f} µs per transaction just to score",
-        f"(champion + challengers, in-process): a ceiling of {1e6 / trained.micros:,.0f} tx/s for",
-        "prediction alone, before features, persistence and Kafka.",
+        "The service runs as RIVERGUARD_ROLE=scorer with the default champion and challengers trained on",
+        f"{trained.seq:,} simulator labels ({trained.frauds:,} fraud), published as a model bundle before it",
+        f"started; it loaded the bundle {loaded:.1f} s after start (the first rows reached Postgres",
+        f"{progress.first_at - started:.1f} s after start) and scores with the members' inference plans.",
+        f"Traffic: simulated transactions (decisions: {decided}).",
         "",
         "Command: `.venv/bin/python -m bench.stream`",
         "",
     ]))  # fmt: skip
 
 
-@dataclass
-class ModelCost:
-    labels: int
-    micros: float
-
-
-def trained_models_cost(days: float = 10, cards: int = 1500) -> ModelCost:
-    """Score cost of the default pool after learning a seeded simulated stream."""
-    from app.config import ScoringSettings
-    from app.tools.evaluate import events
-    from models import zoo
-    from models.pool import ModelPool
-    from simulator.config import SimConfig
-    from simulator.generate import generate
-
-    scoring = ScoringSettings()
-    names = [scoring.champion, *scoring.challengers]
-    pool = ModelPool([zoo.ZOO[n] for n in names], champion=scoring.champion)
-    seen: dict[str, Any] = {}
-    sample: list[Any] = []
-    labels = 0
-    for event in events(generate(SimConfig(days=days, cards=cards, seed=3))):
-        if event.kind == "tx":
-            seen[event.key] = event.features
-            sample.append(event.features)
-        elif event.key in seen and event.label is not None:
-            pool.learn(seen[event.key], event.label, {})
-            labels += 1
-    sample = sample[-2000:]
-    started = time.perf_counter()
-    for features in sample:
-        pool.score(features)
-    return ModelCost(labels, (time.perf_counter() - started) / len(sample) * 1e6)
+async def decisions(database_url: str) -> str:
+    """How the stored transactions were decided (a share of reviews costs explanations)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT decision, count(*) AS n FROM transactions GROUP BY 1")
+    finally:
+        conn.terminate()
+    return ", ".join(f"{r['decision']} {r['n']:,}" for r in sorted(rows, key=lambda r: -r["n"]))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.core.metrics import Metrics
 from app.core.ports import BundleStore
+from models import plans
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,22 @@ async def pack_off_loop(pool: model_pool.ModelPool, feature_set: str, seq: int) 
     return await asyncio.to_thread(pack, pool, feature_set, seq)
 
 
-def unpack(blob: bytes, make_pool: PoolFactory, feature_set: str) -> tuple[int, Any]:
-    """(log position, pool) of a bundle; snapshots are checked as on a restore."""
+def unpack(
+    blob: bytes, make_pool: PoolFactory, feature_set: str, compile_plans: bool = False
+) -> tuple[int, Any]:
+    """(log position, pool) of a bundle; snapshots are checked as on a restore.
+
+    With ``compile_plans`` the pool also gets its members' inference plans
+    (:mod:`models.plans`): it then scores with them until it learns (a follower never does).
+    """
     data = pickle.loads(blob)  # noqa: S301 - our own bundles, from our own Redis
     if data["feature_set"] != feature_set:
         raise ValueError(f"bundle for feature set {data['feature_set']}, not {feature_set}")
     pool = make_pool(data["champion"])
     for name, member in data["members"].items():
         pool.restore(name, member, feature_set)
+    if compile_plans:
+        pool.install_plans(plans.for_pool(pool))
     return int(data["seq"]), pool
 
 
@@ -68,6 +77,7 @@ class Follower:
     leading: Callable[[], bool]
     max_lag_seconds: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    plans: bool = True  # score with inference plans (a follower never learns)
     loaded: int = -1
     behind_since: float | None = None  # since when a newer bundle exists than the loaded one
 
@@ -89,9 +99,12 @@ class Follower:
         blob = await self.store.fetch(latest)
         if blob is None:  # expired between the two reads: the next poll takes a newer one
             return False
-        # unpickling a big bundle takes long: a worker thread builds the fresh pool (nothing
-        # else touches it) while the loop keeps answering; the swap below stays on the loop
-        seq, pool = await asyncio.to_thread(unpack, blob, self.make_pool, self.feature_set)
+        # unpickling a big bundle and compiling its plans take long: a worker thread builds
+        # the fresh pool (nothing else touches it) while the loop keeps answering; the swap
+        # below stays on the loop
+        seq, pool = await asyncio.to_thread(
+            unpack, blob, self.make_pool, self.feature_set, self.plans
+        )
         if self.leading():  # took over meanwhile: its own models are newer
             return False
         self.swap(seq, pool)

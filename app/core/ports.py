@@ -35,6 +35,8 @@ class ScoredRecord:
     source: str
     scored_at: datetime
     decided: str | None = None  # "rule:<id>" or "list" when a rule or list decided
+    #: the answer's reasons as in ``response`` (None: not given, read them from ``response``)
+    reasons: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from app.core import decisions
+from app.core import decisions, observe
 from app.core.budgets import Cutoffs
 from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
@@ -38,6 +38,8 @@ from models import pool as model_pool
 Path = Literal["rest", "kafka"]
 Stage = Literal["features", "models", "persistence"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
+#: rows decided between two yields to the event loop (REST requests wait at most one chunk)
+CHUNK = 64
 # Rejections the service itself decides, beside the decoders' reasons (a Problem's).
 ServiceReason = Literal["late_event", "conflict"]
 REJECTION_REASONS: dict[str, tuple[str, ...]] = {
@@ -80,6 +82,11 @@ RuleCheck = Callable[
 ]
 
 
+#: what a row of a batch brings to the scorer: transaction, canonical JSON, digest, features
+Row = tuple[Transaction, str, str, feature_config.FeatureResult]
+Decided = tuple[ScoredRecord, Score]
+
+
 def _no_lists(tx: Transaction, now: datetime) -> Mapping[str, Sequence[str]]:
     return {}
 
@@ -113,6 +120,7 @@ class Scorer:
         self.cutoffs = cutoffs or Cutoffs(pool.thresholds.review, pool.thresholds.decline)
         self.lists: ListLookup = _no_lists
         self.rules: RuleCheck = _no_rules
+        self._score_series = observe.Children(metrics.scores)
 
     def record(
         self,
@@ -126,6 +134,47 @@ class Scorer:
         """The record to store and the answer (``payload``: the canonical JSON of ``tx``)."""
         features = dict(result.features)
         scores = self.pool.score(features)
+        self._observe([scores])
+        return self._decide(tx, payload, digest, result, path, now, features, scores)
+
+    def score_rows(self, rows: Sequence[Row]) -> list[list[model_pool.ModelScore]]:
+        """Every model's scores of every row, champion first: each plan runs once per batch.
+
+        One row is scored as by :meth:`record` (a plan's scalar loop beats a 1-row matrix).
+        """
+        if len(rows) == 1:
+            scores = [self.pool.score(rows[0][3].features)]
+        else:
+            scores = self.pool.score_many([result.features for *_, result in rows])
+        self._observe(scores)
+        return scores
+
+    def _observe(self, scores: list[list[model_pool.ModelScore]]) -> None:
+        """Every model's scores of a batch into its histogram, one update per bucket."""
+        for column in zip(*scores, strict=True):
+            first = column[0]
+            child = self._score_series.of(first.name, first.role)
+            observe.observe_many(child, [s.score for s in column])
+
+    def decide(
+        self, row: Row, scores: list[model_pool.ModelScore], path: Path, now: datetime
+    ) -> tuple[ScoredRecord, Score]:
+        """:meth:`record` of a row whose model scores are known (:meth:`score_rows`)."""
+        tx, payload, dig, result = row
+        return self._decide(tx, payload, dig, result, path, now, dict(result.features), scores)
+
+    def _decide(
+        self,
+        tx: Transaction,
+        payload: str,
+        digest: str,
+        result: feature_config.FeatureResult,
+        path: Path,
+        now: datetime,
+        features: dict[str, float],
+        scores: list[model_pool.ModelScore],
+    ) -> tuple[ScoredRecord, Score]:
+        """The decision layer over one row's model scores; the record and the answer."""
         champion, challengers = scores[0], scores[1:]
         hits = self.lists(tx, now)
         verdict = decisions.decide(
@@ -145,8 +194,6 @@ class Scorer:
         for entity, kinds in hits.items():
             for kind in kinds:
                 self.metrics.list_hits.labels(entity, kind).inc()
-        for s in scores:
-            self.metrics.scores.labels(s.name, s.role).observe(s.score)
         answer = Score(
             transaction_id=tx.transaction_id,
             score=champion.score,
@@ -179,6 +226,7 @@ class Scorer:
             source=path,
             scored_at=now,
             decided=_decided(verdict),
+            reasons=[r.model_dump() for r in reasons],  # spares the store parsing the answer
         )
         return record, answer
 
@@ -246,18 +294,19 @@ class ScoringService:
         started = time.perf_counter()
         records, answers, late = [], {}, set()
         now = self.clock()
-        rows = zip(txs, payloads, digests, results, strict=True)
-        for index, (tx, payload, dig, result) in enumerate(rows):
-            if index and index % 64 == 0:
-                await asyncio.sleep(0)  # let REST requests in between the rows of a big batch
+        todo: list[Row] = []
+        for tx, payload, dig, result in zip(txs, payloads, digests, results, strict=True):
             if result.status == "late":
                 late.add(tx.transaction_id)
                 self.metrics.rejections.labels("transaction", "late_event").inc()
             else:
-                record, answers[tx.transaction_id] = self.scorer.record(
-                    tx, payload, dig, result, path, now
-                )
-                records.append(record)
+                todo.append((tx, payload, dig, result))
+        scores = self.scorer.score_rows(todo) if todo else []
+        for index, (row, row_scores) in enumerate(zip(todo, scores, strict=True)):
+            if index and index % CHUNK == 0:
+                await asyncio.sleep(0)  # let REST requests in between the rows of a big batch
+            record, answers[row[0].transaction_id] = self.scorer.decide(row, row_scores, path, now)
+            records.append(record)
         self.metrics.stage.labels("models").observe(time.perf_counter() - started)
         return records, answers, late
 

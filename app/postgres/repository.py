@@ -255,7 +255,8 @@ class PgRepository:
         lineup, values = codec.flatten_scores(r.scores)
         rest, payload = codec.pack_payload(r)
         dig = None if payload_digest(r.payload) == r.digest else r.digest
-        reasons_list = orjson.loads(r.response).get("reasons") or None
+        given = r.reasons if r.reasons is not None else orjson.loads(r.response).get("reasons")
+        reasons_list = given or None
         reasons = None if reasons_list is None else codec.dumps(reasons_list)
         try:
             rebuilt = codec.rebuild_response(
