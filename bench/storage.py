@@ -136,6 +136,14 @@ async def measure(database_url: str) -> tuple[list[sizes.RelationSize], list[siz
         await conn.close()
 
 
+# each partitioned index's size over its partitions (a partition's own index inherits from it)
+_INDEXES = """
+SELECT p.relname AS name, sum(pg_relation_size(c.oid)) AS bytes, count(*) AS partitions
+FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_class p ON p.oid = h.inhparent
+WHERE p.relkind = 'I' GROUP BY p.relname ORDER BY 2 DESC
+"""
+
+
 def table(title: str, per: str, count: int, rows: Sequence[sizes.RelationSize]) -> list[str]:
     out = [
         f"| {title} | table + TOAST B | indexes B | total B | B per {per} |",
@@ -169,6 +177,7 @@ async def run(count: int, seed: int) -> None:
         conn = await asyncpg.connect(url)
         version = await conn.fetchval("SHOW server_version")
         migrations = sorted(await migrate.applied(conn))
+        indexes = await conn.fetch(_INDEXES)
         await conn.close()
     decisions: dict[str, int] = {}
     for r in work.records:
@@ -184,6 +193,12 @@ async def run(count: int, seed: int) -> None:
     print("\n".join(table("transactions", "transaction", len(work.records), transactions)))
     print()
     print("\n".join(table("labels", "label", len(work.labels), labels)))
+    partitions = max((int(r["partitions"]) for r in indexes), default=0)
+    print(f"\nIndexes of scored_transactions, summed over its {partitions} partitions:\n")
+    print("| index | B | B per transaction |\n|---|---|---|")
+    for r in indexes:
+        size = int(r["bytes"])
+        print(f"| {r['name']} | {size:,} | {size / max(len(work.records), 1):,.0f} |")
     print(f"\nat: {datetime.now().astimezone().isoformat(timespec='minutes')}")
 
 
