@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # (models.py takes most of the ~1 h)
 BENCHES = [
     "features.py", "models.py", "champion.py", "storage.py", "simulate.py", "api.py",
-    "stream.py", "scale.py", "learner_isolation.py",
+    "stream.py", "scale.py", "learner_isolation.py", "hotpath.py", "plans.py", "rules.py",
+    "console.py",
 ]  # fmt: skip
 
 
