@@ -10,10 +10,12 @@ exits it stops the others and exits with that code (let the supervisor above res
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -22,9 +24,30 @@ from app.tools.embedded import die_with_parent
 RIVERGUARD = Path(sys.executable).with_name("riverguard")
 
 
+CONSOLE_SECRET = "RIVERGUARD_CONSOLE__SECRET"  # noqa: S105 (the variable's name, not a secret)
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The workers' settings: one port, and one console secret for all of them.
+
+    The kernel sends each connection to any worker, so a console session signed by one must
+    be valid in every other: when no secret is configured this parent draws one for them all
+    (sessions then end when this parent restarts, as with one process).
+
+    >>> env = worker_env({})
+    >>> env["RIVERGUARD_REUSE_PORT"], len(env[CONSOLE_SECRET]) >= 43
+    ('true', True)
+    >>> worker_env({CONSOLE_SECRET: "set"})[CONSOLE_SECRET]
+    'set'
+    """
+    env = {**environ, "RIVERGUARD_REUSE_PORT": "true"}
+    env.setdefault(CONSOLE_SECRET, secrets.token_urlsafe(32))
+    return env
+
+
 def run_workers(count: int, grace: float = 30.0) -> int:
     """Run ``count`` `riverguard serve` processes on the configured port until one exits."""
-    env = {**os.environ, "RIVERGUARD_REUSE_PORT": "true"}
+    env = worker_env(os.environ)
     children = [
         subprocess.Popen([str(RIVERGUARD), "serve"], env=env, preexec_fn=die_with_parent())
         for _ in range(count)
