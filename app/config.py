@@ -148,6 +148,18 @@ class ConsoleSettings(BaseModel):
         "end at a restart, and several processes behind one address must share a set one)",
     )
     session_hours: float = Field(default=8.0, gt=0, le=24 * 7)
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _no_weak_secret(cls, value: object) -> object:
+        """Empty means unset (compose passes ""); anything else must resist guessing."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text == "" or text is None:
+            return None
+        if isinstance(text, str) and len(text) < 16:
+            raise ValueError("the console secret must be at least 16 characters (or unset)")
+        return value
+
     grafana_url: str = Field(
         default="http://localhost:3000", description="base URL of the Grafana dashboards"
     )

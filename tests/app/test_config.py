@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import PersistenceSettings, ScoringSettings, Settings
+from app.tools import cli
 from app.tools.service_process import RIVERGUARD
 
 
@@ -43,3 +44,11 @@ def test_cli_names_the_bad_settings_without_their_values() -> None:
     assert "RIVERGUARD_PORT" in done.stdout + done.stderr
     assert "secret-looking-99999" not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_empty_console_secret_is_unset_and_a_short_one_is_refused() -> None:
+    assert Settings(console={"secret": ""}).console.secret is None  # compose passes ""
+    with pytest.raises(ValidationError) as caught:
+        Settings(console={"secret": "guessable"})
+    assert "guessable" not in cli.settings_problems(caught.value)
+    assert Settings(console={"secret": "x" * 16}).console.secret is not None
