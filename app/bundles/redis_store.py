@@ -5,6 +5,7 @@ Both keys share the ``{bundles}`` hash tag, so a Redis Cluster keeps them on one
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,23 @@ class RedisBundleStore:
     def _latest(self) -> str:
         return f"{self.prefix}:{{bundles}}:latest"
 
+    @property
+    def _published(self) -> str:
+        return f"{self.prefix}:{{bundles}}:published"
+
     async def publish(self, seq: int, blob: bytes) -> None:
         # the bundle first, then the pointer: a follower never finds a pointer to nothing
         await self.client.set(self._key(seq), blob, ex=self.keep_seconds)
         await self.client.set(self._latest, str(seq))
+        await self.client.set(self._published, f"{seq}:{time.time()!r}")
+
+    async def published_at(self, seq: int) -> float | None:
+        """When bundle ``seq`` was published (wall clock), if it is still the newest."""
+        value = await self.client.get(self._published)
+        if value is None:
+            return None
+        published, _, at = bytes(value).decode().partition(":")
+        return float(at) if published == str(seq) else None
 
     async def latest(self) -> int | None:
         value = await self.client.get(self._latest)

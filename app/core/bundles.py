@@ -77,6 +77,7 @@ class Follower:
     leading: Callable[[], bool]
     max_lag_seconds: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time  # publish times are wall-clock, set by the leader
     plans: bool = True  # score with inference plans (a follower never learns)
     loaded: int = -1
     behind_since: float | None = None  # since when a newer bundle exists than the loaded one
@@ -112,6 +113,9 @@ class Follower:
         self.behind_since = None
         self.metrics.bundle_loaded.set(seq)
         self.metrics.bundle_lag.set(0)
+        published = await self.store.published_at(seq)
+        if published is not None:  # how far behind the learner this process scored, routinely
+            self.metrics.bundle_delay.observe(max(self.wall() - published, 0.0))
         return True
 
     async def problem(self) -> str | None:

@@ -172,6 +172,12 @@ class Metrics:
             "Learning-log position of the bundle this process scores with (a follower).",
             registry=r,
         )
+        self.bundle_delay = Histogram(
+            "riverguard_bundle_load_delay_seconds",
+            "From the leader publishing a model bundle to this process scoring with it.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
         self.bundle_lag = Gauge(
             "riverguard_bundle_lag_seconds",
             "How long a newer model bundle has existed than the one this process scores with.",

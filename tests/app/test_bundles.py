@@ -23,9 +23,14 @@ class MemoryBundles:
         self.blobs: dict[int, bytes] = {}
         self.newest: int | None = None
         self.blocked = False  # fetch answers nothing (a slow or cut-off Redis)
+        self.at = 0.0  # the publish time stamped on the next publish (wall clock)
+        self.stamped: tuple[int, float] | None = None
 
     async def publish(self, seq: int, blob: bytes) -> None:
-        self.blobs[seq], self.newest = blob, seq
+        self.blobs[seq], self.newest, self.stamped = blob, seq, (seq, self.at)
+
+    async def published_at(self, seq: int) -> float | None:
+        return self.stamped[1] if self.stamped and self.stamped[0] == seq else None
 
     async def latest(self) -> int | None:
         return self.newest
@@ -55,8 +60,10 @@ async def test_a_follower_scores_exactly_like_the_leader_and_flags_a_stuck_bundl
         ),
         feature_set=FS, metrics=Metrics(), swap=lambda seq, p: swapped.append((seq, p)),
         leading=lambda: False, max_lag_seconds=60, clock=lambda: now[0],
+        wall=lambda: 1000.0 + now[0],
     )  # fmt: skip
     leader = _trained(300)
+    store.at = 999.5
     await store.publish(5, bundles.pack(leader, FS, 5))
     assert await follower.poll() and swapped[-1][0] == 5
     mine = swapped[-1][1]
@@ -77,6 +84,11 @@ async def test_a_follower_scores_exactly_like_the_leader_and_flags_a_stuck_bundl
     assert await follower.poll() and swapped[-1][0] == 9
     assert await follower.problem() is None
     assert follower.metrics.bundle_lag._value.get() == 0.0
+    # each load observes how long after its publication this process scored with it
+    delays = follower.metrics.bundle_delay.collect()[0].samples
+    count = next(s.value for s in delays if s.name.endswith("_count"))
+    total = next(s.value for s in delays if s.name.endswith("_sum"))
+    assert (count, total) == (2, 0.5 + 61.5)  # 0.5 s, then 61.5 s behind
 
 
 class LoopProbe:
