@@ -46,6 +46,17 @@ async def pack_off_loop(pool: model_pool.ModelPool, feature_set: str, seq: int) 
     return await asyncio.to_thread(pack, pool, feature_set, seq)
 
 
+async def snapshot_off_loop(
+    pool: model_pool.ModelPool, name: str, feature_set: str, seq: int
+) -> bytes:
+    """One member's checkpoint snapshot, pickled in a worker thread like :func:`pack_off_loop`
+    (same caller discipline: the learner waits for it; an untrained pool pickles on the loop).
+    """
+    if seq == 0:
+        return pool.snapshot(name, feature_set, seq)
+    return await asyncio.to_thread(pool.snapshot, name, feature_set, seq)
+
+
 def unpack(
     blob: bytes, make_pool: PoolFactory, feature_set: str, compile_plans: bool = False
 ) -> tuple[int, Any]:

@@ -317,7 +317,10 @@ class Learner:
     async def checkpoint(self) -> None:
         """Snapshot every model at the current learning-log position."""
         for name in self.pool.names():
-            blob = self.pool.snapshot(name, self.checkpoints.feature_set, self.last_learn_seq)
+            # a forest pickles for about a second: off the loop, so requests keep being answered
+            blob = await bundles.snapshot_off_loop(
+                self.pool, name, self.checkpoints.feature_set, self.last_learn_seq
+            )
             await self.repository.save_snapshot(
                 name,
                 self.pool.version_of(name),

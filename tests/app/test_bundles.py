@@ -175,3 +175,15 @@ async def test_the_leader_packs_off_the_loop_while_requests_read_its_models() ->
     assert versions == [[leader.version_of(name) for name in leader.names()]]
     del champion.model.probe
     assert bundles.unpack(blob, lambda c: _pool(), FS)[0] == 7
+
+
+async def test_a_checkpoint_snapshot_is_pickled_off_the_loop() -> None:
+    leader, probe = _trained(300), LoopProbe()
+    champion = leader.members[leader.champion]
+    champion.model.probe = PicklingProbe(probe)
+    ticking = asyncio.create_task(probe.tick())
+    blob = await bundles.snapshot_off_loop(leader, leader.champion, FS, 7)
+    await ticking
+    assert probe.ran is True and probe.count >= probe.ticks  # the loop ran during the pickling
+    del champion.model.probe
+    assert _pool().restore(leader.champion, blob, FS) == 7
