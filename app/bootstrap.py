@@ -251,6 +251,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
     series.at_start(metrics, pool.names())
+    series.for_analysts(metrics, [k.name for k in api_keys(settings) if "review" in k.scopes])
     scorer = service.scorer
     scorer.rules = decisions.rule_check(
         lambda: rules.current, lambda rule_id: metrics.rule_errors.labels(rule_id).inc()

@@ -215,8 +215,8 @@ class Metrics:
         )
         self.review_verdicts = Counter(
             "riverguard_review_verdicts_total",
-            "Review verdicts recorded by this process, by verdict.",
-            ["verdict"],
+            "Review verdicts recorded by this process, by verdict and analyst (the key's name).",
+            ["verdict", "analyst"],
             registry=r,
         )
 

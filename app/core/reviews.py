@@ -110,7 +110,7 @@ class ReviewDesk:
     ) -> Closed | None:
         closed = await self.store.close(transaction_id, verdict, note, analyst, now)
         if closed is not None:
-            self.metrics.review_verdicts.labels(verdict).inc()
+            self.metrics.review_verdicts.labels(verdict, analyst).inc()
             if closed.label_seq is not None and self.learner is not None:
                 self.learner.claim_soon()  # a leading learner here settles it now, not at its sweep
         return closed

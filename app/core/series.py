@@ -48,7 +48,6 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
     touch(metrics.checkpoints, [(model,) for model in models])
     touch(metrics.list_hits, itertools.product(lists.ENTITIES, lists.KINDS))
     touch(metrics.list_entries, [(kind,) for kind in lists.KINDS])
-    touch(metrics.review_verdicts, [(verdict,) for verdict in reviews.VERDICTS])
     # roles move with a promotion, so every model gets both
     touch(metrics.scores, itertools.product(models, get_args(Role)))
     touch(
@@ -59,6 +58,11 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
             for automatic in ("true", "false")
         ],
     )
+
+
+def for_analysts(metrics: Metrics, analysts: Iterable[str]) -> None:
+    """The verdict series of every key that may give verdicts (its name is the analyst)."""
+    touch(metrics.review_verdicts, itertools.product(reviews.VERDICTS, sorted(set(analysts))))
 
 
 def for_worker(metrics: Metrics, topic: str, kind: str) -> None:

@@ -126,7 +126,9 @@ def test_a_fraud_verdict_is_learned_once_and_a_second_verdict_is_refused(
     assert client.get("/v1/reviews", headers=ALICE).json()["items"] == []  # closed
     closed = client.get(f"/v1/reviews/{tx_id}", headers=BOB).json()
     assert (closed["verdict"], closed["note"]) == ("fraud", "cardholder denies")
-    assert 'riverguard_review_verdicts_total{verdict="fraud"} 1.0' in client.get("/metrics").text
+    metrics = client.get("/metrics").text  # counted once, for the analyst who gave it
+    assert 'riverguard_review_verdicts_total{analyst="alice",verdict="fraud"} 1.0' in metrics
+    assert 'riverguard_review_verdicts_total{analyst="bob",verdict="legitimate"} 0.0' in metrics
 
 
 def _learned(client: TestClient) -> int:
