@@ -144,13 +144,17 @@ async def write_rule(request: Request) -> Response:
     return RedirectResponse(f"/console/rules/{saved.id}", 303)
 
 
+def _no_such_rule(request: Request, session: Session) -> Response:
+    return render(request, "message.html", session, 404, message="No such rule.")
+
+
 async def _rule_page(
     request: Request, session: Session, rule_id: str, tested: dict[str, Any] | None = None
 ) -> Response:
     svc = services(request)
     rule = await _stored(svc, rule_id)
     if rule is None:
-        return render(request, "message.html", session, 404, message="No such rule.")
+        return _no_such_rule(request, session)
     history = list(reversed(await svc.rules.store.history(rule_id)))
     return render(
         request, "rule.html", session, rule=rule, history=history, tested=tested,
@@ -170,7 +174,7 @@ async def switch(rule_id: str, request: Request) -> Response:
     svc = services(request)
     rule = await _stored(svc, rule_id)
     if rule is None:
-        return render(request, "message.html", session, 404, message="No such rule.")
+        return _no_such_rule(request, session)
     try:
         switched = replace(rule, enabled=fields.get("enabled") == "true")
         await svc.rules.replace(switched, session.name)
@@ -186,7 +190,7 @@ async def backtest_rule(rule_id: str, request: Request) -> Response:
     svc = services(request)
     rule = await _stored(svc, rule_id)
     if rule is None:
-        return render(request, "message.html", session, 404, message="No such rule.")
+        return _no_such_rule(request, session)
     try:
         tested = await _run_backtest(svc, rule, _window(fields))
     except RuleError:
