@@ -162,7 +162,7 @@ def dev() -> None:
             err.print(f"[bold]API key (score, label, review, admin):[/] {key}", highlight=False)
         err.print(f"API on {address}  (docs at /docs)")
         err.print(f"Console on {address}/console/")
-        # the line the README's examples start from: paste it into another shell
+        # the line the documentation's examples start from: paste it into another shell
         exports = f"export RG={address}" + (f" KEY={key}" if key else "")
         err.print(exports, highlight=False, soft_wrap=True)
         _run_server(settings)

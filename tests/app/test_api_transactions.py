@@ -77,7 +77,7 @@ def _label(transaction_id: str) -> dict[str, Any]:
     return label(transaction_id)
 
 
-# ---- the bad-input table (README), REST column -------------------------------------------
+# ---- the bad-input table (docs/api.md), REST column ----------------------------------------
 RAW_400 = [b"not json", b"", b"[1, 2]", b"null", b'{"a": 1, "a": 2}']
 
 
