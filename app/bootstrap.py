@@ -315,6 +315,7 @@ async def _stop(
     learner_task: asyncio.Task[None],
 ) -> None:
     await stream_runner.stop_workers(workers, state.settings.stream.shutdown_seconds)
+    await state.service.drain()  # REST batches still in flight write through the committer
     await state.service.writer.drain()
     learner_task.cancel()
     await asyncio.gather(learner_task, return_exceptions=True)

@@ -35,7 +35,7 @@ BODY = {
 async def score_transaction(body: RawBody, state: State) -> Any:
     """Score one transaction; the same id and payload again returns the stored score."""
     tx = decode_transaction(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
-    (outcome,) = await state.service.score([tx], "rest")
+    outcome = await state.service.submit(tx)
     if isinstance(outcome, Scored):
         return Response(outcome.body, media_type="application/json")
     if isinstance(outcome, Conflict):

@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 
 from app.core import decisions, observe
 from app.core.budgets import Cutoffs
+from app.core.coalesce import Coalescer
 from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
 from app.core.metrics import Metrics
@@ -248,6 +249,7 @@ class ScoringService:
         writer: GroupCommitter[ScoredRecord, bool],
         on_stored: Callable[[Sequence[str]], None] = lambda ids: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rest_batch_max: int = 128,
     ) -> None:
         self.features = features
         self.scorer = scorer
@@ -256,6 +258,21 @@ class ScoringService:
         self.writer = writer
         self.on_stored = on_stored
         self.clock = clock
+        self._rest: Coalescer[Transaction, Outcome] = Coalescer(
+            self._score_rest, max_batch=rest_batch_max
+        )
+
+    async def submit(self, tx: Transaction) -> Outcome:
+        """Score one REST request: requests that arrive while a batch is in flight join the
+        next batch (:mod:`app.core.coalesce`), which :meth:`score` takes whole."""
+        return await self._rest.submit(tx)
+
+    async def _score_rest(self, txs: Sequence[Transaction]) -> list[Outcome]:
+        return await self.score(txs, "rest")
+
+    async def drain(self) -> None:
+        """Wait for the REST batches queued or in flight (used on shutdown)."""
+        await self._rest.drain()
 
     async def score(self, txs: Sequence[Transaction], path: Path) -> list[Outcome]:
         """Score a batch; one outcome per input, in order."""

@@ -15,7 +15,7 @@ from app.bootstrap import build_pool
 from app.config import ScoringSettings, Settings
 from app.core import bundles
 from app.core.metrics import Metrics
-from app.core.scoring import Scored, Scorer, ScoringService, group_writer
+from app.core.scoring import Conflict, Scored, Scorer, ScoringService, group_writer
 from features.reference import MemoryFeatureStore
 from features.schema import Transaction
 from models import pool as model_pool
@@ -225,3 +225,53 @@ async def test_a_batch_guards_bad_values_as_the_row_by_row_path_does() -> None:
             _same_scores(a, b)
         assert (many.dropped, many.clipped) == (one.dropped, one.clipped)
         assert many.dropped >= 3 and many.clipped == 2
+
+
+class _BrokenFor(MemoryFeatureStore):
+    """Features that fail for one card (a later-stage failure that belongs to one row)."""
+
+    def __init__(self, card_id: str) -> None:
+        super().__init__()
+        self.card_id = card_id
+
+    async def score_batch(self, txs: Any) -> Any:
+        if any(tx.card_id == self.card_id for tx in txs):
+            raise RuntimeError("this card breaks the feature stage")
+        return await super().score_batch(txs)
+
+
+async def test_concurrent_rest_requests_share_one_batch_and_each_gets_its_own_answer() -> None:
+    leader, probe = await _leader_and_probe()
+    service, records = _service(await _follow(bundles.pack(leader, FS, 42)))
+    (stored,) = await service.score(probe[:1], "rest")
+    assert isinstance(stored, Scored)
+    changed = probe[0].model_copy(update={"amount": probe[0].amount + 1})
+    batch = [probe[0], changed, *probe[1:6], probe[1]]  # replay, conflict, fresh, in-batch copy
+    inserts = records.inserts
+    outcomes = await asyncio.gather(*(service.submit(tx) for tx in batch))
+    assert records.inserts == inserts + 1  # one group commit for the whole batch
+    replay, conflict, *fresh, copy = outcomes
+    assert isinstance(replay, Scored) and replay.score.replayed
+    assert replay.score.score == stored.score.score
+    assert isinstance(conflict, Conflict)
+    assert all(isinstance(o, Scored) and not o.score.replayed for o in fresh)
+    assert isinstance(copy, Scored) and copy.score.replayed
+    assert copy.score.score == fresh[0].score.score  # type: ignore[union-attr]
+    assert set(records.transactions) == {tx.transaction_id for tx in probe[:6]}
+
+
+async def test_a_row_that_breaks_a_later_stage_fails_only_its_own_request() -> None:
+    leader, probe = await _leader_and_probe()
+    pool = await _follow(bundles.pack(leader, FS, 42))
+    records, metrics = MemoryRecords(), Metrics()
+    service = ScoringService(
+        _BrokenFor("broken"), Scorer(pool, metrics, FS), records, metrics,
+        group_writer(records, flush_ms=1, flush_max=1000), clock=lambda: NOW,
+    )  # fmt: skip
+    broken = probe[0].model_copy(update={"card_id": "broken"})
+    outcomes = await asyncio.gather(
+        *(service.submit(tx) for tx in [broken, *probe[1:5]]), return_exceptions=True
+    )
+    assert isinstance(outcomes[0], RuntimeError)
+    assert all(isinstance(o, Scored) for o in outcomes[1:])
+    assert set(records.transactions) == {tx.transaction_id for tx in probe[1:5]}
