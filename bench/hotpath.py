@@ -4,12 +4,13 @@ The real composition (``app.bootstrap.running``, ``RIVERGUARD_ROLE=scorer``) on 
 Valkey and PostgreSQL, the default lineup trained (``bench/trained.py``) and loaded from a
 published bundle, so it scores with inference plans. Transactions go through
 :meth:`ScoringService.score` as the Kafka worker hands them (batches of ``--batch``) and as
-REST does (one at a time, one after the other); each stage's process CPU is summed by timers
+REST does (one at a time, one after the other, and ``--concurrent`` requests in flight at once,
+which coalesce into batches as they do in the service); each stage's process CPU is summed by timers
 wrapped around the service's collaborators. Kafka consume/produce/commit and HTTP are left
 out: ``bench/stream.py`` and ``bench/api.py`` measure them beside their bare baselines.
 ``--river`` repeats the Kafka run with the plans removed (the pool's River objects score).
 
-    .venv/bin/python -m bench.hotpath [--count 20000] [--batch 500] [--rest 3000]
+    .venv/bin/python -m bench.hotpath [--count 20000] [--batch 500] [--rest 3000] [--concurrent 32]
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ def bodies(run: str, count: int, seed: int) -> list[bytes]:
     return out
 
 
-async def run_path(state: Any, payloads: list[bytes], batch: int, path: Any) -> dict[str, float]:
-    """CPU µs per transaction by stage for ``payloads`` scored in batches of ``batch``."""
+async def run_path(
+    state: Any, payloads: list[bytes], batch: int, path: Any, concurrent: int = 0
+) -> dict[str, float]:
+    """CPU µs per transaction by stage for ``payloads`` scored in batches of ``batch`` (or,
+    with ``concurrent``, as that many REST requests in flight at once that coalesce)."""
     timers = Timers()
     service = state.service
     saved = [
@@ -102,7 +106,9 @@ async def run_path(state: Any, payloads: list[bytes], batch: int, path: Any) -> 
     total = 0.0
     decisions: dict[str, int] = defaultdict(int)
     try:
-        for start in range(0, len(payloads), batch):
+        if concurrent:
+            total = await _concurrent(service, payloads, concurrent, timers, decisions)
+        for start in range(0, len(payloads) if not concurrent else 0, batch):
             began = time.process_time()
             now = datetime.now(UTC)
             txs = [decode_transaction(b, now=now) for b in payloads[start : start + batch]]
@@ -119,6 +125,26 @@ async def run_path(state: Any, payloads: list[bytes], batch: int, path: Any) -> 
     out["total"] = total / len(payloads) * 1e6
     print(f"  {path} batch {batch}: decisions {dict(decisions)}", file=sys.stderr)
     return out
+
+
+async def _concurrent(
+    service: Any, payloads: list[bytes], concurrent: int, timers: Timers, decisions: Any
+) -> float:
+    """``concurrent`` requests in flight, each decoded alone then submitted (REST's route)."""
+    began = time.process_time()
+    todo = iter(payloads)
+
+    async def client() -> None:
+        for body in todo:
+            started = time.process_time()
+            tx = decode_transaction(body, now=datetime.now(UTC))
+            timers.cpu["decode"] += time.process_time() - started
+            outcome = await service.submit(tx)
+            assert isinstance(outcome, Scored)
+            decisions[outcome.score.decision] += 1
+
+    await asyncio.gather(*(client() for _ in range(concurrent)))
+    return time.process_time() - began
 
 
 async def measure(urls: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -139,6 +165,9 @@ async def measure(urls: Any, args: argparse.Namespace) -> dict[str, dict[str, fl
         )
         results["REST, one at a time, plans"] = await run_path(
             state, bodies("r", args.rest, 12), 1, "rest"
+        )
+        results[f"REST, {args.concurrent} in flight, coalesced, plans"] = await run_path(
+            state, bodies("rc", args.rest, 15), 1, "rest", args.concurrent
         )
         if args.river:
             state.service.scorer.pool.install_plans({})
@@ -175,6 +204,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rest", type=int, default=3_000)
+    parser.add_argument("--concurrent", type=int, default=32, help="REST requests in flight")
     parser.add_argument("--river", action="store_true", help="also score with River objects")
     args = parser.parse_args()
     with EmbeddedStack() as stack:
