@@ -4,7 +4,7 @@ Full path = strict decoding, Redis features (Lua, atomic), champion + challenger
 group-committed Postgres write, then the answer. Both servers are one uvicorn process on the
 embedded stack; the load generator runs in this process. Prints a markdown section.
 
-    .venv/bin/python -m bench.api [--seconds 5]
+    .venv/bin/python -m bench.api [--seconds 5] [--rates 250,500,1000,2000] [--every-rate]
 """
 
 from __future__ import annotations
@@ -59,13 +59,19 @@ def cpu_seconds(pids: list[int], descendants: bool = True) -> float:
 
 
 async def ladder(
-    url: str, run: str, seconds: float, headers: dict[str, str], watch: dict[str, list[int]]
+    url: str,
+    run: str,
+    seconds: float,
+    headers: dict[str, str],
+    watch: dict[str, list[int]],
+    rates: tuple[int, ...] = RATES,
+    every_rate: bool = False,
 ) -> list[LoadResult]:
     """Climb the rates; ``watch`` names groups of processes whose CPU use is recorded."""
     results = []
     # the first seconds of a fresh server open connections and warm caches: 3 s before the
     # first rate, 1 s before the others
-    for index, rate in enumerate(RATES):
+    for index, rate in enumerate(rates):
         warm = 3.0 if index == 0 else 1.0
         await open_loop(url, body_factory(f"{run}-warm-{rate}"), 200, warm, headers)
         before = {name: cpu_seconds(pids, name != "generator") for name, pids in watch.items()}
@@ -77,7 +83,7 @@ async def ladder(
             for name, pids in watch.items()
         }
         results.append(result)
-        if result.percentile(99) > 200:  # far past saturation: stop climbing
+        if result.percentile(99) > 200 and not every_rate:  # far past saturation: stop
             break
     return results
 
@@ -85,7 +91,12 @@ async def ladder(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="req/s, comma-separated")
+    parser.add_argument(
+        "--every-rate", action="store_true", help="climb past saturation (CPU per request there)"
+    )
     args = parser.parse_args()
+    rates = tuple(int(r) for r in args.rates.split(","))
     with EmbeddedStack() as stack:
         urls = stack.start(kafka=False)
         trained = trained_bundle()
@@ -113,13 +124,13 @@ def main() -> None:
             bare_results = asyncio.run(
                 ladder(
                     f"{bare.url}/bare", "b", args.seconds, {},
-                    {**watch, "service": [bare.pid]},
+                    {**watch, "service": [bare.pid]}, rates, args.every_rate,
                 )
             )  # fmt: skip
             full_results = asyncio.run(
                 ladder(
                     f"{full.url}/v1/transactions", "f", args.seconds, headers,
-                    {**watch, "service": [full.pid]},
+                    {**watch, "service": [full.pid]}, rates, args.every_rate,
                 )
             )  # fmt: skip
         finally:
@@ -137,12 +148,18 @@ def held(results: list[LoadResult], limit_ms: float = 10.0) -> float:
     return max(ok, default=0.0)
 
 
+def _per_request(result: LoadResult) -> float:
+    """The service process's CPU ms per answered request at this rate."""
+    return result.cores.get("service", 0.0) / max(result.achieved, 1e-9) * 1000
+
+
 def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> str:
     lines = [
         "## API latency (bench/api.py)",
         "",
         f"Open-loop load, {seconds:g} s per rate after a warm-up at 200 req/s (3 s before the first rate, 1 s before the others); latency from the scheduled send time.",
-        "Full path: decode + Redis features + champion and challengers + reasons + group-committed Postgres write.",
+        "Full path: decode + Redis features + champion and challengers + reasons + group-committed Postgres write;",
+        "requests in flight together coalesce into one batch per stage (`app/core/coalesce.py`).",
         "The service runs as RIVERGUARD_ROLE=scorer with the default lineup trained on simulator labels",
         "(`bench/trained.py`), loaded from a published bundle: it scores with inference plans.",
         "Requests: simulated transactions.",
@@ -165,20 +182,24 @@ def render(bare: list[LoadResult], full: list[LoadResult], seconds: float) -> st
         "CPU in use during each full-path rate (cores = CPU seconds per wall second; the machine",
         f"has {os.cpu_count()}), and the service's CPU per request:",
         "",
-        "| rate (req/s) | service | valkey | postgres | generator | total | service ms/request |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| rate (req/s) | service | valkey | postgres | generator | total | service ms/request | bare endpoint ms/request |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in full:
         c = f.cores
-        per_request = c.get("service", 0.0) / max(f.achieved, 1e-9) * 1000
+        b = by_rate.get(f.rate)
+        bare_ms = f"{_per_request(b):.3f}" if b else "–"
         lines.append(
             f"| {f.rate:g} | {c.get('service', 0):.2f} | {c.get('valkey', 0):.2f} "
             f"| {c.get('postgres', 0):.2f} | {c.get('generator', 0):.2f} | {sum(c.values()):.2f} "
-            f"| {per_request:.3f} |"
+            f"| {_per_request(f):.3f} | {bare_ms} |"
         )
     lines += [
         "",
         f"Highest rate held with p99 ≤ 10 ms: full path **{held(full):g} req/s**, bare endpoint {held(bare):g} req/s.",
+        "Load average (1 / 5 / 15 min) when the run ended: "
+        + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        + f" on {os.cpu_count()} cores.",
         "Command: `.venv/bin/python -m bench.api`",
         "",
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -366,18 +367,32 @@ class ScoringService:
             )
 
     def _count(self, outcomes: list[Outcome], path: Path) -> None:
+        """Every outcome into the counters, one update per label set (not per outcome)."""
+        kinds: Counter[str] = Counter()
+        decided: Counter[tuple[str, str]] = Counter()
         for outcome in outcomes:
             if isinstance(outcome, Scored):
-                kind = "replayed" if outcome.score.replayed else "scored"
-                self.metrics.inputs.labels("transaction", path, kind).inc()
-                if not outcome.score.replayed:
-                    self.metrics.decisions.labels(outcome.score.decision).inc()
-                    self.metrics.decided_by.labels(outcome.score.decided_by).inc()
-            elif isinstance(outcome, Conflict):
-                self.metrics.inputs.labels("transaction", path, "conflict").inc()
-                self.metrics.rejections.labels("transaction", "conflict").inc()
+                score = outcome.score
+                kinds["replayed" if score.replayed else "scored"] += 1
+                if not score.replayed:
+                    decided[(score.decision, score.decided_by)] += 1
             else:
-                self.metrics.inputs.labels("transaction", path, "rejected").inc()
+                kinds["conflict" if isinstance(outcome, Conflict) else "rejected"] += 1
+        for kind, count in kinds.items():
+            self.metrics.inputs.labels("transaction", path, kind).inc(count)
+        if kinds["conflict"]:
+            self.metrics.rejections.labels("transaction", "conflict").inc(kinds["conflict"])
+        for decision, count in _sums(decided, 0).items():
+            self.metrics.decisions.labels(decision).inc(count)
+        for by, count in _sums(decided, 1).items():
+            self.metrics.decided_by.labels(by).inc(count)
+
+
+def _sums(counts: Counter[tuple[str, str]], index: int) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for key, count in counts.items():
+        out[key[index]] += count
+    return out
 
 
 def _stored_score(score: model_pool.ModelScore) -> dict[str, Any]:
