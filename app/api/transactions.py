@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from app.api import auth
-from app.api.deps import RawBody, State, now
+from app.api.deps import AppState, State, now
 from app.api.errors import in_body, problem, problem_responses
 from app.core.scoring import Conflict, Rejected, Scored
 from features.schema import ID_PATTERN, MAX_ID_LENGTH, Score, Transaction, decode_transaction
@@ -24,16 +24,23 @@ BODY = {
 }
 
 
+_may_score = auth.requires("score")
+
+
 @router.post(
     "",
     response_model=Score,
     summary="Score a transaction",
-    dependencies=[Depends(auth.requires("score"))],
     openapi_extra=BODY,
     responses=problem_responses(400, 401, 403, 409, 413, 422),
 )
-async def score_transaction(body: RawBody, state: State) -> Any:
+async def score_transaction(request: Request) -> Any:
     """Score one transaction; the same id and payload again returns the stored score."""
+    # The hot route resolves no dependencies: FastAPI's resolution of the key check, the
+    # body and the state cost ~70 µs of CPU per request, a third of the route's own cost.
+    await _may_score(request)
+    state: AppState = request.app.state.riverguard
+    body = await request.body()  # size already bounded by the BodySizeLimit middleware
     tx = decode_transaction(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
     outcome = await state.service.submit(tx)
     if isinstance(outcome, Scored):
