@@ -24,6 +24,7 @@ from rich.markup import escape
 from app.api import auth
 from app.config import Settings
 from app.tools import embedded
+from app.tools.history_cli import history_cli
 from app.tools.rules import rules_cli
 
 cli = typer.Typer(
@@ -319,6 +320,7 @@ def migrate_command() -> None:
 db_cli = typer.Typer(help="The durable record (Postgres).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(history_cli, name="history")
 
 
 @db_cli.command("prune")
