@@ -13,6 +13,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -31,7 +32,7 @@ def _z(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _good_rows(seed: int, n: int) -> list[dict[str, object]]:
+def _good_rows(seed: int, n: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -42,7 +43,9 @@ def _good_rows(seed: int, n: int) -> list[dict[str, object]]:
     return rows
 
 
-def _expected(rows: list[dict[str, object]], currency: str, delay: timedelta) -> list[dict]:
+def _expected(
+    rows: list[dict[str, object]], currency: str, delay: timedelta
+) -> list[dict[str, Any]]:
     items = []
     for number, row in enumerate(rows):
         at = row["at"]
@@ -66,7 +69,7 @@ def _write(path: Path, header: list[str], rows: list[dict[str, object]]) -> None
         writer.writerows(rows)
 
 
-def _run(tmp_path: Path, *args: str) -> tuple[int, str, list[dict], list[dict[str, str]]]:
+def _run(tmp_path: Path, *args: str) -> tuple[int, str, list[dict[str, Any]], list[dict[str, str]]]:
     out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.csv"
     result = CliRunner().invoke(
         cli_module.cli, ["history", "import", *args, "--out", str(out), "--rejects", str(rejects)]
@@ -177,12 +180,12 @@ def test_labels_from_a_second_file(tmp_path: Path) -> None:
     good = _good_rows(seed=5, n=50)
     tx_path, label_path = tmp_path / "tx.csv", tmp_path / "labels.csv"
     _write(tmp_path / "tx.csv", ["id", "ts", "card", "shop", "amt"],
-           [{"id": r["id"], "ts": _z(r["at"]), "card": r["card"], "shop": r["merchant"],  # type: ignore[arg-type]
+           [{"id": r["id"], "ts": _z(r["at"]), "card": r["card"], "shop": r["merchant"],
              "amt": r["amount"]} for r in good])  # fmt: skip
     chosen = good[::5]
     _write(label_path, ["tx", "fraud", "when"],
            [{"tx": r["id"], "fraud": "true" if r["fraud"] else "false",
-             "when": _z(r["at"] + timedelta(days=3))} for r in chosen]  # type: ignore[operator]
+             "when": _z(r["at"] + timedelta(days=3))} for r in chosen]
            + [{"tx": "no-such-tx", "fraud": "true", "when": _z(START)}])  # fmt: skip
     code, output, records, rejects = _run(
         tmp_path, str(tx_path), "--map",
@@ -194,7 +197,7 @@ def test_labels_from_a_second_file(tmp_path: Path) -> None:
     labels = [r for r in records if r["kind"] == "label"]
     assert [(r["data"]["transaction_id"], r["data"]["is_fraud"]) for r in labels] == sorted(
         [(r["id"], r["fraud"]) for r in chosen],
-        key=lambda pair: next(g["at"] for g in good if g["id"] == pair[0]),  # type: ignore[arg-type,return-value]
+        key=lambda pair: next(g["at"] for g in good if g["id"] == pair[0]),
     )
     assert [f"{r['field']}:{r['reason']}" for r in rejects] == [
         "transaction_id:unknown_transaction"
