@@ -211,3 +211,22 @@ def test_a_mapping_that_names_a_missing_column_is_refused(tmp_path: Path) -> Non
     assert code == 2
     assert "no column for" in output and "TX_AMOUNT" in output
     assert records == []
+
+
+def test_evaluate_on_imported_history_prints_weeks_and_budgets(tmp_path: Path) -> None:
+    good = _good_rows(seed=9, n=400)
+    path = tmp_path / "h.csv"
+    _write(path, HANDBOOK, [_handbook_row(r) for r in good])
+    code, output, _, _ = _run(tmp_path, str(path), "--layout", "handbook")
+    assert code == 0, output
+    result = CliRunner().invoke(
+        cli_module.cli,
+        ["evaluate", str(tmp_path / "out.jsonl"), "--models", "logreg", "--baseline", "none",
+         "--review-budget", "0.05", "--decline-budget", "0.01"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    weekly = result.output.split("AP per week")[1].split("at budgets")[0].strip().splitlines()[2:]
+    weeks = [line.split() for line in weekly]
+    assert sum(int(w[1].replace(",", "")) for w in weeks) == len(good)
+    assert sum(int(w[2].replace(",", "")) for w in weeks) == sum(bool(r["fraud"]) for r in good)
+    assert "at budgets review 5.00%, decline 1.00%" in result.output
