@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -22,9 +24,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from app.tools import backfill as bf
 from app.tools import history_import as hi
 from app.tools.history_layouts import LAYOUTS
 from simulator.jsonl import write_jsonl
+from simulator.records import Record
 
 history_cli = typer.Typer(help="Import a team's labelled history.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -209,3 +213,62 @@ def _summary(result: hi.ImportResult, written: int, out: Path, rejects: Path) ->
     for reason, count in sorted(result.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {reason:<30} {count:,}")
     print(f"wrote {written:,} records to {out}; rejects listed in {rejects}")
+
+
+@history_cli.command("backfill")
+def backfill_command(
+    stream: Annotated[Path, typer.Argument(help="record stream (history import's --out)")],
+    url: Annotated[str, typer.Option(help="a scorer's base URL")] = "http://127.0.0.1:8000",
+    learner_url: Annotated[
+        str | None, typer.Option(help="the leading learner's base URL [default: --url]")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="RIVERGUARD_API_KEY", help="a key with the score and label scopes"),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="transactions in flight")] = 32,
+    wait: Annotated[
+        float, typer.Option(min=0, help="seconds to wait for the scorer's bundle at the end")
+    ] = 120.0,
+) -> None:
+    """Send the history through a running deployment in order; resumable; warm at the end."""
+    from simulator.jsonl import JsonlError, read_jsonl
+
+    if not api_key:
+        err.print("[red]error:[/] --api-key (or RIVERGUARD_API_KEY) is required")
+        raise typer.Exit(2)
+    try:
+        records = list(read_jsonl(stream))
+    except (OSError, JsonlError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    target = bf.Target(url, learner_url or url, api_key, concurrency=concurrency)
+    progress = bf.Progress(stream)
+    start = progress.load(len(records))
+    if start:
+        err.print(f"resuming after {start:,} of {len(records):,} records (from {progress.path})")
+    try:
+        outcome, learned = asyncio.run(_backfill(records, target, progress, start, wait))
+    except bf.BackfillError as exc:
+        err.print(f"[red]error:[/] {exc}; run the same command again to resume", highlight=False)
+        raise typer.Exit(1) from None
+    for kind, counts in (("transactions", outcome.transactions), ("labels", outcome.labels)):
+        shown = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
+        print(f"{kind:<13} {shown}")
+    print(f"delivered {outcome.delivered:,} records; the scorer's models hold {learned:,} labels")
+
+
+async def _backfill(
+    records: list[Record], target: bf.Target, progress: bf.Progress, start: int, wait: float
+) -> tuple[bf.Outcome, int]:
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} records"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("backfilling", total=len(records), completed=start)
+        outcome = await bf.backfill(records, target, progress, tick=lambda n: bar.advance(task, n))
+    headers = {"X-API-Key": target.api_key}
+    async with httpx.AsyncClient(headers=headers, timeout=target.timeout) as client:
+        learned = await bf.wait_for_bundle(client, target, wait)
+    return outcome, learned
