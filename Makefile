@@ -23,8 +23,24 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 install: $(STAMP) ## create .venv from requirements-dev.lock and install riverguard into it
 
-tools: ## Debian tools the tests need (promtool; chromium + chromedriver for the console tests)
-	@command -v promtool >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus chromium chromium-driver >/dev/null; }
+# The alert and dashboard tests run promtool and a real Prometheus; the console tests drive a
+# headless Chromium. They come from Debian packages, installed only when missing, and said first.
+TOOL_PACKAGES := prometheus chromium chromium-driver
+tools: ## Debian packages the tests need, when missing: prometheus (promtool), chromium, chromium-driver
+	@if command -v promtool >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
+	echo "make tools: the tests need promtool and a real Prometheus (alert and dashboard tests)"; \
+	echo "            and headless Chromium + chromedriver (console tests): apt-get install $(TOOL_PACKAGES)"; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make tools: not root, so nothing was installed. Run:  sudo apt-get install $(TOOL_PACKAGES)"; \
+	  echo "            then make test again (or make test-fast, which needs none of them)."; \
+	  exit 1; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make tools: no apt-get here; install promtool (Prometheus), Chromium and chromedriver yourself."; \
+	  exit 1; \
+	fi; \
+	echo "make tools: installing $(TOOL_PACKAGES) with apt-get (as root)..."; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TOOL_PACKAGES) >/dev/null
 
 check: lint ## the fast static gate: lint, types and import contracts (same as lint)
 
@@ -37,13 +53,13 @@ lint: install ## ruff, ruff format --check, mypy --strict, import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install tools lint ## lint, then the whole test suite on embedded servers
+test: install tools lint ## lint, then the whole test suite on embedded servers (make tools first)
 	$(BIN)/pytest
 
 demo: install ## the end-to-end demo on the embedded stack (report: riverguard-report.html)
 	$(BIN)/riverguard demo
 
-dev: install ## the service on embedded servers (Ctrl-C stops everything)
+dev: install ## the service on embedded servers; prints `export RG=... KEY=...` (Ctrl-C stops everything)
 	$(BIN)/riverguard dev
 
 bench: install ## every benchmark under bench/, regenerating BENCHMARKS.md

@@ -94,7 +94,7 @@ class ScoringSettings(BaseModel):
 
 
 class DecisionSettings(BaseModel):
-    """The decision layer: budgets, rules, lists and the review queue (README, "Decisions")."""
+    """The decision layer: budgets, rules, lists and the review queue (docs/decisions.md)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -138,7 +138,7 @@ class DecisionSettings(BaseModel):
 
 
 class ConsoleSettings(BaseModel):
-    """The analysts' console under ``/console/`` (README, "Console")."""
+    """The analysts' console under ``/console/`` (docs/console.md)."""
 
     model_config = ConfigDict(frozen=True)
 

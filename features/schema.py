@@ -45,6 +45,8 @@ from pydantic import (
     field_validator,
 )
 
+from features import messages
+
 # re-exported: the simulator and the service import the PAN rule from here
 from features.pan import CARD_LIKE_FIELDS as CARD_LIKE_FIELDS
 from features.pan import OWN_FORMAT_ID_FIELDS as OWN_FORMAT_ID_FIELDS
@@ -301,7 +303,8 @@ def _problem_from(exc: ValidationError) -> Problem:
         if kind == "value_error":
             # our validators raise ValueError(<short kind>); keep only that word
             kind = str(err.get("msg", "")).removeprefix("Value error, ")
-        errors.append({"loc": [str(p) for p in err["loc"]], "type": kind})
+        loc = [str(p) for p in err["loc"]]
+        errors.append({"loc": loc, "type": kind, "msg": messages.message(kind, err.get("msg"))})
     reason: ProblemReason = (
         "pan_rejected" if any(e["type"] == "pan" for e in errors) else "validation_failed"
     )

@@ -1,4 +1,9 @@
-"""RFC 9457 problem details. Errors carry a location and a type, never the input value."""
+"""RFC 9457 problem details. Errors carry a location, a type and a message, never the input.
+
+One location convention on every route, FastAPI's own: ``["body", field, ...]`` for a field of
+the JSON body (``["body"]`` for the body as a whole), ``["query", name]``, ``["path", name]``.
+``msg`` is a sentence for people (:mod:`features.messages`); ``type`` is stable, for programs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from fastapi.responses import JSONResponse
 from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from features import messages
 from features.schema import Problem
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "loc": {"type": "array", "items": {"type": "string"}},
                     "type": {"type": "string"},
+                    "msg": {"type": "string"},
                 },
             },
         },
@@ -76,7 +83,7 @@ def problem(
         "detail": detail,
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = messages.with_messages(errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -92,10 +99,19 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(part) for part in err.get("loc", ())], "type": str(err.get("type", "invalid"))}
-        for err in exc.errors()
-    ]
+    out = []
+    for err in exc.errors():
+        kind = str(err.get("type", "invalid"))
+        if kind == "value_error":  # our validators raise ValueError(<short kind>)
+            kind = str(err.get("msg", "")).removeprefix("Value error, ")
+        loc = [str(part) for part in err.get("loc", ())]
+        out.append({"loc": loc, "type": kind, "msg": messages.message(kind, err.get("msg"))})
+    return out
+
+
+def in_body(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors of a body our code decoded (transactions, labels), located as FastAPI does."""
+    return [{**error, "loc": ["body", *error.get("loc", [])]} for error in errors]
 
 
 def _count_rejection(request: Request, reason: str) -> None:
@@ -115,7 +131,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, Problem)
         status = 400 if exc.reason in {"invalid_json", "not_an_object"} else 422
         _count_rejection(request, exc.reason)
-        return problem(status, exc.reason, exc.errors)
+        return problem(status, exc.reason, in_body(exc.errors))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

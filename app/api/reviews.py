@@ -39,7 +39,7 @@ class ReviewItem(BaseModel):
     event_time: datetime
     card_id: str
     merchant_id: str
-    amount: str | None = Field(description="as stored: a decimal string")
+    amount: float | None = Field(description="a JSON number, as POST /v1/transactions takes it")
     currency: str | None
     country: str | None
     channel: str | None

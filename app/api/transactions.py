@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -9,7 +10,7 @@ from fastapi.responses import Response
 
 from app.api import auth
 from app.api.deps import RawBody, State, now
-from app.api.errors import problem, problem_responses
+from app.api.errors import in_body, problem, problem_responses
 from app.core.scoring import Conflict, Rejected, Scored
 from features.schema import ID_PATTERN, MAX_ID_LENGTH, Score, Transaction, decode_transaction
 
@@ -40,7 +41,7 @@ async def score_transaction(body: RawBody, state: State) -> Any:
     if isinstance(outcome, Conflict):
         return problem(409, "a different transaction was already stored under this id")
     assert isinstance(outcome, Rejected)
-    return problem(422, outcome.reason, outcome.errors)
+    return problem(422, outcome.reason, in_body(outcome.errors))
 
 
 @router.get(
@@ -54,4 +55,15 @@ async def get_transaction(transaction_id: TransactionId, state: State) -> dict[s
     record = await state.records.get(transaction_id)
     if record is None:
         return problem(404, "no transaction with this id")  # type: ignore[return-value]
+    return _amount_as_number(record)
+
+
+def _amount_as_number(record: dict[str, Any]) -> dict[str, Any]:
+    """The stored payload keeps the amount as a decimal string (its digest depends on it);
+    the answer gives it as the JSON number POST accepts (at most 16 digits: a float holds it).
+    """
+    transaction = record.get("transaction")
+    if isinstance(transaction, dict) and isinstance(transaction.get("amount"), str):
+        transaction = {**transaction, "amount": float(Decimal(transaction["amount"]))}
+        return {**record, "transaction": transaction}
     return record

@@ -192,7 +192,7 @@ class Metrics:
         self._decision_layer(r)
 
     def _decision_layer(self, r: CollectorRegistry) -> None:
-        """Lists and the review queue (README, "Lists" and "Review queue")."""
+        """Lists and the review queue (docs/decisions.md, "Lists" and "Review queue")."""
         self.list_hits = Counter(
             "riverguard_list_hits_total",
             "Transactions whose entity value is on a list, by entity and list kind.",

@@ -158,10 +158,14 @@ def dev() -> None:
             )
         for line in urls.exports():
             err.print(line, highlight=False)
+        address = f"http://{settings.host}:{settings.port}"
         if key:
-            err.print(f"[bold]API key (score, label, admin):[/] {key}", highlight=False)
-        err.print(f"API on http://{settings.host}:{settings.port}  (docs at /docs)")
-        err.print(f"Console on http://{settings.host}:{settings.port}/console/")
+            err.print(f"[bold]API key (score, label, review, admin):[/] {key}", highlight=False)
+        err.print(f"API on {address}  (docs at /docs)")
+        err.print(f"Console on {address}/console/")
+        # the line the documentation's examples start from: paste it into another shell
+        exports = f"export RG={address}" + (f" KEY={key}" if key else "")
+        err.print(exports, highlight=False, soft_wrap=True)
         _run_server(settings)
 
 

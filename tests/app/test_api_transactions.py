@@ -61,6 +61,7 @@ def test_stored_record_has_features_scores_and_label(client: TestClient) -> None
     record = client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).json()
     assert record["transaction"]["transaction_id"] == body["transaction_id"]
     assert record["features"]["amount"] == pytest.approx(42.5)
+    assert record["transaction"]["amount"] == body["amount"]  # a number, as POST takes it
     assert {s["name"] for s in record["scores"]} >= {record["score"]["model"]["name"]}
     assert record["decision"] in {"approve", "review", "decline"}
     assert record["label"] is True
@@ -76,7 +77,7 @@ def _label(transaction_id: str) -> dict[str, Any]:
     return label(transaction_id)
 
 
-# ---- the bad-input table (README), REST column -------------------------------------------
+# ---- the bad-input table (docs/api.md), REST column ----------------------------------------
 RAW_400 = [b"not json", b"", b"[1, 2]", b"null", b'{"a": 1, "a": 2}']
 
 
@@ -118,7 +119,8 @@ def test_bad_fields_are_422_without_echo(client: TestClient, field: str, value: 
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["status"] == 422
-    assert any(field in e["loc"] for e in problem["errors"]), problem
+    assert any(e["loc"][:2] == ["body", field] for e in problem["errors"]), problem
+    assert all(e["msg"] for e in problem["errors"]), problem
     if isinstance(value, str) and len(value) > 3:
         assert value not in response.text
 
@@ -155,7 +157,9 @@ def test_pan_in_a_card_like_field_is_rejected_and_never_echoed_or_stored(
     body = tx(**{field: PAN})
     response = client.post("/v1/transactions", json=body, headers=SCORER)
     assert response.status_code == 422
-    assert response.json()["errors"] == [{"loc": [field], "type": "pan"}]
+    (error,) = response.json()["errors"]
+    assert (error["loc"], error["type"]) == (["body", field], "pan")
+    assert "card number" in error["msg"]
     assert PAN not in response.text
     assert (
         client.get(f"/v1/transactions/{body['transaction_id']}", headers=SCORER).status_code == 404

@@ -141,7 +141,9 @@ def test_a_card_number_is_refused_and_never_echoed(client: TestClient) -> None:
     assert _add(client, entity="merchant", value="100000000000009").status_code == 201
     bad_country = _add(client, entity="country", value="XX")
     assert bad_country.status_code == 422
-    assert bad_country.json()["errors"] == [{"loc": ["body", "value"], "type": "country"}]
+    (error,) = bad_country.json()["errors"]
+    assert (error["loc"], error["type"]) == (["body", "value"], "country")
+    assert error["msg"] == "must be an ISO 3166 alpha-2 country code"
 
 
 def test_an_entry_counts_at_once_and_names_its_author(client: TestClient) -> None:

@@ -82,7 +82,7 @@ def test_an_item_opens_with_its_record_and_shows_what_was_scored(client: TestCli
     items = client.get("/v1/reviews", headers=ALICE).json()["items"]
     assert len(items) == 2
     item = next(i for i in items if i["transaction_id"] == tx_id)
-    assert (item["amount"], item["currency"], item["country"]) == ("250", "EUR", "DE")
+    assert (item["amount"], item["currency"], item["country"]) == (250, "EUR", "DE")
     assert (item["merchant_id"], item["channel"], item["card_id"]) == ("m_rev", "ecom", "card_1")
     assert item["score"] == scored["score"] and item["decision"] == "review"
     assert item["reasons"] == scored["reasons"]
