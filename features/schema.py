@@ -358,7 +358,7 @@ def decode_label(
 
 
 #: the most labels one batch request carries (``POST /v1/labels/batch``)
-MAX_LABEL_BATCH = 1000
+MAX_LABEL_BATCH = 400  # about 52 KB of labels: under the default 64 KB body limit
 
 
 def decode_labels(

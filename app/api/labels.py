@@ -69,7 +69,7 @@ class LabelsAccepted(BaseModel):
     responses=problem_responses(400, 401, 403, 413, 422),
 )
 async def post_labels(body: RawBody, state: State) -> LabelsAccepted:
-    """Up to 1,000 labels, recorded in their order; all or none (a bad one refuses the batch)."""
+    """Up to 400 labels, recorded in their order; all or none (a bad one refuses the batch)."""
     labels = decode_labels(body, now=now(), max_future_skew=state.settings.scoring.max_future_skew)
     results = await state.learner.submit(labels)
     for result in results:

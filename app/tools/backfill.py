@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from features.schema import MAX_LABEL_BATCH
 from simulator.records import Record
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -213,7 +214,7 @@ class _Plan:
                 ready = self.stored_below
             batch: list[int] = []
             end = index
-            while end < min(ready, len(self.records)) and len(batch) < 500:
+            while end < min(ready, len(self.records)) and len(batch) < MAX_LABEL_BATCH:
                 if self.records[end].kind == "label":
                     batch.append(end)
                 end += 1
