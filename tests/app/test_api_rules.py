@@ -68,7 +68,7 @@ def test_create_read_replace_delete_with_versions_and_audit(client: TestClient) 
 
     history = client.get("/v1/rules/big-ecom/history", headers=ADMIN).json()["history"]
     assert [h["version"] for h in history] == [1, 2, 3, 4]
-    assert {h["changed_by"] for h in history} == {"admin"}
+    assert {h["changed_by"] for h in history} == {"key-1"}  # the key's name, not "admin"
     assert history[0]["change"]["id"] == [None, "big-ecom"]
     assert history[1]["change"] == {
         "expression": ['amount > 1000.0 && channel == "ecom"', "amount > 500.0"],
