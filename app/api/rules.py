@@ -2,9 +2,12 @@
 and backtest a candidate rule over stored transactions (docs/rules.md).
 
 A rule that cannot be saved is a 422 Problem whose ``errors`` give the location, a type
-(``rule_syntax``, ``unknown_variable``, ``rule_type``, ``not_boolean``, ``too_long``, ...) and
-a message of ours, never a part of the expression. DELETE removes the rule (its audit history
-stays); to switch a rule off and keep it, PUT it with ``"enabled": false``.
+(``rule_syntax``, ``unknown_variable``, ``rule_type``, ``not_boolean``, ``too_long``,
+``too_complex``, ``rebound_variable``, ``too_costly``, ``pan_rejected``, ...) and a message of
+ours, never a part of the expression. Saving measures the rule's cost in a child process
+(app.core.rule_cost), never on this event loop. Changes are audited with the calling key's
+name. DELETE removes the rule (its audit history stays); to switch a rule off and keep it, PUT
+it with ``"enabled": false``.
 """
 
 from __future__ import annotations
