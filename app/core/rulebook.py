@@ -13,45 +13,42 @@ old → new (:func:`diff`). A rule the run-time budget drops (:class:`app.core.r
 is disabled in the store by :meth:`RuleBook.disable_over_budget`, audited as
 :data:`RUNTIME_AUTHOR`.
 
-A rules file (``RIVERGUARD_DECISIONS__RULES_FILE``) is a JSON list of rule objects
-(:class:`RuleSpec`), upserted at start: an unchanged rule makes no new version.
+A rules file (:mod:`app.core.rulefile`) is upserted at start: an unchanged rule makes no new
+version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    ValidationError,
-    field_validator,
-)
-
 from app.core.rule_check import RuleError, VarType, problem
 from app.core.rule_cost import CostBudget, ProcessProber
+from app.core.rulefile import RuleFields, RuleFileError, RuleSpec, label, parse_file
 from app.core.rules import (
-    CODE_PATTERN,
-    ID_PATTERN,
-    MAX_NAME_LENGTH,
     VARIABLES,
-    Action,
     CompiledRule,
     Rule,
     RuleSet,
     RunBudget,
     compile_rule,
 )
-from features.schema import loads, redact_pans
 
+__all__ = [  # the rules file's names too: they were defined here first
+    "RUNTIME_AUTHOR",
+    "Prober",
+    "RuleBook",
+    "RuleExists",
+    "RuleFields",
+    "RuleFileError",
+    "RuleSpec",
+    "RuleStore",
+    "diff",
+    "parse_file",
+]
 log = logging.getLogger(__name__)
 #: Who disables a rule that went over its run-time budget, in the audit.
 RUNTIME_AUTHOR = "runtime-budget"
@@ -59,52 +56,6 @@ RUNTIME_AUTHOR = "runtime-budget"
 
 class RuleExists(LookupError):
     """A rule with this id exists already (create is not replace)."""
-
-
-class RuleFields(BaseModel):
-    """A rule as written by a person, but its id (the body of ``PUT /v1/rules/{id}``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(default="", max_length=MAX_NAME_LENGTH)
-    expression: str = Field(min_length=1, max_length=10_000)
-    action: Action
-    reason_code: str | None = Field(default=None, pattern=CODE_PATTERN)
-    priority: StrictInt = Field(default=100, ge=-1_000_000, le=1_000_000)
-    enabled: StrictBool = True
-
-    @field_validator("name", "expression")
-    @classmethod
-    def _storable(cls, value: str) -> str:
-        # Postgres text holds neither NUL nor lone surrogates: refused here, not a 5xx later
-        if "\x00" in value or (not value.isprintable() and _unencodable(value)):
-            raise ValueError("text")
-        return value
-
-    def rule(self, rule_id: str) -> Rule:
-        return Rule(
-            id=rule_id,
-            name=self.name,
-            expression=self.expression,
-            action=self.action,
-            reason_code=self.reason_code or "",
-            priority=self.priority,
-            enabled=self.enabled,
-        )
-
-
-def _unencodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-class RuleSpec(RuleFields):
-    """A whole rule (``POST /v1/rules`` and each entry of a rules file)."""
-
-    id: str = Field(pattern=ID_PATTERN, max_length=64)
 
 
 def diff(old: Rule | None, new: Rule | None) -> dict[str, list[Any]]:
@@ -210,15 +161,7 @@ class RuleBook:
             max_length=self.max_length,
             caps_us=[self.budget.rule_us] + [self.budget.total_us] * len(others),
         )
-        if "errors" in results[0]:
-            raise RuleError([{**e, "loc": [str(p) for p in loc]} for e in results[0]["errors"]])
-        cost = float(results[0]["cost_us"])
-        if cost > self.budget.rule_us:
-            raise problem(
-                loc, "too_costly",
-                f"the rule costs about {cost:.0f} µs per transaction on worst-case inputs; "
-                f"a rule may cost {self.budget.rule_us:.0f} µs",
-            )  # fmt: skip
+        self._judge(results[0], loc)
         total = sum(float(r.get("cost_us", 0.0)) for r in results)
         if total > self.budget.total_us:
             raise problem(
@@ -227,6 +170,18 @@ class RuleBook:
                 f"enabled rules may cost {self.budget.total_us:.0f} µs together",
             )  # fmt: skip
         return compiled
+
+    def _judge(self, result: Mapping[str, Any], loc: Sequence[str | int]) -> None:
+        """Raise the prober's refusal of one rule, or the refusal of its cost."""
+        if "errors" in result:
+            raise RuleError([{**e, "loc": [str(p) for p in loc]} for e in result["errors"]])
+        cost = float(result["cost_us"])
+        if cost > self.budget.rule_us:
+            raise problem(
+                loc, "too_costly",
+                f"the rule costs about {cost:.0f} µs per transaction on worst-case inputs; "
+                f"a rule may cost {self.budget.rule_us:.0f} µs",
+            )  # fmt: skip
 
     def _compile_all(self, rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[str]]:
         compiled, invalid = [], []
@@ -298,14 +253,19 @@ class RuleBook:
     async def load_file(self, raw: bytes, source: str) -> int:
         """Validate every rule of a rules file (cost too), then upsert them; how many changed."""
         rules = parse_file(raw, source, self)
-        for position, rule in enumerate(rules, 1):
+        results = await self.prober.measure(
+            [rule.expression for rule in rules],
+            self.variables,
+            max_length=self.max_length,
+            caps_us=[self.budget.rule_us] * len(rules),
+        )  # one child process for the file, each rule alone against the per-rule budget
+        for position, (rule, result) in enumerate(zip(rules, results, strict=True), 1):
             try:
-                await self.vet(rule, ("rules", position, "expression"), alone=True)
+                self._judge(result, ("rules", position, "expression"))
             except RuleError as exc:
-                kinds = sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors})
-                raise RuleFileError(
-                    f"rules file {source}: {_label({'id': rule.id}, position)}: {', '.join(kinds)}"
-                ) from None
+                kinds = ", ".join(sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors}))
+                name = label({"id": rule.id}, position)
+                raise RuleFileError(f"rules file {source}: {name}: {kinds}") from None
         changed = 0
         for rule in rules:
             before = await self.store.get(rule.id)
@@ -313,44 +273,3 @@ class RuleBook:
             changed += before is None or (saved is not None and saved.version != before.version)
         await self.refresh()
         return changed
-
-
-class RuleFileError(ValueError):
-    """A rules file that cannot be loaded; the message names the file, rule and error type."""
-
-
-def parse_file(raw: bytes, source: str, book: RuleBook) -> list[Rule]:
-    """Every rule of the file, validated as the API validates them (all or nothing)."""
-    try:
-        data = loads(raw)
-    except ValueError:
-        raise RuleFileError(f"rules file {source}: not valid JSON") from None
-    if not isinstance(data, list):
-        raise RuleFileError(f"rules file {source}: must be a JSON list of rule objects")
-    rules, seen = [], set()
-    for position, item in enumerate(data, 1):
-        name = _label(item, position)
-        try:
-            spec = RuleSpec.model_validate(item)
-            rule = spec.rule(spec.id)
-            book.compile(rule, ("rules", position, "expression"), probe=True)
-        except ValidationError as exc:
-            kinds = sorted({f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors()})
-            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
-        except RuleError as exc:
-            kinds = sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors})
-            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
-        if rule.id in seen:
-            raise RuleFileError(f"rules file {source}: {name}: duplicate_id")
-        seen.add(rule.id)
-        rules.append(rule)
-    return rules
-
-
-def _label(item: Any, position: int) -> str:
-    """How a file's rule is named in an error: its id when it is one, else its position."""
-    rule_id = item.get("id") if isinstance(item, dict) else None
-    valid = isinstance(rule_id, str) and re.fullmatch(ID_PATTERN, rule_id) is not None
-    if valid and redact_pans(str(rule_id)) == rule_id:
-        return f"rule {rule_id!r} (#{position})"
-    return f"rule #{position}"  # not an id, or one holding a card number
