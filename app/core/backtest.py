@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from app.core.rules import CompiledRule, RuleSet, context
+from app.core.rules import UNTIMED, CompiledRule, RuleSet, context
 from features.schema import Transaction
 
 NO_LISTS: Mapping[str, tuple[str, ...]] = {}
@@ -120,7 +120,7 @@ async def backtest(
     clock: Callable[[], float] = time.monotonic,
 ) -> BacktestResult:
     """Evaluate ``rule`` (enabled or not, saved or not) over the stored window."""
-    only = RuleSet([CompiledRule(replace(rule.rule, enabled=True), rule.program)])
+    only = RuleSet([CompiledRule(replace(rule.rule, enabled=True), rule.program)], budget=UNTIMED)
     result = BacktestResult(since=since, until=until)
     per_day: Counter[str] = Counter()
     deadline = clock() + seconds

@@ -162,6 +162,10 @@ class RunBudget:
     clock: Callable[[], float] = time.perf_counter
 
 
+#: No run-time budget (a backtest's figures must not change because a thread was slowed).
+UNTIMED = RunBudget(limit_s=float("inf"), every=2**62)
+
+
 class RuleSet:
     """Compiled rules in order; a change builds a new set, swapped in one step. Only a rule
     over its run-time budget leaves a set in place (see :class:`RunBudget`)."""

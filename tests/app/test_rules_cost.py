@@ -250,6 +250,7 @@ async def test_a_tree_refusal_never_reaches_the_prober() -> None:
     assert prober.asked == []
 
 
+@pytest.mark.servers  # a child process: not in make test-fast
 async def test_the_child_process_measures_and_is_killed_at_its_time_limit() -> None:
     results = await ProcessProber(30.0).measure(
         ["amount > 1.0", 'amount > "x"'], VARIABLES, max_length=1_000, caps_us=[1e9, 1e9]
