@@ -267,9 +267,12 @@ class _Parser:
         return left
 
     def unary(self) -> Node:
-        ops = []
-        while (op := self.take("!", "-")) is not None:
-            ops.append(op)
+        ops: list[Token] = []
+        while not (ops and self.negative_number()):  # "!-2.5": a "!" of the literal -2.5
+            op = self.take(*(ops[0].text if ops else "!-"))
+            if op is None:
+                break
+            ops.append(op)  # a run of one operator: CEL has no "!-x" without brackets
         node = self.member()
         for op in reversed(ops):
             node = Call(op.pos, f"{op.text}_", (node,))
@@ -289,6 +292,10 @@ class _Parser:
                 self.expect("]")
             else:
                 return node
+
+    def take_number(self) -> Any:
+        self.at += 1
+        return self.toks[self.at - 1].value
 
     def ident(self) -> str:
         tok = self.tok
@@ -318,9 +325,17 @@ class _Parser:
                 out.append(self.nested())
         return tuple(out)
 
+    def negative_number(self) -> bool:
+        return self.tok.text == "-" and self.toks[self.at + 1].kind == "num"
+
     def primary(self) -> Node:
+        if self.negative_number():
+            self.at += 1
+            return Lit(self.tok.pos - 1, -self.take_number())
         tok = self.tok
-        if tok.kind in ("num", "str"):
+        if tok.kind == "num":
+            return Lit(tok.pos, self.take_number())
+        if tok.kind == "str":
             self.at += 1
             return Lit(tok.pos, tok.value)
         if tok.kind == "name" and tok.text in ("true", "false", "null"):

@@ -3,7 +3,9 @@ time, card numbers built in pieces, and backtests with a time limit."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import random
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
@@ -369,3 +371,53 @@ async def test_a_backtest_stops_at_its_time_limit() -> None:
     assert (cut.rows_scanned, cut.truncated, cut.timed_out) == (10, True, True)
     bounded = await backtest(candidate, PagedRows(3, 10), *window, 15)
     assert (bounded.rows_scanned, bounded.truncated, bounded.timed_out) == (15, True, False)
+
+
+# ---- the tree against the library ---------------------------------------------------------
+ATOMS = ["amount", "score", "card_lists", "1", "-2.5", "0x1F", "3u", '"a//b"', "'x'", 'r"\\d"',
+         '"""t"q"""', "true", "null", "[1, 2]", '{"k": 1}', "x", "'\\x41'", "b'z'"]  # fmt: skip
+MACROS = ["exists", "all", "map", "filter"]
+BINARY = [" + ", " - ", " * ", " / ", " % ", " == ", " != ", " < ", " <= ", " && ", " || ", " in "]
+
+
+def random_expression(rng: random.Random, depth: int = 0) -> str:
+    """A seeded random expression over tricky pieces: comments, every string form, macros."""
+    sub = functools.partial(random_expression, rng, depth + 1)
+    pick = rng.random()
+    if depth > 3 or pick < 0.3:
+        return rng.choice(ATOMS)
+    shapes = [
+        lambda: sub() + rng.choice(BINARY) + sub(),
+        lambda: rng.choice("!-") + sub(),
+        lambda: f"({sub()})",
+        lambda: (
+            f"{sub()}.{rng.choice(['exists', 'all', 'map', 'filter'])}({rng.choice('xy')}, {sub()})"
+        ),
+        lambda: f"{sub()} ? {sub()} : {sub()}",
+        lambda: f"{rng.choice(['size', 'string', 'int'])}({sub()})",
+        lambda: f"{sub()} // c {rng.choice(['', '.exists(', chr(34), chr(39)])}\n",
+        lambda: f"{sub()}.{rng.choice(['contains', 'startsWith'])}({sub()})",
+    ]
+    return rng.choice(shapes)()
+
+
+def test_the_tree_reads_what_the_library_reads() -> None:
+    """On 1,500 random expressions: what the library compiles, the tree parses, with the same
+    names (the tree may refuse what the library refuses too, never the reverse)."""
+    rng = random.Random(7)
+    compared = 0
+    for _ in range(1_500):
+        expression = random_expression(rng)
+        try:
+            program = cel.compile(expression)
+        except ValueError:
+            continue
+        tree = cel_tree.parse(expression, max_depth=50)  # raises when the parsers disagree
+        nodes = list(cel_tree.walk(tree))
+        idents = {n.name for n in nodes if isinstance(n, cel_tree.Ident)}
+        bound = {n.var for n in nodes if isinstance(n, cel_tree.Macro)}
+        calls = {n.name for n in nodes if isinstance(n, cel_tree.Call) and n.name[0].isalpha()}
+        assert idents <= set(program.variables()) <= idents | bound, expression
+        assert calls == {f for f in program.functions() if f[0].isalpha()}, expression
+        compared += 1
+    assert compared > 1_000
