@@ -135,7 +135,7 @@ class DecisionSettings(BaseModel):
         default=800.0, gt=0, description="the enabled rules' worst-case cost together, at save"
     )
     rule_check_seconds: float = Field(
-        default=2.0, gt=0, le=60, description="time limit of a rule's cost measurement at save"
+        default=5.0, gt=0, le=60, description="time limit of a rule's cost measurement at save"
     )
     rule_runtime_budget_us: float = Field(
         default=1_000.0,
