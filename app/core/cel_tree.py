@@ -135,6 +135,16 @@ def walk(node: Node) -> Iterator[Node]:
         stack.extend(reversed(children(current)))
 
 
+def depth(node: Node) -> int:
+    """The number of nodes on the longest path from ``node`` down (without recursion)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children(current))
+    return deepest
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     kind: str  # num, str, name, op, end

@@ -41,6 +41,8 @@ from app.core.cel_tree import Call, Ident, ListLit, Macro, MapLit, Node
 
 VarType = Literal["double", "int", "string", "list"]
 MAX_DEPTH = 12
+#: Operators chained (``a && b && ...`` nests to the left): far beyond any real rule.
+MAX_TREE_DEPTH = 200
 MAX_MACROS = 1
 MAX_ITEMS = 100
 #: Nodes evaluated, a macro's body counted once per item of its range: ~0.1 µs each.
@@ -114,6 +116,8 @@ def check_static(
             raise problem(loc, "too_deep", f"a rule nests at most {MAX_DEPTH} deep") from None
         where = _at(expression, exc.pos)
         raise problem(loc, "rule_syntax", "the rule is not valid CEL", **where) from None
+    if cel_tree.depth(tree) > MAX_TREE_DEPTH:  # before any recursion over it, ours or the engine's
+        raise problem(loc, "too_deep", f"a rule chains at most {MAX_TREE_DEPTH} operations")
     _check_tree(tree, expression, variables, loc)
     try:
         program = cel.compile(expression)

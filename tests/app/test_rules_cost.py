@@ -421,3 +421,12 @@ def test_the_tree_reads_what_the_library_reads() -> None:
         assert calls == {f for f in program.functions() if f[0].isalpha()}, expression
         compared += 1
     assert compared > 1_000
+
+
+def test_a_long_chain_is_refused_before_any_recursion_over_it() -> None:
+    """With the longest length allowed (10,000), 4,900 chained ``&&`` would overflow Python's
+    stack (a 500 answer) in a recursive check: the tree's depth is bounded first."""
+    long_chain = "amount > 1.0 && " * 4_900 + "true"
+    with pytest.raises(RuleError, match="too_deep"):
+        compile_rule(rule(long_chain), max_length=100_000)
+    assert compile_rule(rule("amount > 1.0 && " * 150 + "true"), max_length=10_000).program
