@@ -74,6 +74,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.rules_disabled = Counter(
+            "riverguard_rules_disabled_total",
+            "Rules this process disabled for going over their run-time cost budget (the rule"
+            " id is in the log and the rule's audit history).",
+            registry=r,
+        )
         self.cutoff = Gauge(
             "riverguard_decision_cutoff",
             "The champion score at which the model reviews or declines (+Inf: never).",
