@@ -1,6 +1,6 @@
 """Backfill rate: a simulated history through a split deployment (learner + scorer) over REST.
 
-Run: ``.venv/bin/python bench/backfill.py --days 30 --cards 300`` (embedded servers, loopback).
+Run: ``.venv/bin/python -m bench.backfill --days 14 --cards 200`` (embedded servers, loopback).
 Reports wall time, transactions/s and labels/s, and CPU per record of the scorer, the learner,
 Valkey, PostgreSQL and the backfill client itself. The in-run baseline is the same history
 POSTed to a bare FastAPI endpoint by the same client (``bench/bare_app.py``): what the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -19,7 +18,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.tools import backfill as bf
 from app.tools.embedded import EmbeddedStack
 from app.tools.service_process import ServiceProcess, stack_env
@@ -60,8 +58,8 @@ def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=float, default=30)
-    parser.add_argument("--cards", type=int, default=300)
+    parser.add_argument("--days", type=float, default=14)
+    parser.add_argument("--cards", type=int, default=200)
     args = parser.parse_args()
     records = history(args.days, args.cards)
     n_tx = sum(r.kind == "transaction" for r in records)
@@ -112,25 +110,30 @@ def render(
     base: dict[str, float],
     full: dict[str, float],
 ) -> str:
-    per = n_tx + n_labels
+    records = n_tx + n_labels
+    rows = [
+        ("backfill (scorer + learner)", full["wall"], n_tx / full["wall"], n_labels / full["wall"],
+         {k.removeprefix("cpu_"): v / records * 1e6 for k, v in full.items() if k != "wall"}),
+        ("baseline: bare endpoint, transactions", base["wall"], n_tx / base["wall"], 0.0,
+         {k.removeprefix("cpu_"): v / n_tx * 1e6 for k, v in base.items() if k != "wall"}),
+    ]  # fmt: skip
     lines = [
-        f"history: {args.days:g} simulated days, {args.cards} cards: {n_tx:,} transactions, "
-        f"{n_labels:,} labels",
-        f"backfill wall {full['wall']:.1f} s: {n_tx / full['wall']:,.0f} tx/s with "
-        f"{n_labels / full['wall']:,.0f} labels/s interleaved",
-        "CPU per record (µs): "
-        + ", ".join(
-            f"{k.removeprefix('cpu_')} {v / per * 1e6:,.0f}" for k, v in full.items() if k != "wall"
-        ),
-        f"baseline (bare endpoint, transactions only): wall {base['wall']:.1f} s, "
-        f"{n_tx / base['wall']:,.0f} tx/s; CPU per tx (µs): "
-        + ", ".join(
-            f"{k.removeprefix('cpu_')} {v / n_tx * 1e6:,.0f}"
-            for k, v in base.items()
-            if k != "wall"
-        ),
+        "## History backfill (bench/backfill.py)",
+        "",
+        f"Command: `.venv/bin/python -m bench.backfill --days {args.days:g} --cards {args.cards}`",
+        "",
+        f"{args.days:g} simulated days of {args.cards} cards: {n_tx:,} transactions and "
+        f"{n_labels:,} labels, sent by `riverguard history backfill`'s code to a learner and a "
+        "scorer (REST, embedded servers); the baseline sends the same transactions to a bare "
+        "FastAPI endpoint with the same client. CPU per record (µs) by process.",
+        "",
+        "| run | wall s | tx/s | labels/s | CPU µs per record |",
+        "|---|---:|---:|---:|---|",
     ]
-    return "\n".join(lines) + "\n" + json.dumps({"base": base, "full": full})
+    for name, wall, tx_rate, label_rate, cpu in rows:
+        spent = ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items())
+        lines.append(f"| {name} | {wall:.1f} | {tx_rate:,.0f} | {label_rate:,.0f} | {spent} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
