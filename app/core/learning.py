@@ -29,6 +29,7 @@ from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import (
     BundleStore,
+    FeatureStore,
     Fenced,
     LabelEntry,
     Leadership,
@@ -37,7 +38,6 @@ from app.core.ports import (
     ParkedLabel,
 )
 from app.core.promotion import Promotions
-from features import store as feature_store
 from features.schema import Label, Transaction
 from models import pool as model_pool
 
@@ -64,7 +64,7 @@ class CheckpointPolicy:
 class Learner:
     repository: LearnerStore
     pool: model_pool.ModelPool
-    features: feature_store.FeatureStore
+    features: FeatureStore
     metrics: Metrics
     checkpoints: CheckpointPolicy
     parked_ttl: timedelta = timedelta(days=90)

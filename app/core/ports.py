@@ -1,8 +1,9 @@
 """What the use-cases need from storage: record types and the ports (``typing.Protocol``).
 
-The core never names a database client. :class:`app.postgres.repository.PgRepository` is the
-production adapter of every port here; ``tests/app/fakes.py`` holds in-memory ones, so the
-replay / conflict / parked-label logic is testable without a server.
+The core never names a database or Redis client. :class:`app.postgres.repository.PgRepository`
+is the production adapter of every store port here, :class:`features.store.RedisFeatureStore`
+the one of :class:`FeatureStore`; ``tests/app/fakes.py`` and ``features.reference`` hold
+in-memory ones, so the replay / conflict / parked-label logic is testable without a server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from features.schema import Label
+from features.config import FeatureResult
+from features.schema import Label, Transaction
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,22 @@ class ParkedLabel:
     is_fraud: bool
     labeled_at: datetime
     source: str
+
+
+class FeatureStore(Protocol):
+    """Point-in-time, idempotent per-card and per-merchant features.
+
+    :class:`features.store.RedisFeatureStore` is the production adapter (Lua scripts on Redis
+    or Valkey); :class:`features.reference.MemoryFeatureStore` is the in-memory one.
+    """
+
+    async def load_scripts(self) -> None: ...
+
+    async def score_batch(self, txs: Sequence[Transaction]) -> list[FeatureResult]: ...
+
+    async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None: ...
+
+    async def card_features(self, card_id: str, at: datetime | None) -> dict[str, float]: ...
 
 
 class ScoreStore(Protocol):
