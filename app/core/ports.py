@@ -76,13 +76,20 @@ class LabelEntry:
 
 @dataclass(frozen=True)
 class ParkedLabel:
-    """A label that arrived before its transaction, which has arrived since."""
+    """A label that arrived before its transaction, which has arrived since.
+
+    ``current_*``: the label the transaction holds now, if one was settled after it arrived
+    (its value, ``labeled_at`` and arrival seq), which adoption compares with.
+    """
 
     seq: int
     transaction_id: str
     is_fraud: bool
     labeled_at: datetime
     source: str
+    current_is_fraud: bool | None = None
+    current_labeled_at: datetime | None = None
+    current_seq: int | None = None
 
 
 class FeatureStore(Protocol):

@@ -58,11 +58,19 @@ class PgLabels(PgScored):
         return {row["seq"]: row["status"] for row in rows}
 
     async def parked_ready(self, limit: int = 1000) -> list[ParkedLabel]:
-        """Parked labels whose transaction has arrived since, in arrival order."""
+        """Parked labels whose transaction has arrived since, in arrival order, with the
+        transaction's current label.
+
+        Only transactions whose record can be read: one whose day partition is detached
+        (archived) keeps its labels parked, and they never crowd out the others.
+        """
         rows = await self.pool.fetch(
-            "SELECT l.seq, l.transaction_id, l.is_fraud, l.labeled_at, l.source FROM labels l"
-            " JOIN transaction_ids t USING (transaction_id) WHERE l.status = 'parked'"
-            " ORDER BY l.seq LIMIT $1",
+            "SELECT l.seq, l.transaction_id, l.is_fraud, l.labeled_at, l.source,"
+            " t.label_is_fraud AS current_is_fraud, c.labeled_at AS current_labeled_at,"
+            " c.seq AS current_seq FROM labels l JOIN transaction_ids t USING (transaction_id)"
+            " LEFT JOIN labels c ON c.seq = t.label_seq WHERE l.status = 'parked'"
+            " AND EXISTS (SELECT FROM scored_transactions s WHERE s.event_time = t.event_time"
+            " AND s.transaction_id = t.transaction_id) ORDER BY l.seq LIMIT $1",
             limit,
         )
         return [ParkedLabel(**dict(row)) for row in rows]
@@ -145,7 +153,8 @@ async def _apply_labels(
 ) -> list[int | None]:
     """Set each transaction's current label and append the learning log; learn_seq per item.
 
-    The log is gapless: seq = last + 1, in this (fenced, single-writer) transaction.
+    The log is gapless: seq = head + 1, in this (fenced, single-writer) transaction. The head
+    (migration 012) only moves forward: pruning deletes log rows, never numbers.
     """
     current = {
         e.transaction_id: (seq, e) for seq, e in items if e.status in {"learned", "relabeled"}
@@ -162,7 +171,9 @@ async def _apply_labels(
     learn = [(seq, e) for seq, e in items if e.learn]
     seqs: list[int] = []
     if learn:
-        last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM learn_log")
+        last = await conn.fetchval(
+            "UPDATE learn_log_head SET seq = seq + $1 RETURNING seq - $1", len(learn)
+        )
         rows = await conn.fetch(
             "INSERT INTO learn_log (seq, transaction_id, is_fraud, label_seq, evaluate, epoch)"
             " SELECT $5 + u.n, u.id, u.fraud, u.seq, u.evaluate, $6 FROM unnest($1::text[],"
