@@ -68,7 +68,11 @@ class PgReviewStore:
             args.append(value)
             conditions.append(sql.replace("?", f"${len(args)}"))
 
-        amount = "(coalesce(t.payload_rest, t.payload)::jsonb ->> 'amount')::numeric"
+        # payload_rest: an array (amount first, codec.REST_FIELDS) or, before 012, an object
+        amount = (
+            "(CASE WHEN left(t.payload_rest, 1) = '[' THEN t.payload_rest::jsonb ->> 0"
+            " ELSE coalesce(t.payload_rest, t.payload)::jsonb ->> 'amount' END)::numeric"
+        )
         if query.min_amount is not None:
             bind(f"{amount} >= ?::numeric", str(query.min_amount))
         if query.max_amount is not None:

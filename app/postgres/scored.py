@@ -26,7 +26,7 @@ WITH t AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[],
         $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-        $18::text[], $19::text[], $20::text[])
+        $18::text[], $19::bytea[], $20::text[])
         AS t(id, at, scored_at, score, lineup, card, merchant, fset, fstatus, decision, source,
              scores, features, payload_rest, reasons, payload, digest, response, learned, decided)
 ), ids AS (
@@ -37,10 +37,10 @@ WITH t AS (
 ), stored AS (
     INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id,
         card_id, merchant_id, feature_set, feature_status, decision, source, scores, features,
-        payload_rest, reasons, payload, digest, response, learned, decided)
+        payload_rest, reasons, payload, digest, response, learned_packed, decided)
     SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
         t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
-        t.payload, t.digest, t.response, t.learned::int[], t.decided
+        t.payload, t.digest, t.response, t.learned, t.decided
     FROM t JOIN ids ON ids.transaction_id = t.id
     RETURNING transaction_id, event_time, score, decision
 ), queued AS (
@@ -55,7 +55,8 @@ SELECT transaction_id FROM stored
 _RECORD = (
     "t.transaction_id, t.card_id, t.merchant_id, t.event_time, t.scored_at, t.score, t.lineup,"
     " t.feature_set, t.feature_status, t.decision, t.source, t.scores, t.features,"
-    " t.payload_rest, t.reasons, t.payload, t.digest, t.response, t.learned, t.decided"
+    " t.payload_rest, t.reasons, t.payload, t.digest, t.response, t.learned, t.learned_packed,"
+    " t.decided"
 )
 # A stored transaction by id: the id table says where it is (its partition, by event time).
 _BY_IDS = (
@@ -128,7 +129,7 @@ class PgScored(PgLayout):
             codec.dumps(values).replace("[", "{").replace("]", "}"),
             codec.dumps(features).replace("[", "{").replace("]", "}"),
             rest, reasons, payload, dig, response,
-            codec.dumps(learned).replace("[", "{").replace("]", "}"), r.decided,
+            codec.pack_learned(learned), r.decided,
         )  # fmt: skip
 
     async def _decode(self, r: Any) -> dict[str, Any]:
@@ -139,10 +140,10 @@ class PgScored(PgLayout):
                 r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"],
                 r["event_time"],
             )  # fmt: skip
-        learned = r["learned"]
-        lineup = codec.join_versions(
-            await self._lineup(r["lineup"]), None if learned is None else list(learned)
-        )
+        packed, learned = r["learned_packed"], r["learned"]  # since 012; 004 to 011
+        if packed is not None:
+            learned = codec.unpack_learned(packed)
+        lineup = codec.join_versions(await self._lineup(r["lineup"]), learned)
         scores = list(r["scores"])
         response = r["response"]
         if response is None:
