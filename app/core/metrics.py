@@ -102,7 +102,8 @@ class Metrics:
         )
         self.labels = Counter(
             "riverguard_labels_total",
-            "Labels by status: learned, duplicate, parked, relabeled, expired.",
+            "Labels by status: learned, duplicate, parked, relabeled, superseded, expired;"
+            " unreadable: a parked label whose record could not be read (it stays parked).",
             ["status"],
             registry=r,
         )
