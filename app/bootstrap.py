@@ -29,7 +29,9 @@ from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
+from app.core.rule_cost import CostBudget
 from app.core.rulebook import RuleBook, RuleFileError
+from app.core.rules import RunBudget
 from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
@@ -246,7 +248,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         on_stored=learner.notify_arrived,
     )
     rule_store = PgRuleStore(backends.db)
-    rules = await _rule_book(settings, rule_store)
+    rules = await _rule_book(settings, rule_store, metrics.rules_disabled.inc)
     checks = Readiness(stall_seconds=settings.stream.stall_seconds)
     backend_clients.install_probes(checks, backends)
     metrics.watch_pool(promotions.models)
@@ -277,9 +279,18 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     )
 
 
-async def _rule_book(settings: Settings, store: PgRuleStore) -> RuleBook:
+async def _rule_book(
+    settings: Settings, store: PgRuleStore, on_disabled: Callable[[], None]
+) -> RuleBook:
     """The stored rules, after upserting the rules file (a bad file stops the start)."""
-    book = RuleBook(store, max_length=settings.decisions.max_rule_length)
+    d = settings.decisions
+    book = RuleBook(
+        store,
+        max_length=d.max_rule_length,
+        budget=CostBudget(d.rule_budget_us, d.rules_budget_us, d.rule_check_seconds),
+        runtime=RunBudget(limit_s=d.rule_runtime_budget_us / 1e6),
+        on_disabled=lambda rule_id: on_disabled(),
+    )
     path = settings.decisions.rules_file
     if path is not None:
         try:

@@ -125,6 +125,23 @@ class DecisionSettings(BaseModel):
     )
     max_rule_length: int = Field(default=1_000, ge=10, le=10_000)
     backtest_max_rows: int = Field(default=2_000_000, ge=1)
+    backtest_seconds: float = Field(
+        default=60.0, gt=0, description="a backtest stops (truncated) after this long"
+    )
+    rule_budget_us: float = Field(
+        default=200.0, gt=0, description="a rule's worst-case cost per transaction, at save"
+    )
+    rules_budget_us: float = Field(
+        default=800.0, gt=0, description="the enabled rules' worst-case cost together, at save"
+    )
+    rule_check_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="time limit of a rule's cost measurement at save"
+    )
+    rule_runtime_budget_us: float = Field(
+        default=1_000.0,
+        gt=0,
+        description="a rule over this on 3 timed evaluations in a row is disabled",
+    )
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> DecisionSettings:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHES = [
     "features.py", "models.py", "champion.py", "storage.py", "simulate.py", "api.py",
     "stream.py", "scale.py", "learner_isolation.py", "hotpath.py", "plans.py", "rules.py",
-    "console.py",
+    "console.py", "backfill.py",
 ]  # fmt: skip
 
 

@@ -38,6 +38,7 @@ MESSAGES: dict[str, str] = {
     "duplicate_key": "the body repeats a key",
     "non_finite_number": "NaN and Infinity are not JSON numbers",
     "not_an_object": "the body must be a JSON object",
+    "label_batch": "the body must be a JSON array of 1 to 400 labels",
     # the pydantic types people meet most, in our words
     "missing": "required field is missing",
     "extra_forbidden": "unknown field",

@@ -355,3 +355,52 @@ def decode_label(
         raise _problem_from(exc) from None
     check_event_time(label.labeled_at, now, max_future_skew, "labeled_at")
     return label
+
+
+#: the most labels one batch request carries (``POST /v1/labels/batch``)
+MAX_LABEL_BATCH = 400  # about 52 KB of labels: under the default 64 KB body limit
+
+
+def decode_labels(
+    raw: bytes | str,
+    *,
+    now: datetime,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+) -> list[Label]:
+    """A JSON array of 1 to :data:`MAX_LABEL_BATCH` labels, in order, or :class:`Problem`.
+
+    All or nothing: one bad label refuses the batch; its errors are located by index.
+
+    >>> now = datetime(2026, 1, 2, tzinfo=UTC)
+    >>> body = '[{"transaction_id": "a", "is_fraud": true, "labeled_at": "2026-01-01T00:00:00Z"}]'
+    >>> [label.transaction_id for label in decode_labels(body, now=now)]
+    ['a']
+    >>> try:
+    ...     decode_labels('[{"transaction_id": "a"}, 3]', now=now)
+    ... except Problem as exc:
+    ...     [(e["loc"], e["type"]) for e in exc.errors]
+    [(['0', 'is_fraud'], 'missing'), (['0', 'labeled_at'], 'missing'), (['1'], 'not_an_object')]
+    """
+    data = loads(raw)
+    if not isinstance(data, list) or not 1 <= len(data) <= MAX_LABEL_BATCH:
+        raise Problem("not_an_object", [{"loc": [], "type": "label_batch",
+                                         "msg": messages.message("label_batch")}])  # fmt: skip
+    labels, errors = [], []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            errors.append({"loc": [str(index)], "type": "not_an_object",
+                           "msg": "each label must be a JSON object"})  # fmt: skip
+            continue
+        try:
+            label = Label.model_validate(item)
+            check_event_time(label.labeled_at, now, max_future_skew, "labeled_at")
+        except ValidationError as exc:
+            errors += [{**e, "loc": [str(index), *e["loc"]]} for e in _problem_from(exc).errors]
+            continue
+        except Problem as exc:
+            errors += [{**e, "loc": [str(index), *e["loc"]]} for e in exc.errors]
+            continue
+        labels.append(label)
+    if errors:
+        raise Problem("validation_failed", errors)
+    return labels

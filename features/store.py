@@ -1,4 +1,5 @@
-"""The feature store port and its Redis adapter (Lua scripts under ``features/lua/``).
+"""The Redis feature store (Lua scripts under ``features/lua/``); the port the service needs
+of it is ``FeatureStore`` in ``app/core/ports.py``.
 
 A batch is scored in two pipelined round trips: first every card step (dedup marker,
 lateness check, point-in-time read, insert, trim: one atomic script per card), then the
@@ -22,7 +23,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from features import definitions, redis_io, windows
 from features.config import CONFLICT, FeatureConfig, FeatureResult, Status, late_reason
@@ -32,7 +33,6 @@ from features.schema import Label, Transaction
 __all__ = [
     "FeatureConfig",
     "FeatureResult",
-    "FeatureStore",
     "RedisFeatureStore",
     "connect",
     "connect_cluster",
@@ -46,20 +46,9 @@ _ARRIVAL = struct.Struct("<d")
 Observer = Callable[[str, int, float], None]
 
 
-class FeatureStore(Protocol):
-    """Point-in-time, idempotent per-card and per-merchant features."""
-
-    async def load_scripts(self) -> None: ...
-
-    async def score_batch(self, txs: Sequence[Transaction]) -> list[FeatureResult]: ...
-
-    async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None: ...
-
-    async def card_features(self, card_id: str, at: datetime | None) -> dict[str, float]: ...
-
-
 class RedisFeatureStore:
-    """:class:`FeatureStore` on Redis or Valkey, standalone or Cluster.
+    """Point-in-time, idempotent per-card and per-merchant features on Redis or Valkey,
+    standalone or Cluster.
 
     Parameters
     ----------

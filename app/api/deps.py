@@ -14,13 +14,12 @@ from app.core.insights import Insights
 from app.core.learning import Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
-from app.core.ports import RecordReader
+from app.core.ports import FeatureStore, RecordReader
 from app.core.promotion import Promotions
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
 from app.core.scoring import ScoringService
-from features import store as feature_store
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class AppState:
     service: ScoringService
     learner: Learner
     promotions: Promotions
-    features: feature_store.FeatureStore
+    features: FeatureStore
     records: RecordReader
     lists: ListBook
     reviews: ReviewDesk

@@ -2,16 +2,19 @@
 and backtest a candidate rule over stored transactions (docs/rules.md).
 
 A rule that cannot be saved is a 422 Problem whose ``errors`` give the location, a type
-(``rule_syntax``, ``unknown_variable``, ``rule_type``, ``not_boolean``, ``too_long``, ...) and
-a message of ours, never a part of the expression. DELETE removes the rule (its audit history
-stays); to switch a rule off and keep it, PUT it with ``"enabled": false``.
+(``rule_syntax``, ``unknown_variable``, ``rule_type``, ``not_boolean``, ``too_long``,
+``too_complex``, ``rebound_variable``, ``too_costly``, ``pan_rejected``, ...) and a message of
+ours, never a part of the expression. Saving measures the rule's cost in a child process
+(app.core.rule_cost), never on this event loop. Changes are audited with the calling key's
+name. DELETE removes the rule (its audit history stays); to switch a rule off and keep it, PUT
+it with ``"enabled": false``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -23,9 +26,10 @@ from app.core.rule_check import RuleError
 from app.core.rulebook import RuleExists, RuleFields, RuleSpec
 from app.core.rules import ID_PATTERN, Action, Rule
 
-router = APIRouter(
-    prefix="/v1/rules", tags=["rules"], dependencies=[Depends(auth.requires("admin"))]
-)
+_admin = auth.requires("admin")
+router = APIRouter(prefix="/v1/rules", tags=["rules"], dependencies=[Depends(_admin)])
+#: The calling key (FastAPI runs ``_admin`` once a request, for the router and the handler).
+Admin = Annotated[auth.Principal, Depends(_admin)]
 RuleId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 _PROBLEMS = problem_responses(401, 403, 413, 422)
 
@@ -73,6 +77,7 @@ class BacktestAnswer(BaseModel):
     until: str
     rows_scanned: int
     truncated: bool
+    timed_out: bool = Field(description="cut short by RIVERGUARD_DECISIONS__BACKTEST_SECONDS")
     hits: int
     hit_rate: float
     labelled_hits: int
@@ -81,12 +86,6 @@ class BacktestAnswer(BaseModel):
     model_overlap: int
     errors: int
     hits_per_day: dict[str, int]
-
-
-def changed_by(request: Request) -> str:
-    """Who makes a change: the API key's name once auth records one, else "admin"."""
-    name = getattr(request.state, "api_key_name", None)
-    return name if isinstance(name, str) and name else "admin"
 
 
 def _out(rule: Rule) -> RuleOut:
@@ -118,15 +117,17 @@ async def backtest_rule(body: BacktestRequest, state: State) -> Any:
         return problem(422, "invalid window", [error])
     try:
         rule = Rule(id="candidate", name="", expression=body.expression, action=body.action)
-        candidate = state.rules.compile(rule)
+        candidate = await state.rules.vet(rule, alone=True)
     except RuleError as exc:
         return _invalid(exc)
+    decisions = state.settings.decisions
     result = await backtest(
         candidate,
         state.backtests,
         body.since,
         body.until,
-        state.settings.decisions.backtest_max_rows,
+        decisions.backtest_max_rows,
+        seconds=decisions.backtest_seconds,
     )
     return BacktestAnswer(**result.as_dict())
 
@@ -148,9 +149,9 @@ async def get_rule(rule_id: RuleId, state: State) -> RuleOut:
     summary="Create a rule",
     responses={**_PROBLEMS, **problem_responses(409)},
 )
-async def create_rule(body: RuleSpec, request: Request, state: State) -> Any:
+async def create_rule(body: RuleSpec, who: Admin, state: State) -> Any:
     try:
-        saved = await state.rules.create(body.rule(body.id), changed_by(request))
+        saved = await state.rules.create(body.rule(body.id), who.name)
     except RuleError as exc:
         return _invalid(exc)
     except RuleExists:
@@ -164,9 +165,9 @@ async def create_rule(body: RuleSpec, request: Request, state: State) -> Any:
     summary="Replace a rule (a new version when anything changed)",
     responses={**_PROBLEMS, **problem_responses(404)},
 )
-async def replace_rule(rule_id: RuleId, body: RuleFields, request: Request, state: State) -> Any:
+async def replace_rule(rule_id: RuleId, body: RuleFields, who: Admin, state: State) -> Any:
     try:
-        saved = await state.rules.replace(body.rule(rule_id), changed_by(request))
+        saved = await state.rules.replace(body.rule(rule_id), who.name)
     except RuleError as exc:
         return _invalid(exc)
     if saved is None:
@@ -180,8 +181,8 @@ async def replace_rule(rule_id: RuleId, body: RuleFields, request: Request, stat
     summary="Delete a rule (its history stays)",
     responses={**_PROBLEMS, **problem_responses(404)},
 )
-async def delete_rule(rule_id: RuleId, request: Request, state: State) -> Response:
-    if not await state.rules.delete(rule_id, changed_by(request)):
+async def delete_rule(rule_id: RuleId, who: Admin, state: State) -> Response:
+    if not await state.rules.delete(rule_id, who.name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

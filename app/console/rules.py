@@ -64,8 +64,8 @@ async def _run_backtest(svc: Services, rule: Rule, window: int) -> dict[str, Any
     since = now - timedelta(days=window)
     until = now + svc.settings.scoring.max_future_skew  # accepted events may lie a bit ahead
     result: BacktestResult = await backtest(
-        svc.rules.compile(rule), svc.backtests, since, until,
-        svc.settings.decisions.backtest_max_rows,
+        await svc.rules.vet(rule, alone=True), svc.backtests, since, until,
+        svc.settings.decisions.backtest_max_rows, seconds=svc.settings.decisions.backtest_seconds,
     )  # fmt: skip
     labels = days(since.date(), until.date())
     return {"result": result, "chart": bars(result.hits_per_day, labels), "window": window}

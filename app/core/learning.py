@@ -24,20 +24,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from app.core import bundles
+from app.core import adoption, bundles, chores
 from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import (
     BundleStore,
+    FeatureStore,
     Fenced,
     LabelEntry,
     Leadership,
     LearnerStore,
     LearnRow,
-    ParkedLabel,
 )
 from app.core.promotion import Promotions
-from features import store as feature_store
 from features.schema import Label, Transaction
 from models import pool as model_pool
 
@@ -64,7 +63,7 @@ class CheckpointPolicy:
 class Learner:
     repository: LearnerStore
     pool: model_pool.ModelPool
-    features: feature_store.FeatureStore
+    features: FeatureStore
     metrics: Metrics
     checkpoints: CheckpointPolicy
     parked_ttl: timedelta = timedelta(days=90)
@@ -190,13 +189,19 @@ class Learner:
         self._waiting.clear()
 
     async def _handle(self, job: _Job) -> None:
+        """Each step guarded (app.core.chores): one that fails stops none of the others."""
         if job.claim:
             self._claim_queued = False
-            await self._claim()
+            with self._step("claim"):
+                await self._claim()
         if job.arrived:
             self._arrival_queued = False  # arrivals from now on need another pass
-            await self._adopt_parked()
+            with self._step("adopt"):
+                await self._adopt_parked()
         await self._housekeeping()
+
+    def _step(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return chores.guarded(name, self.metrics.learner_errors)
 
     async def _claim(self, batch: int = 1000) -> None:
         while True:
@@ -226,24 +231,15 @@ class Learner:
         parked = await self.repository.parked_ready()
         if not parked:
             return
-        newest: dict[str, ParkedLabel] = {}
-        for row in parked:  # ordered by seq: the last one per transaction wins
-            newest[row.transaction_id] = row
-        superseded = [r.seq for r in parked if newest[r.transaction_id].seq != r.seq]
-        rows = await self.repository.for_learning(list(newest))
-        adopted = []
-        for tx_id, row in newest.items():
-            label = Label(
-                transaction_id=tx_id,
-                is_fraud=row.is_fraud,
-                labeled_at=row.labeled_at,
-                source=row.source,
+        rows = await self.repository.for_learning(list({r.transaction_id for r in parked}))
+        plan = adoption.settle(parked, rows)
+        if plan.unreadable:  # its record went (detached, pruned) since parked_ready read it
+            self.metrics.labels.labels("unreadable").inc(len(plan.unreadable))
+        if plan.adopted or plan.superseded:
+            entries = [e for _, e in plan.adopted]
+            await self._learn(
+                entries, rows, settled=plan.adopted, superseded=plan.superseded, adopted=True
             )
-            status: LabelStatus = "learned" if rows[tx_id].label_is_fraud is None else "relabeled"
-            adopted.append((row.seq, _entry(label, status)))
-        await self._learn(
-            [e for _, e in adopted], rows, settled=adopted, superseded=superseded, adopted=True
-        )
 
     async def _learn(
         self,
@@ -296,23 +292,27 @@ class Learner:
         now = time.monotonic()
         if now >= self._bundle_at:
             self._bundle_at = now + self.bundle_every_seconds
-            await self.publish_bundle()
+            with self._step("bundle"):
+                await self.publish_bundle()
         if now >= self._next_expiry:
             self._next_expiry = now + 60
             cutoff = datetime.now(UTC) - self.parked_ttl
-            expired = await self.repository.expire_parked(cutoff)
-            if expired:
-                self.metrics.labels.labels("expired").inc(expired)
+            with self._step("expiry"):
+                expired = await self.repository.expire_parked(cutoff)
+                if expired:
+                    self.metrics.labels.labels("expired").inc(expired)
         due_labels = self._since_checkpoint >= self.checkpoints.every_labels
         due_time = (
             self._since_checkpoint and now - self._checkpoint_at >= self.checkpoints.every_seconds
         )
         if due_labels or due_time:
-            await self.checkpoint()
+            with self._step("checkpoint"):
+                await self.checkpoint()
         policy_due = self._since_policy >= self.policy_every_labels
         if self.promotions is not None and self.pool.policy.enabled and policy_due:
             self._since_policy = 0
-            await self.promotions.apply_policy()
+            with self._step("policy"):
+                await self.promotions.apply_policy()
 
     async def checkpoint(self) -> None:
         """Snapshot every model at the current learning-log position."""

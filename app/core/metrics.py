@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from app.core import chores
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -74,6 +76,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.rules_disabled = Counter(
+            "riverguard_rules_disabled_total",
+            "Rules this process disabled for going over their run-time cost budget (the rule"
+            " id is in the log and the rule's audit history).",
+            registry=r,
+        )
         self.cutoff = Gauge(
             "riverguard_decision_cutoff",
             "The champion score at which the model reviews or declines (+Inf: never).",
@@ -100,7 +108,8 @@ class Metrics:
         )
         self.labels = Counter(
             "riverguard_labels_total",
-            "Labels by status: learned, duplicate, parked, relabeled, expired.",
+            "Labels by status: learned, duplicate, parked, relabeled, superseded, expired;"
+            " unreadable: a parked label whose record could not be read (it stays parked).",
             ["status"],
             registry=r,
         )
@@ -159,6 +168,15 @@ class Metrics:
             "1 while this process's learner leads (learns and writes the log), 0 as a standby.",
             registry=r,
         )
+        self.learner_errors = Counter(
+            "riverguard_learner_errors_total",
+            "Learner steps that failed (claim, adopt, bundle, expiry, checkpoint, policy);"
+            " the sweep goes on with the next step.",
+            ["step"],
+            registry=r,
+        )
+        for step in chores.STEPS:  # a rate() alert needs a zero before the first failure
+            self.learner_errors.labels(step)
         self.learner_epoch = Gauge(
             "riverguard_learner_epoch", "The lease epoch this process last led with.", registry=r
         )

@@ -1,8 +1,9 @@
 """What the use-cases need from storage: record types and the ports (``typing.Protocol``).
 
-The core never names a database client. :class:`app.postgres.repository.PgRepository` is the
-production adapter of every port here; ``tests/app/fakes.py`` holds in-memory ones, so the
-replay / conflict / parked-label logic is testable without a server.
+The core never names a database or Redis client. :class:`app.postgres.repository.PgRepository`
+is the production adapter of every store port here, :class:`features.store.RedisFeatureStore`
+the one of :class:`FeatureStore`; ``tests/app/fakes.py`` and ``features.reference`` hold
+in-memory ones, so the replay / conflict / parked-label logic is testable without a server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from features.schema import Label
+from features.config import FeatureResult
+from features.schema import Label, Transaction
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,36 @@ class LabelEntry:
 
 @dataclass(frozen=True)
 class ParkedLabel:
-    """A label that arrived before its transaction, which has arrived since."""
+    """A label that arrived before its transaction, which has arrived since.
+
+    ``current_*``: the label the transaction holds now, if one was settled after it arrived
+    (its value, ``labeled_at`` and arrival seq), which adoption compares with.
+    """
 
     seq: int
     transaction_id: str
     is_fraud: bool
     labeled_at: datetime
     source: str
+    current_is_fraud: bool | None = None
+    current_labeled_at: datetime | None = None
+    current_seq: int | None = None
+
+
+class FeatureStore(Protocol):
+    """Point-in-time, idempotent per-card and per-merchant features.
+
+    :class:`features.store.RedisFeatureStore` is the production adapter (Lua scripts on Redis
+    or Valkey); :class:`features.reference.MemoryFeatureStore` is the in-memory one.
+    """
+
+    async def load_scripts(self) -> None: ...
+
+    async def score_batch(self, txs: Sequence[Transaction]) -> list[FeatureResult]: ...
+
+    async def apply_labels(self, items: Sequence[tuple[Label, Transaction]]) -> None: ...
+
+    async def card_features(self, card_id: str, at: datetime | None) -> dict[str, float]: ...
 
 
 class ScoreStore(Protocol):

@@ -3,97 +3,59 @@
 :class:`RuleBook` holds the current :class:`~app.core.rules.RuleSet` as a plain attribute
 (``book.current``: the scoring path reads it without awaiting). ``refresh()`` asks the store
 for its change counter and reloads only when it moved; the service runs it every
-``decisions.refresh_seconds``, and a change made through this process refreshes at once. Every
-change is validated (compiled) before it is stored, and audited by the store with who made it
-and the diff old → new (:func:`diff`).
+``decisions.refresh_seconds``, and a change made through this process refreshes at once;
+rules are recompiled on a worker thread (static checks only: they were probed when saved), not
+on the event loop that scores. Every change is validated before it is stored — the static
+checks, then types and the worst-case cost measured in a child process within a time limit
+(:mod:`app.core.rule_cost`): a rule over ``budget.rule_us``, or enabled rules together over
+``budget.total_us``, are refused — and audited by the store with who made it and the diff
+old → new (:func:`diff`). A rule the run-time budget drops (:class:`app.core.rules.RunBudget`)
+is disabled in the store by :meth:`RuleBook.disable_over_budget`, audited as
+:data:`RUNTIME_AUTHOR`.
 
-A rules file (``RIVERGUARD_DECISIONS__RULES_FILE``) is a JSON list of rule objects
-(:class:`RuleSpec`), upserted at start: an unchanged rule makes no new version.
+A rules file (:mod:`app.core.rulefile`) is upserted at start: an unchanged rule makes no new
+version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    ValidationError,
-    field_validator,
-)
-
-from app.core.rule_check import RuleError, VarType
+from app.core.rule_check import RuleError, VarType, problem
+from app.core.rule_cost import CostBudget, ProcessProber
+from app.core.rulefile import RuleFields, RuleFileError, RuleSpec, label, parse_file
 from app.core.rules import (
-    CODE_PATTERN,
-    ID_PATTERN,
-    MAX_NAME_LENGTH,
     VARIABLES,
-    Action,
     CompiledRule,
     Rule,
     RuleSet,
+    RunBudget,
     compile_rule,
 )
-from features.schema import loads, redact_pans
 
+__all__ = [  # the rules file's names too: they were defined here first
+    "RUNTIME_AUTHOR",
+    "Prober",
+    "RuleBook",
+    "RuleExists",
+    "RuleFields",
+    "RuleFileError",
+    "RuleSpec",
+    "RuleStore",
+    "diff",
+    "parse_file",
+]
 log = logging.getLogger(__name__)
+#: Who disables a rule that went over its run-time budget, in the audit.
+RUNTIME_AUTHOR = "runtime-budget"
 
 
 class RuleExists(LookupError):
     """A rule with this id exists already (create is not replace)."""
-
-
-class RuleFields(BaseModel):
-    """A rule as written by a person, but its id (the body of ``PUT /v1/rules/{id}``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(default="", max_length=MAX_NAME_LENGTH)
-    expression: str = Field(min_length=1, max_length=10_000)
-    action: Action
-    reason_code: str | None = Field(default=None, pattern=CODE_PATTERN)
-    priority: StrictInt = Field(default=100, ge=-1_000_000, le=1_000_000)
-    enabled: StrictBool = True
-
-    @field_validator("name", "expression")
-    @classmethod
-    def _storable(cls, value: str) -> str:
-        # Postgres text holds neither NUL nor lone surrogates: refused here, not a 5xx later
-        if "\x00" in value or (not value.isprintable() and _unencodable(value)):
-            raise ValueError("text")
-        return value
-
-    def rule(self, rule_id: str) -> Rule:
-        return Rule(
-            id=rule_id,
-            name=self.name,
-            expression=self.expression,
-            action=self.action,
-            reason_code=self.reason_code or "",
-            priority=self.priority,
-            enabled=self.enabled,
-        )
-
-
-def _unencodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-class RuleSpec(RuleFields):
-    """A whole rule (``POST /v1/rules`` and each entry of a rules file)."""
-
-    id: str = Field(pattern=ID_PATTERN, max_length=64)
 
 
 def diff(old: Rule | None, new: Rule | None) -> dict[str, list[Any]]:
@@ -137,6 +99,21 @@ class RuleStore(Protocol):
         ...
 
 
+class Prober(Protocol):
+    """Measures rules off the event loop (:class:`app.core.rule_cost.ProcessProber`)."""
+
+    async def measure(
+        self,
+        expressions: Sequence[str],
+        variables: Mapping[str, VarType],
+        *,
+        max_length: int,
+        caps_us: Sequence[float],
+    ) -> list[dict[str, Any]]:
+        """Per expression ``{"cost_us": µs}`` or ``{"errors": [...]}``."""
+        ...
+
+
 class RuleBook:
     """The current rule set of this process, and the validated way to change rules."""
 
@@ -145,24 +122,68 @@ class RuleBook:
         store: RuleStore,
         variables: Mapping[str, VarType] = VARIABLES,
         max_length: int = 1_000,
+        *,
+        budget: CostBudget | None = None,
+        runtime: RunBudget | None = None,
+        prober: Prober | None = None,
+        on_disabled: Callable[[str], None] = lambda rule_id: None,
     ) -> None:
         self.store = store
         self.variables = variables
         self.max_length = max_length
-        self.current = RuleSet()
+        self.budget, self.runtime = budget or CostBudget(), runtime or RunBudget()
+        self.on_disabled = on_disabled
+        self.prober: Prober = prober or ProcessProber(self.budget.check_seconds)
+        self.current = RuleSet(budget=self.runtime)
         self.loaded_version = -1
         self.invalid: tuple[str, ...] = ()  # stored rules that no longer compile (skipped)
 
     def compile(
-        self, rule: Rule, loc: Sequence[str | int] = ("body", "expression")
+        self, rule: Rule, loc: Sequence[str | int] = ("body", "expression"), *, probe: bool = False
     ) -> CompiledRule:
-        return compile_rule(rule, self.variables, self.max_length, loc)
+        """The static checks (with ``probe``, the type probes too) in this thread."""
+        return compile_rule(rule, self.variables, self.max_length, loc, probe=probe)
 
-    async def refresh(self) -> bool:
-        """Reload when the store changed; True when the current set was replaced."""
-        if await self.store.version() == self.loaded_version:
-            return False
-        version, rules = await self.store.load()
+    async def vet(
+        self, rule: Rule, loc: Sequence[str | int] = ("body", "expression"), *, alone: bool = False
+    ) -> CompiledRule:
+        """Every check of a rule about to be saved (or backtested, ``alone``): static ones on
+        a thread, then types and cost in the prober; ``RuleError`` when it cannot be."""
+        compiled = await asyncio.to_thread(self.compile, rule, loc)
+        others = [
+            c.rule.expression
+            for c in self.current.rules
+            if c.rule.enabled and c.rule.id != rule.id and rule.enabled and not alone
+        ]
+        results = await self.prober.measure(
+            [rule.expression, *others],
+            self.variables,
+            max_length=self.max_length,
+            caps_us=[self.budget.rule_us] + [self.budget.total_us] * len(others),
+        )
+        self._judge(results[0], loc)
+        total = sum(float(r.get("cost_us", 0.0)) for r in results)
+        if total > self.budget.total_us:
+            raise problem(
+                loc, "too_costly",
+                f"with the enabled rules it would cost about {total:.0f} µs per transaction; "
+                f"enabled rules may cost {self.budget.total_us:.0f} µs together",
+            )  # fmt: skip
+        return compiled
+
+    def _judge(self, result: Mapping[str, Any], loc: Sequence[str | int]) -> None:
+        """Raise the prober's refusal of one rule, or the refusal of its cost."""
+        if "errors" in result:
+            raise RuleError([{**e, "loc": [str(p) for p in loc]} for e in result["errors"]])
+        cost = float(result["cost_us"])
+        if cost > self.budget.rule_us:
+            raise problem(
+                loc, "too_costly",
+                f"the rule costs about {cost:.0f} µs per transaction on worst-case inputs; "
+                f"a rule may cost {self.budget.rule_us:.0f} µs",
+            )  # fmt: skip
+
+    def _compile_all(self, rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[str]]:
         compiled, invalid = [], []
         for rule in rules:
             try:
@@ -171,27 +192,55 @@ class RuleBook:
                 # e.g. a feature renamed since it was saved: skip it, keep the others
                 invalid.append(rule.id)
                 log.error("rule %s is skipped: %s", rule.id, exc)
-        self.current = RuleSet(compiled, version)
+        return compiled, invalid
+
+    async def refresh(self) -> bool:
+        """Reload when the store changed; True when the current set was replaced."""
+        if await self.store.version() == self.loaded_version:
+            return False
+        version, rules = await self.store.load()
+        compiled, invalid = await asyncio.to_thread(self._compile_all, rules)
+        pending = self.current.over  # not yet disabled in the store: keep them dropped
+        self.current = RuleSet(
+            [c for c in compiled if c.rule.id not in pending], version, self.runtime
+        )
+        self.current.over.extend(pending)
         self.loaded_version, self.invalid = version, tuple(invalid)
         return True
+
+    async def disable_over_budget(self) -> list[str]:
+        """Disable in the store (audited) each rule the run-time budget dropped here."""
+        done = []
+        for rule_id in list(self.current.over):
+            rule = await self.store.get(rule_id)
+            if rule is not None and rule.enabled:
+                await self.store.put(replace(rule, enabled=False), RUNTIME_AUTHOR, must_exist=True)
+                self.on_disabled(rule_id)
+                log.warning("rule %s went over its run-time budget: disabled", rule_id)
+                done.append(rule_id)
+            self.current.over.remove(rule_id)
+        if done:
+            await self.refresh()
+        return done
 
     async def follow(self, every: float) -> None:
         """Refresh every ``every`` seconds until cancelled; a failed refresh keeps the rules."""
         while True:
             await asyncio.sleep(every)
             try:
+                await self.disable_over_budget()
                 await self.refresh()
             except Exception as exc:  # the store is down: score with the rules we have
                 log.warning("rules refresh failed (%s); keeping these rules", type(exc).__name__)
 
     async def create(self, rule: Rule, changed_by: str) -> Rule:
-        self.compile(rule)
+        await self.vet(rule)
         saved = await self.store.create(rule, changed_by)
         await self.refresh()
         return saved
 
     async def replace(self, rule: Rule, changed_by: str) -> Rule | None:
-        self.compile(rule)
+        await self.vet(rule)
         saved = await self.store.put(rule, changed_by, must_exist=True)
         await self.refresh()
         return saved
@@ -202,8 +251,21 @@ class RuleBook:
         return deleted
 
     async def load_file(self, raw: bytes, source: str) -> int:
-        """Validate every rule of a rules file, then upsert them; how many changed."""
+        """Validate every rule of a rules file (cost too), then upsert them; how many changed."""
         rules = parse_file(raw, source, self)
+        results = await self.prober.measure(
+            [rule.expression for rule in rules],
+            self.variables,
+            max_length=self.max_length,
+            caps_us=[self.budget.rule_us] * len(rules),
+        )  # one child process for the file, each rule alone against the per-rule budget
+        for position, (rule, result) in enumerate(zip(rules, results, strict=True), 1):
+            try:
+                self._judge(result, ("rules", position, "expression"))
+            except RuleError as exc:
+                kinds = ", ".join(sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors}))
+                name = label({"id": rule.id}, position)
+                raise RuleFileError(f"rules file {source}: {name}: {kinds}") from None
         changed = 0
         for rule in rules:
             before = await self.store.get(rule.id)
@@ -211,44 +273,3 @@ class RuleBook:
             changed += before is None or (saved is not None and saved.version != before.version)
         await self.refresh()
         return changed
-
-
-class RuleFileError(ValueError):
-    """A rules file that cannot be loaded; the message names the file, rule and error type."""
-
-
-def parse_file(raw: bytes, source: str, book: RuleBook) -> list[Rule]:
-    """Every rule of the file, validated as the API validates them (all or nothing)."""
-    try:
-        data = loads(raw)
-    except ValueError:
-        raise RuleFileError(f"rules file {source}: not valid JSON") from None
-    if not isinstance(data, list):
-        raise RuleFileError(f"rules file {source}: must be a JSON list of rule objects")
-    rules, seen = [], set()
-    for position, item in enumerate(data, 1):
-        name = _label(item, position)
-        try:
-            spec = RuleSpec.model_validate(item)
-            rule = spec.rule(spec.id)
-            book.compile(rule, ("rules", position, "expression"))
-        except ValidationError as exc:
-            kinds = sorted({f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors()})
-            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
-        except RuleError as exc:
-            kinds = sorted({f"{e['loc'][-1]}: {e['type']}" for e in exc.errors})
-            raise RuleFileError(f"rules file {source}: {name}: {', '.join(kinds)}") from None
-        if rule.id in seen:
-            raise RuleFileError(f"rules file {source}: {name}: duplicate_id")
-        seen.add(rule.id)
-        rules.append(rule)
-    return rules
-
-
-def _label(item: Any, position: int) -> str:
-    """How a file's rule is named in an error: its id when it is one, else its position."""
-    rule_id = item.get("id") if isinstance(item, dict) else None
-    valid = isinstance(rule_id, str) and re.fullmatch(ID_PATTERN, rule_id) is not None
-    if valid and redact_pans(str(rule_id)) == rule_id:
-        return f"rule {rule_id!r} (#{position})"
-    return f"rule #{position}"  # not an id, or one holding a card number

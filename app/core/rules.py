@@ -7,6 +7,12 @@ decision action (approve, review, decline) decides, and every matching rule adds
 fails at run time (an index out of range, a division by zero) does not match and is named in
 the outcome's ``errors``: the scoring path never sees an exception from a rule.
 
+A rule's cost was measured when it was saved (:mod:`app.core.rule_cost`); :class:`RunBudget`
+watches it at run time too, cheaply: one evaluation of the set in ``every`` is timed rule by
+rule, and a rule over ``limit_s`` on ``strikes`` timed evaluations in a row is dropped from
+the set at once and listed in ``RuleSet.over`` (the rule book then disables it in the store,
+audited, for every process).
+
 >>> rule = Rule(id="big-ecom", name="big e-commerce", action="review",
 ...             expression='amount > 1000.0 && channel == "ecom"')
 >>> rule.reason_code
@@ -22,14 +28,17 @@ True
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC
 from typing import Any, Literal, get_args
 
 import cel
 
-from app.core.rule_check import RuleError, VarType, check, problem
+from app.core import cel_tree
+from app.core.rule_check import RuleError, VarType, check, check_static, problem
+from app.core.rule_constants import pan_constant
 from features import definitions
 from features.schema import Transaction, redact_pans
 
@@ -120,9 +129,16 @@ def compile_rule(
     variables: Mapping[str, VarType] = VARIABLES,
     max_length: int = 1_000,
     loc: Sequence[str | int] = ("body", "expression"),
+    *,
+    probe: bool = True,
 ) -> CompiledRule:
-    """Validate ``rule`` (rule_check: size, syntax, names, types, bool) and compile it."""
-    return CompiledRule(rule, check(rule.expression, variables, max_length=max_length, loc=loc))
+    """Validate ``rule`` (rule_check: tree, names; with ``probe`` types and bool too, by
+    evaluating it; no constant folding to a card number: rule_constants) and compile it."""
+    checker = check if probe else check_static
+    program = checker(rule.expression, variables, max_length=max_length, loc=loc)
+    if pan_constant(cel_tree.parse(rule.expression)):
+        raise problem(loc, "pan_rejected", "the rule computes what looks like a card number")
+    return CompiledRule(rule, program)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +152,38 @@ class RuleOutcome:
 NO_OUTCOME = RuleOutcome(None, None, (), ())
 
 
+@dataclass(frozen=True, slots=True)
+class RunBudget:
+    """Run-time cost guard of a rule set (see the module docstring); ``clock`` in seconds."""
+
+    limit_s: float = 0.001
+    every: int = 64
+    strikes: int = 3
+    clock: Callable[[], float] = time.perf_counter
+
+
+#: No run-time budget (a backtest's figures must not change because a thread was slowed).
+UNTIMED = RunBudget(limit_s=float("inf"), every=2**62)
+
+
 class RuleSet:
-    """Compiled rules in order; immutable (a change builds a new set, swapped in one step)."""
+    """Compiled rules in order; a change builds a new set, swapped in one step. Only a rule
+    over its run-time budget leaves a set in place (see :class:`RunBudget`)."""
 
-    __slots__ = ("_active", "rules", "version")
+    __slots__ = ("_active", "_count", "_strikes", "budget", "over", "rules", "version")
 
-    def __init__(self, compiled: Iterable[CompiledRule] = (), version: int = 0) -> None:
+    def __init__(
+        self,
+        compiled: Iterable[CompiledRule] = (),
+        version: int = 0,
+        budget: RunBudget | None = None,
+    ) -> None:
         self.rules = tuple(sorted(compiled, key=lambda c: (c.rule.priority, c.rule.id)))
         self.version = version
+        self.budget = budget or RunBudget()
+        self.over: list[str] = []  # dropped over budget, to be disabled in the store
+        self._count = 0
+        self._strikes: dict[str, int] = {}
         # what the loop needs, looked up once: bound execute, action, id, code
         self._active = tuple(
             (c.program.execute, c.rule.action, c.rule.id, c.rule.reason_code)
@@ -160,6 +200,8 @@ class RuleSet:
             return NO_OUTCOME
         env = cel.Context()
         env.set_variable_resolver(ctx.get)  # variables are fetched as read, not all converted
+        self._count += 1
+        clock = self.budget.clock if self._count % self.budget.every == 0 else None
         decision: Any = None
         rule_id = None
         reasons: list[tuple[str, str]] = []
@@ -167,18 +209,31 @@ class RuleSet:
         for execute, action, rid, code in self._active:
             if decision is not None and action != "reason":
                 continue  # decided: later decision rules cannot change it
+            began = clock() if clock is not None else 0.0
             try:
-                matched = execute(env) is True
+                matched: bool | None = execute(env) is True
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException:  # a runtime error, or an engine panic
+                matched = None
+            if clock is not None:
+                self._timed(rid, clock() - began)
+            if matched is None:
                 errors.append(rid)
-                continue
-            if matched:
+            elif matched:
                 reasons.append((code, rid))
                 if action != "reason":
                     decision, rule_id = action, rid
         return RuleOutcome(decision, rule_id, tuple(reasons), tuple(errors))
+
+    def _timed(self, rule_id: str, seconds: float) -> None:
+        if seconds <= self.budget.limit_s:
+            self._strikes.pop(rule_id, None)
+            return
+        strikes = self._strikes[rule_id] = self._strikes.get(rule_id, 0) + 1
+        if strikes >= self.budget.strikes:
+            self._active = tuple(a for a in self._active if a[2] != rule_id)
+            self.over.append(rule_id)
 
 
 def context(
@@ -215,6 +270,7 @@ __all__ = [
     "RuleError",
     "RuleOutcome",
     "RuleSet",
+    "RunBudget",
     "compile_rule",
     "context",
     "variables",

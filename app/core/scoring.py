@@ -24,9 +24,8 @@ from app.core.coalesce import Coalescer
 from app.core.decisions import WarmUp
 from app.core.groupcommit import GroupCommitter
 from app.core.metrics import Metrics
-from app.core.ports import ScoredRecord, ScoreStore, Stored
+from app.core.ports import FeatureStore, ScoredRecord, ScoreStore, Stored
 from features import config as feature_config
-from features import store as feature_store
 from features.schema import (
     PROBLEM_REASONS,
     ModelRef,
@@ -243,7 +242,7 @@ def _decided(verdict: decisions.Verdict) -> str | None:
 class ScoringService:
     def __init__(
         self,
-        features: feature_store.FeatureStore,
+        features: FeatureStore,
         scorer: Scorer,
         repository: ScoreStore,
         metrics: Metrics,

@@ -8,6 +8,8 @@ that the rebuild is byte-identical, and stores the original as it is otherwise.
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,6 +21,14 @@ from app.core.ports import ScoredRecord
 from features.schema import DecidedBy, ModelRef, Score, ShadowScore
 
 _PAYLOAD_COLUMNS = ("transaction_id", "card_id", "merchant_id", "timestamp")
+#: The payload's other fields, in canonical (sorted) order. Since migration 012 payload_rest
+#: holds their values as a JSON array in this order (null: absent — canonical JSON never holds
+#: a null; trailing absent ones left out) instead of an object that repeats every name in every
+#: row (≈ 85 B a transaction). A row written before, an object, still reads. Append new fields
+#: at the end only: stored arrays are positional.
+REST_FIELDS = ("amount", "channel", "country", "currency", "customer_id", "device_id", "lat",
+               "lon", "merchant_category")  # fmt: skip
+_LEARNED = struct.Struct(">i")
 
 
 def dumps(value: Any) -> str:
@@ -38,7 +48,11 @@ def pack_payload(record: ScoredRecord) -> tuple[str | None, str | None]:
     data = orjson.loads(record.payload)
     if isinstance(data, dict):
         rest = {k: v for k, v in data.items() if k not in _PAYLOAD_COLUMNS}
-        packed = dumps(rest)
+        values = [rest.get(name) for name in REST_FIELDS]
+        while values and values[-1] is None:
+            values.pop()
+        known = set(rest) <= set(REST_FIELDS) and None not in rest.values()
+        packed = dumps(values) if known else dumps(rest)
         rebuilt = rebuild_payload(
             packed, record.transaction_id, record.card_id, record.merchant_id, record.event_time
         )
@@ -51,12 +65,42 @@ def rebuild_payload(
     rest: str, transaction_id: str, card_id: str, merchant_id: str, event_time: datetime
 ) -> str:
     """The canonical payload (as :meth:`Transaction.canonical_json` writes it) from its parts."""
-    data = orjson.loads(rest)
+    data = rest_fields(rest)
     data["transaction_id"] = transaction_id
     data["card_id"] = card_id
     data["merchant_id"] = merchant_id
     data["timestamp"] = event_time.astimezone(UTC).isoformat()
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def rest_fields(rest: str, **loads: Any) -> dict[str, Any]:
+    """The payload's other fields from payload_rest, either format (``loads``: json.loads
+    options, e.g. ``parse_float=str``).
+
+    >>> rest_fields('["12.5",null,"FR","EUR"]')
+    {'amount': '12.5', 'country': 'FR', 'currency': 'EUR'}
+    >>> rest_fields('{"amount":"12.5","currency":"EUR"}')
+    {'amount': '12.5', 'currency': 'EUR'}
+    """
+    data = json.loads(rest, **loads) if loads else orjson.loads(rest)
+    if isinstance(data, list):
+        return {name: v for name, v in zip(REST_FIELDS, data, strict=False) if v is not None}
+    return dict(data)
+
+
+def pack_learned(learned: Sequence[int]) -> bytes:
+    """Labels learned per lineup entry as 4-byte big-endian integers (int4send's bytes).
+
+    Column learned_packed (migration 012): 1 + 4n bytes where learned int[] took 24 + 4n.
+
+    >>> unpack_learned(pack_learned([1200, -1]))
+    [1200, -1]
+    """
+    return b"".join(_LEARNED.pack(n) for n in learned)
+
+
+def unpack_learned(packed: bytes) -> list[int]:
+    return [n for (n,) in _LEARNED.iter_unpack(packed)]
 
 
 def rebuild_response(

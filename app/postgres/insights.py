@@ -6,13 +6,13 @@ the BRIN index of ``scored_at`` (decisions since a moment).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import datetime
 
 import asyncpg
 
 from app.core.insights import CardTransaction
+from app.postgres import codec
 
 _CARD = """
 SELECT t.transaction_id, t.event_time, t.merchant_id, t.score, t.decision,
@@ -46,7 +46,7 @@ class PgInsights:
         out = []
         for row in rows:
             # payload_rest holds amount and currency (the id, card, merchant, time are columns)
-            rest = json.loads(row["rest"], parse_float=str)
+            rest = codec.rest_fields(row["rest"], parse_float=str)
             out.append(
                 CardTransaction(
                     transaction_id=row["transaction_id"],

@@ -1,6 +1,6 @@
 """Postgres room: :class:`PgReviewStore`, the review queue (migration 007).
 
-Items are opened by :data:`app.postgres.repository._INSERT_SCORED` with their record. An item
+Items are opened by :data:`app.postgres.scored._INSERT_SCORED` with their record. An item
 read here is its queue row plus the stored record, rebuilt by the repository (features as
 stored at scoring time, every model's score). A verdict is one transaction: the conditional
 close and, for fraud / legitimate, the label through the same intake as REST labels.
@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from app.core.reviews import AlreadyDecided, Closed, ReviewFilter, Verdict, label_for
-from app.postgres.repository import _RECORD, PgRepository, insert_received
+from app.postgres.labels import insert_received
+from app.postgres.scored import _RECORD, PgScored
 
 _ITEM = (
     "SELECT q.opened_at, q.verdict, q.note, q.analyst, q.decided_at,"  # noqa: S608 (constants)
@@ -33,7 +34,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class PgReviewStore:
-    def __init__(self, pool: asyncpg.Pool, records: PgRepository) -> None:
+    def __init__(self, pool: asyncpg.Pool, records: PgScored) -> None:
         self.pool = pool
         self.records = records
 
@@ -67,7 +68,11 @@ class PgReviewStore:
             args.append(value)
             conditions.append(sql.replace("?", f"${len(args)}"))
 
-        amount = "(coalesce(t.payload_rest, t.payload)::jsonb ->> 'amount')::numeric"
+        # payload_rest: an array (amount first, codec.REST_FIELDS) or, before 012, an object
+        amount = (
+            "(CASE WHEN left(t.payload_rest, 1) = '[' THEN t.payload_rest::jsonb ->> 0"
+            " ELSE coalesce(t.payload_rest, t.payload)::jsonb ->> 'amount' END)::numeric"
+        )
         if query.min_amount is not None:
             bind(f"{amount} >= ?::numeric", str(query.min_amount))
         if query.max_amount is not None:

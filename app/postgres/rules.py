@@ -8,7 +8,7 @@ the change: a process polling the counter never misses a commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,9 +38,10 @@ def _rule(row: Any) -> Rule:
 
 
 class PgRuleStore:
-    def __init__(self, pool: asyncpg.Pool, chunk: int = 2_000) -> None:
+    def __init__(self, pool: asyncpg.Pool, chunk: int = 2_000, page_seconds: float = 30.0) -> None:
         self.pool = pool
         self.chunk = chunk  # rows per backtest page
+        self.page_seconds = page_seconds  # a page's query is cancelled after this
         self._feature_sets: dict[str, tuple[str, ...]] = {}
 
     async def version(self) -> int:
@@ -100,26 +101,29 @@ class PgRuleStore:
         ]
 
     # ---- backtest ------------------------------------------------------------------------
-    async def backtest_rows(
+    async def backtest_pages(
         self, since: datetime, until: datetime, limit: int
-    ) -> AsyncIterator[BacktestRow]:
+    ) -> AsyncIterator[Sequence[Any]]:
         """Keyset pages by (event_time, transaction_id): no long-lived cursor or snapshot."""
         after: tuple[datetime, str] = (since, "")
         left = limit
         while left > 0:
-            rows = await self.pool.fetch(_BACKTEST, since, until, *after, min(self.chunk, left))
-            for row in rows:
-                yield await self._row(row)
+            rows = await self.pool.fetch(
+                _BACKTEST, since, until, *after, min(self.chunk, left), timeout=self.page_seconds
+            )
+            for feature_set in {r["feature_set"] for r in rows}:
+                await self._feature_names(feature_set)  # cached for backtest_row
+            yield rows
             left -= len(rows)
             if len(rows) < self.chunk:
                 return
             after = (rows[-1]["event_time"], rows[-1]["transaction_id"])
 
-    async def _row(self, r: Any) -> BacktestRow:
+    def backtest_row(self, r: Any) -> BacktestRow:
         payload = r["payload"] or codec.rebuild_payload(
             r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"], r["event_time"]
         )
-        names = await self._feature_names(r["feature_set"])
+        names = self._feature_sets[r["feature_set"]]
         return BacktestRow(
             transaction=transaction_from_payload(orjson.loads(payload)),
             features=dict(zip(names, (float(v) for v in r["features"]), strict=True)),

@@ -24,6 +24,7 @@ from rich.markup import escape
 from app.api import auth
 from app.config import Settings
 from app.tools import embedded
+from app.tools.history_cli import history_cli
 from app.tools.rules import rules_cli
 
 cli = typer.Typer(
@@ -236,9 +237,17 @@ def evaluate(
     baseline: Annotated[
         str, typer.Option(help="weekly batch baseline: hgb, logreg or none")
     ] = "hgb",
+    review_budget: Annotated[
+        float | None, typer.Option(min=0, max=0.5, help="share to review [default: settings, 2 %]")
+    ] = None,
+    decline_budget: Annotated[
+        float | None,
+        typer.Option(min=0, max=0.5, help="share to decline [default: settings, 0.5 %]"),
+    ] = None,
 ) -> None:
     """Prequential quality of each model on a stream, beside a weekly-retrained batch model."""
     from app.tools import evaluate as evaluate_module
+    from app.tools import evaluate_budget
     from models import evaluation, zoo
     from simulator.jsonl import JsonlError, read_jsonl
 
@@ -259,11 +268,20 @@ def evaluate(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     try:
-        rows = evaluation.evaluate(stream, [zoo.ZOO[n] for n in names], baseline=baseline)  # type: ignore[arg-type]
+        runs = evaluate_module.runs(stream, [zoo.ZOO[n] for n in names], baseline)
     except ImportError:
         err.print("scikit-learn is not installed (dev dependency): no batch baseline")
-        rows = evaluation.evaluate(stream, [zoo.ZOO[n] for n in names], baseline="none")
-    print(evaluation.format_table(rows))
+        runs = evaluate_module.runs(stream, [zoo.ZOO[n] for n in names], "none")
+    print(evaluation.format_table([evaluation.row(run, timed=timed) for run, timed in runs]))
+    decisions = Settings().decisions
+    review = review_budget if review_budget is not None else decisions.review_budget or 0.02
+    decline = decline_budget if decline_budget is not None else decisions.decline_budget or 0.005
+    shown = [run for run, _ in runs if "." not in run.name]  # members are in the table above
+    print("\nAP per week (labelled transactions of the week)")
+    print(evaluate_budget.format_weekly(shown))
+    outcomes = [evaluate_budget.budget_outcome(run, review, decline) for run in shown]
+    print()
+    print(evaluate_budget.format_budgets(outcomes, review, decline))
 
 
 features_cli = typer.Typer(help="Feature store maintenance.", no_args_is_help=True)
@@ -323,6 +341,7 @@ def migrate_command() -> None:
 db_cli = typer.Typer(help="The durable record (Postgres).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(history_cli, name="history")
 
 
 @db_cli.command("prune")

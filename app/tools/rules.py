@@ -61,7 +61,8 @@ def backtest_command(
     if not url:
         err.print("[red]error:[/] RIVERGUARD_DATABASE_URL must be set")
         raise typer.Exit(2)
-    figures = asyncio.run(_run(url, candidate, start, end, settings.decisions.backtest_max_rows))
+    d = settings.decisions
+    figures = asyncio.run(_run(url, candidate, start, end, d.backtest_max_rows, d.backtest_seconds))
     if as_json:
         print(json.dumps(figures))
         return
@@ -70,7 +71,9 @@ def backtest_command(
         print(f"{name:>14}: {shown}")
 
 
-async def _run(url: str, candidate: Any, since: datetime, until: datetime, limit: int) -> Any:
+async def _run(
+    url: str, candidate: Any, since: datetime, until: datetime, limit: int, seconds: float
+) -> Any:
     import asyncpg
 
     from app.core.backtest import backtest
@@ -81,7 +84,7 @@ async def _run(url: str, candidate: Any, since: datetime, until: datetime, limit
     try:
         async with pool.acquire() as conn:
             await migrate.migrate(conn)
-        result = await backtest(candidate, PgRuleStore(pool), since, until, limit)
+        result = await backtest(candidate, PgRuleStore(pool), since, until, limit, seconds=seconds)
         return result.as_dict()
     finally:
         await pool.close()

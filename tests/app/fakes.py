@@ -38,6 +38,9 @@ class MemoryRecords:
 
     transactions: dict[str, ScoredRecord] = field(default_factory=dict)
     current_label: dict[str, bool] = field(default_factory=dict)
+    current_order: dict[str, tuple[datetime, int]] = field(
+        default_factory=dict
+    )  # its labeled_at, seq
     labels: list[_Label] = field(default_factory=list)
     learn_log: list[tuple[int, str, bool, bool]] = field(default_factory=list)
     learned_at: dict[int, datetime] = field(default_factory=dict)  # learn seq -> labeled_at
@@ -110,7 +113,8 @@ class MemoryRecords:
         ready = [
             ParkedLabel(
                 lb.seq, lb.entry.transaction_id, lb.entry.is_fraud, lb.entry.labeled_at,
-                lb.entry.source,
+                lb.entry.source, self.current_label.get(lb.entry.transaction_id),
+                *self.current_order.get(lb.entry.transaction_id, (None, None)),
             )
             for lb in self.labels
             if lb.status == "parked" and lb.entry.transaction_id in self.transactions
@@ -187,9 +191,10 @@ class MemoryRecords:
     # ---- helpers --------------------------------------------------------------------------
     def _apply(self, items: list[tuple[int, LabelEntry]]) -> list[int | None]:
         out: list[int | None] = []
-        for _, entry in items:
+        for label_seq, entry in items:
             if entry.status in ("learned", "relabeled"):
                 self.current_label[entry.transaction_id] = entry.is_fraud
+                self.current_order[entry.transaction_id] = (entry.labeled_at, label_seq)
             if entry.learn:
                 seq = len(self.learn_log) + 1
                 self.learn_log.append((seq, entry.transaction_id, entry.is_fraud, entry.evaluate))

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.backends import ConfigurationError
-from app.core.rulebook import RuleBook, RuleSpec
+from app.core.rulebook import RUNTIME_AUTHOR, RuleBook, RuleSpec
+from app.core.rules import RunBudget
 from app.main import create_app
 from app.postgres import migrate
 from app.postgres.rules import PgRuleStore
@@ -68,7 +69,7 @@ def test_create_read_replace_delete_with_versions_and_audit(client: TestClient) 
 
     history = client.get("/v1/rules/big-ecom/history", headers=ADMIN).json()["history"]
     assert [h["version"] for h in history] == [1, 2, 3, 4]
-    assert {h["changed_by"] for h in history} == {"admin"}
+    assert {h["changed_by"] for h in history} == {"key-1"}  # the key's name, not "admin"
     assert history[0]["change"]["id"] == [None, "big-ecom"]
     assert history[1]["change"] == {
         "expression": ['amount > 1000.0 && channel == "ecom"', "amount > 500.0"],
@@ -176,5 +177,77 @@ async def test_another_process_sees_a_change_on_refresh(fresh_database: str) -> 
         assert outcome.decision == "review"
         history = await reader.store.history("big-ecom")
         assert history[0]["changed_by"] == "tester"
+    finally:
+        await pool.close()
+
+
+LIST12 = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [
+        (  # the reported rule: four nested comprehensions, three hidden from a text count
+            f"{LIST12}.exists( //\n amount, {LIST12}.exists( //\n score, {LIST12}.exists( //\n "
+            f"hour_of_day, {LIST12}.exists(d, score + amount < d-99))))",
+            "too_complex",
+        ),
+        ("[1, 2].exists( // hidden\n hour_of_day, [3].exists(y, y > hour_of_day))", "too_complex"),
+        ('card_lists.exists(amount, amount == "block")', "rebound_variable"),
+        ('card_id == "411111" + "1111111111"', "pan_rejected"),
+        ("card_id == string(4111111) + string(111111111)", "pan_rejected"),
+    ],
+)
+def test_costly_or_disguised_rules_are_refused_at_save(
+    client: TestClient, expression: str, kind: str
+) -> None:
+    response = client.post("/v1/rules", json=body(expression=expression), headers=ADMIN)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["type"] == kind and PAN not in response.text and "411111" not in response.text
+    assert current_ids(client) == []
+
+
+def test_a_rule_over_the_measured_budget_is_refused(
+    fresh_database: str, api_redis_url: str
+) -> None:
+    """The cost is measured in a child process; a budget no rule meets refuses every rule."""
+    settings = settings_for(fresh_database, api_redis_url, decisions={"rule_budget_us": 1e-6})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post("/v1/rules", json=body(), headers=ADMIN)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["type"] == "too_costly"
+        window = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}
+        backtest = client.post(
+            "/v1/rules/backtest", json={"expression": "amount > 1.0", **window}, headers=ADMIN
+        )
+        assert backtest.status_code == 422 and current_ids(client) == []
+
+
+async def test_a_rule_over_its_run_time_budget_is_disabled_everywhere(
+    fresh_database: str,
+) -> None:
+    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await migrate.migrate(conn)
+        readings = iter(range(1_000))  # a clock where every timed evaluation takes 1 s
+        slow = RunBudget(limit_s=0.001, every=1, strikes=2, clock=lambda: float(next(readings)))
+        disabled: list[str] = []
+        scorer = RuleBook(PgRuleStore(pool), runtime=slow, on_disabled=disabled.append)
+        other = RuleBook(PgRuleStore(pool))
+        spec = RuleSpec.model_validate(body())
+        await scorer.create(spec.rule(spec.id), "ops")
+        assert await other.refresh() and len(other.current) == 1
+        for _ in range(2):
+            scorer.current.evaluate({"amount": 5000.0, "channel": "ecom"})
+        assert len(scorer.current) == 0  # dropped here at once
+        assert await scorer.disable_over_budget() == ["big-ecom"] and disabled == ["big-ecom"]
+        assert await other.refresh() and len(other.current) == 0  # and everywhere
+        rule = await other.store.get("big-ecom")
+        assert rule is not None and not rule.enabled
+        history = await other.store.history("big-ecom")
+        assert history[-1]["changed_by"] == RUNTIME_AUTHOR
+        assert history[-1]["change"] == {"enabled": [True, False]}
     finally:
         await pool.close()

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from app.core.backtest import backtest
 from app.core.rules import Rule, compile_rule
 from app.main import create_app
+from app.postgres import codec
 from app.postgres.rules import PgRuleStore
 from app.tools.cli import cli
 from tests.app.conftest import ADMIN, LABELER, SCORER, label, settings_for, tx
@@ -30,7 +30,7 @@ TRANSACTIONS = 300
 
 
 def brute_hit(row: dict[str, Any]) -> bool:
-    payload = orjson.loads(row["payload_rest"])
+    payload = codec.rest_fields(row["payload_rest"])
     features = dict(zip(row["names"], row["features"], strict=True))
     big_ecom = float(payload["amount"]) > 800.0 and payload.get("channel") == "ecom"
     return big_ecom or features["card_count_1d"] >= 3.0

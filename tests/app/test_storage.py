@@ -15,7 +15,7 @@ from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import LabelEntry, ScoredRecord
 from app.core.scoring import Scorer, digest
-from app.postgres import migrate
+from app.postgres import codec, migrate
 from app.postgres.repository import PgRepository
 from features import definitions
 from features.reference import ReferenceFeatures
@@ -255,3 +255,28 @@ async def test_model_versions_move_with_labels_but_the_lineups_stay_one(repo: Pg
     for record in records:
         stored = await repo.get(record.transaction_id)
         assert stored is not None and stored["score"] == json.loads(record.response)
+
+
+async def test_rows_of_the_formats_before_012_read_back_identically(repo: PgRepository) -> None:
+    """payload_rest as an object and learned as int[] (what 002 to 011 wrote) still read."""
+    records = _records([_tx("old-1", DAY), _tx("old-2", DAY + timedelta(minutes=1), "7")])
+    await repo.insert_scored(records)
+    row = await repo.pool.fetchrow(
+        "SELECT payload_rest, learned, learned_packed FROM scored_transactions"
+        " WHERE transaction_id = 'old-1'"
+    )
+    assert row["payload_rest"].startswith("[") and row["learned"] is None
+    new = {r.transaction_id: await repo.get(r.transaction_id) for r in records}
+    await repo.pool.execute(
+        "UPDATE scored_transactions SET learned_packed = NULL, learned = $1::int[],"
+        " payload_rest = $2 WHERE transaction_id = 'old-1'",
+        codec.unpack_learned(row["learned_packed"]),
+        json.dumps(codec.rest_fields(row["payload_rest"]), separators=(",", ":"), sort_keys=True),
+    )
+    fresh = PgRepository(repo.pool)
+    for record in records:
+        stored = await fresh.get(record.transaction_id)
+        assert stored == new[record.transaction_id]
+        assert stored is not None and stored["score"] == json.loads(record.response)
+        assert stored["transaction"] == json.loads(record.payload)
+    assert (await fresh.find(["old-1"]))["old-1"].digest == records[0].digest

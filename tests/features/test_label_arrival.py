@@ -15,6 +15,9 @@ from features import store
 from features.reference import MemoryFeatureStore
 from features.schema import Transaction
 
+#: Both feature stores under test (the port they share is the service's, in app.core.ports).
+Store = store.RedisFeatureStore | MemoryFeatureStore
+
 MS, M, H, D = (timedelta(milliseconds=1), timedelta(minutes=1), timedelta(hours=1),
                timedelta(days=1))  # fmt: skip
 ARRIVED = tuple(f"merchant_fraud_labels_arrived_{w}" for w in ("1d", "7d", "30d"))
@@ -26,7 +29,7 @@ HOUR_START = T0 + 40 * D + 12 * H
 @pytest.fixture(params=["reference", "redis"])
 def feature_store(
     request: pytest.FixtureRequest, make_store: Callable[..., store.RedisFeatureStore]
-) -> store.FeatureStore:
+) -> Store:
     return MemoryFeatureStore() if request.param == "reference" else make_store()
 
 
@@ -34,7 +37,7 @@ class Merchant:
     """One merchant's stream: payments on cards of their own, labels, and probes (new
     transactions, by default at ``T``, whose features are read)."""
 
-    def __init__(self, feature_store: store.FeatureStore) -> None:
+    def __init__(self, feature_store: Store) -> None:
         self.store = feature_store
         self.payments = 0
         self.probes = 0
@@ -78,7 +81,7 @@ class Merchant:
     ],
 )
 async def test_a_fraud_label_counts_where_it_arrived(
-    feature_store: store.FeatureStore, known: datetime, expected: tuple[int, ...]
+    feature_store: Store, known: datetime, expected: tuple[int, ...]
 ) -> None:
     shop = Merchant(feature_store)
     old = await shop.pay(T0 + 10 * H)
@@ -90,7 +93,7 @@ async def test_a_fraud_label_counts_where_it_arrived(
 
 
 async def test_arrived_counts_see_what_transaction_time_counts_miss(
-    feature_store: store.FeatureStore,
+    feature_store: Store,
 ) -> None:
     shop = Merchant(feature_store)
     frauds = [await shop.pay(T - 9 * D + i * H) for i in range(3)]
@@ -101,7 +104,7 @@ async def test_arrived_counts_see_what_transaction_time_counts_miss(
     assert tuple(features[name] for name in ARRIVED) == (0, 3, 3)
 
 
-async def test_only_labels_received_before_scoring_count(feature_store: store.FeatureStore) -> None:
+async def test_only_labels_received_before_scoring_count(feature_store: Store) -> None:
     shop = Merchant(feature_store)
     old = await shop.pay(T0 + 38 * D)
     assert await shop.arrived() == (0, 0, 0)
@@ -111,7 +114,7 @@ async def test_only_labels_received_before_scoring_count(feature_store: store.Fe
 
 
 async def test_the_same_label_twice_and_a_later_repeat_change_nothing(
-    feature_store: store.FeatureStore,
+    feature_store: Store,
 ) -> None:
     shop = Merchant(feature_store)
     first, second = await shop.pay(T0 + 30 * D), await shop.pay(T0 + 31 * D)
@@ -124,7 +127,7 @@ async def test_the_same_label_twice_and_a_later_repeat_change_nothing(
 
 
 async def test_a_flip_takes_back_what_the_fraud_label_added(
-    feature_store: store.FeatureStore,
+    feature_store: Store,
 ) -> None:
     shop = Merchant(feature_store)
     item = await shop.pay(T0 + 35 * D)
@@ -141,7 +144,7 @@ async def test_a_flip_takes_back_what_the_fraud_label_added(
 
 
 async def test_a_label_stamped_before_its_transaction_counts_at_the_transaction(
-    feature_store: store.FeatureStore,
+    feature_store: Store,
 ) -> None:
     shop = Merchant(feature_store)
     item = await shop.pay(T - 13 * H)
