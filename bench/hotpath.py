@@ -10,7 +10,7 @@ wrapped around the service's collaborators. Kafka consume/produce/commit and HTT
 out: ``bench/stream.py`` and ``bench/api.py`` measure them beside their bare baselines.
 ``--river`` repeats the Kafka run with the plans removed (the pool's River objects score).
 
-    .venv/bin/python -m bench.hotpath [--count 20000] [--batch 500] [--rest 3000] [--concurrent 32]
+    .venv/bin/python -m bench.hotpath [--count 20000] [--batch 500] [--rest 3000] [--concurrent 8,32,128]
 """
 
 from __future__ import annotations
@@ -166,9 +166,10 @@ async def measure(urls: Any, args: argparse.Namespace) -> dict[str, dict[str, fl
         results["REST, one at a time, plans"] = await run_path(
             state, bodies("r", args.rest, 12), 1, "rest"
         )
-        results[f"REST, {args.concurrent} in flight, coalesced, plans"] = await run_path(
-            state, bodies("rc", args.rest, 15), 1, "rest", args.concurrent
-        )
+        for n in (int(c) for c in args.concurrent.split(",")):
+            results[f"REST, {n} in flight, coalesced, plans"] = await run_path(
+                state, bodies(f"rc{n}", args.rest, 15), 1, "rest", n
+            )
         if args.river:
             state.service.scorer.pool.install_plans({})
             results[f"Kafka, batch {args.batch}, River objects"] = await run_path(
@@ -204,7 +205,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rest", type=int, default=3_000)
-    parser.add_argument("--concurrent", type=int, default=32, help="REST requests in flight")
+    parser.add_argument(
+        "--concurrent", default="8,32,128", help="REST requests in flight (comma-separated runs)"
+    )
     parser.add_argument("--river", action="store_true", help="also score with River objects")
     args = parser.parse_args()
     with EmbeddedStack() as stack:

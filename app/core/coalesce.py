@@ -45,6 +45,7 @@ class Coalescer(Generic[Item, Result]):
     _pending: list[tuple[Item, asyncio.Future[Result]]] = field(default_factory=list)
     _busy: bool = False  # a batch is in flight, or one is scheduled for this loop iteration
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None  # the loop keeps only a weak reference to a task
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -63,11 +64,11 @@ class Coalescer(Generic[Item, Result]):
         batch = self._pending[: self.max_batch]
         del self._pending[: self.max_batch]
         if not batch:
-            self._busy = False
+            self._busy, self._task = False, None
             self._idle.set()
             return
-        task = asyncio.get_running_loop().create_task(self._run(batch))
-        task.add_done_callback(lambda _: self._next())
+        self._task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._task.add_done_callback(lambda _: self._next())
 
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
