@@ -252,7 +252,9 @@ def test_a_list_entry_is_added_searched_and_removed(client: TestClient) -> None:
     pan = "4111111111111111"
     refused = client.post("/console/lists", data={**entry, "value": pan})
     assert refused.status_code == 422 and pan not in refused.text
-    removal = {"csrf": csrf, "entity": "card", "kind": "block", "value": "card_bad"}
+    entry_id = re.search(r'name="id" value="(\d+)"', client.get("/console/lists").text)
+    assert entry_id is not None
+    removal = {"csrf": csrf, "id": entry_id.group(1)}
     assert client.post("/console/lists/remove", data=removal).status_code == 200
     assert _sql(client, "SELECT removed_by FROM list_entries WHERE value = 'card_bad'") == "ops"
 
@@ -334,3 +336,24 @@ def test_reordering_unnamed_keys_keeps_each_session_with_its_key(
     # the analyst's key removed, another unnamed key now first: it inherits no session
     taken = _pages_under("someone-else=review", fresh_database, api_redis_url, cookie)
     assert taken["/console/"] == 303 and taken["who"] is None
+
+
+def test_a_listed_value_that_looks_like_a_card_number_never_reaches_the_page(
+    client: TestClient,
+) -> None:
+    csrf = sign_in(client, ADMIN_KEY)
+    digits = "4111111111111111"  # a numeric merchant id may pass Luhn: listed, shown masked
+    entry = {"csrf": csrf, "entity": "merchant", "kind": "watch", "value": digits, "reason": "r"}
+    assert client.post("/console/lists", data=entry).status_code == 200
+    page = client.get("/console/lists")
+    assert page.status_code == 200 and "merchant" in page.text
+    assert digits not in page.text  # neither shown nor in the remove form's hidden inputs
+    entry_id = re.search(r'name="id" value="(\d+)"', page.text)
+    assert entry_id is not None
+    for forged in ("0", "x", "9" * 40):
+        refused = client.post("/console/lists/remove", data={"csrf": csrf, "id": forged})
+        assert refused.status_code == 404
+    removal = {"csrf": csrf, "id": entry_id.group(1)}
+    assert client.post("/console/lists/remove", data=removal).status_code == 200
+    removed_by = "SELECT removed_by FROM list_entries WHERE value = $1"
+    assert _sql(client, removed_by, digits) == "ops"
