@@ -103,8 +103,8 @@ class Sessions:
         if record is None:
             return None
         principal = ring.by_fingerprint(self._fingerprint_key, record.fingerprint)
-        if principal is None:
-            return None  # the key was rotated or removed: its sessions die with it
+        if principal is None or not principal.scopes & CONSOLE_SCOPES:
+            return None  # the key was rotated, removed or lost its console scopes
         expires = record.expires_at.timestamp()
         return Session(principal.name, principal.scopes, expires, record.csrf, record.id_hash)
 
@@ -165,12 +165,10 @@ def current(request: Request) -> Session | None:
 
 
 def need(request: Request, scope: str | None = None) -> Session:
-    """The session of a page needing ``scope`` (None: any console scope)."""
+    """The session of a page needing ``scope`` (None: any session, so review or admin)."""
     session = current(request)
     if session is None:
         raise SignInNeeded
-    if not session.scopes & CONSOLE_SCOPES:
-        raise Refused(403, "The console needs a key with the 'review' or 'admin' scope.")
     if scope is not None and scope not in session.scopes:
         raise Refused(403, f"This page needs the '{scope}' scope, which your key lacks.")
     return session

@@ -93,7 +93,7 @@ def test_the_session_cookie_is_signed_strict_http_only_and_holds_no_key(
     value = cookie.split(";")[0].split("=", 1)[1].strip('"')
     payload = URLSafeSerializer(SECRET, salt="riverguard.console.session").loads(value)
     assert list(payload) == ["i"]  # the session's id only: no key, name or scopes
-    assert ADMIN_KEY not in str(payload) and "ops" not in str(payload)
+    assert ADMIN_KEY not in value
     tampered = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
     client.cookies.set("rg_console", tampered, path="/console")
     assert client.get("/console/", follow_redirects=False).status_code == 303

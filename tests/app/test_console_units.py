@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from starlette.datastructures import QueryParams
 
 from app.console.chart import bars
@@ -51,9 +52,11 @@ async def test_a_session_reads_back_with_its_key_as_configured_now() -> None:
     cookie = await book.open(store, digest("k1"))
     session = await book.resolve(store, ring, cookie)
     assert session is not None and (session.name, session.scopes) == ("ana", {"review"})
-    assert "k1" not in cookie and "ana" not in cookie
+    payload = URLSafeSerializer("secret", salt="riverguard.console.session").loads(cookie)
+    assert list(payload) == ["i"]  # the session's id: no key, no name, no scopes
     assert await book.resolve(store, _ring("k1=review|admin@bo"), cookie) is not None
     assert await book.resolve(store, _ring("k2=review@ana"), cookie) is None  # rotated
+    assert await book.resolve(store, _ring("k1=score|label@ana"), cookie) is None  # no console
     assert await Sessions("other", 3600).resolve(store, ring, cookie) is None  # another secret
     assert await book.resolve(store, ring, "garbage") is None
     assert await book.resolve(store, ring, None) is None
