@@ -40,6 +40,7 @@ from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
 from app.postgres.rules import PgRuleStore
+from app.postgres.sessions import PgSessionStore
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -276,6 +277,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         rules=rules,
         backtests=rule_store,
         insights=PgInsights(backends.db),
+        sessions=PgSessionStore(backends.db),
     )
 
 

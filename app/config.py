@@ -227,6 +227,12 @@ class Settings(BaseSettings):
         default=False, description="bind with SO_REUSEPORT (set by `serve --workers N`)"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_inflight_requests: int = Field(
+        default=128,
+        ge=1,
+        description="intake requests (POST /v1/transactions, /v1/labels) in flight per process; "
+        "more get 503 + Retry-After at once instead of queueing",
+    )
     redis_max_connections: int = Field(default=8, ge=1)
     redis_cluster: bool = Field(
         default=False,

@@ -41,6 +41,9 @@ from features.schema import Label, Transaction
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
+# A submit picks up its early settlements one loop turn after its insert returns; more than
+# this many kept means labels of other processes (no waiter here), which are dropped oldest first.
+EARLY_MAX = 65_536
 #: A label's status as answered: settled by the leading learner of this process, or
 #: ``accepted`` — durable, to be settled by the learner that leads (another process).
 LabelStatus = Literal["learned", "duplicate", "parked", "relabeled", "accepted"]
@@ -78,6 +81,10 @@ class Learner:
     epoch: int = 0
     last_learn_seq: int = 0
     _waiting: dict[int, asyncio.Future[LabelStatus]] = field(default_factory=dict)
+    # settlements nobody waited for yet, kept while a submit's insert is in flight: the sweep
+    # may settle its labels before the insert returns their seqs (see submit)
+    _submitting: int = 0
+    _early: dict[int, LabelStatus] = field(default_factory=dict)
     _claim_queued: bool = False
     _published: int = -1
     _bundle_at: float = 0.0
@@ -99,15 +106,39 @@ class Learner:
         A scorer that does not lead answers ``accepted``: the leading learner (another
         process) claims the labels in order and learns each exactly once.
         """
-        seqs = await self.repository.receive_labels(labels)
-        if not self.leading:
-            return ["accepted"] * len(seqs)
-        loop = asyncio.get_running_loop()
-        futures = [self._waiting.setdefault(seq, loop.create_future()) for seq in seqs]
+        self._submitting += 1  # announced before the insert, so no settlement is missed
+        try:
+            seqs = await self.repository.receive_labels(labels)
+            if not self.leading:
+                return ["accepted"] * len(seqs)
+            futures = [self._waiter(seq) for seq in seqs]
+        finally:
+            self._submitting -= 1
+            if not self._submitting:
+                self._early.clear()
         if not self._claim_queued:
             self._claim_queued = True
             self._queue.put_nowait(_Job(claim=True))
         return list(await asyncio.gather(*futures))
+
+    def _waiter(self, seq: int) -> asyncio.Future[LabelStatus]:
+        """The future of label ``seq``: settled already when the sweep was faster than us."""
+        future = self._waiting.setdefault(seq, asyncio.get_running_loop().create_future())
+        early = self._early.pop(seq, None)
+        if early is not None and not future.done():
+            future.set_result(early)
+            del self._waiting[seq]
+        return future
+
+    def _settled(self, seq: int, status: LabelStatus) -> None:
+        waiting = self._waiting.pop(seq, None)
+        if waiting is not None:
+            if not waiting.done():
+                waiting.set_result(status)
+        elif self._submitting:
+            self._early[seq] = status
+            if len(self._early) > EARLY_MAX:  # labels of other processes, nobody's to pick up
+                del self._early[next(iter(self._early))]
 
     def claim_soon(self) -> None:
         """Labels were recorded elsewhere (a review verdict): a leader claims them now."""
@@ -209,9 +240,7 @@ class Learner:
             if received:
                 statuses = await self._apply([r.label for r in received], [r.seq for r in received])
                 for item, status in zip(received, statuses, strict=True):
-                    waiting = self._waiting.pop(item.seq, None)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(status)
+                    self._settled(item.seq, status)
             if len(received) < batch:
                 return
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 from mstreams import new_pool, stream, train
 from river import forest, linear_model
 
@@ -167,6 +168,7 @@ def test_pool_hands_the_stacks_parts_out_and_back() -> None:
     assert stack.fallbacks == 1
 
 
+@pytest.mark.slow  # the stack learns 8,000 events (forests inside): seconds of CPU
 def test_stack_scores_are_calibrated_on_a_stationary_stream() -> None:
     models = new_pool("stack")
     events = stream(8000, seed=5)
