@@ -1,0 +1,121 @@
+"""The learner's durable side: bundles for followers, checkpoints, restore and catch-up.
+
+A mixin of :class:`app.core.learning.Learner` (the owner task): these methods run only on it,
+so nothing learns while they read the pool. Bundles are published every few seconds for the
+processes that do not learn; checkpoints go to Postgres on a slower clock; a restart loads the
+newest checkpoint and re-learns the log after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from app.core import bundles
+from app.core.decisions import WarmUp
+from app.core.metrics import Metrics
+from app.core.ports import BundleStore, Leadership, LearnerStore
+from models import pool as model_pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckpointPolicy:
+    every_labels: int = 1000
+    every_seconds: float = 60.0
+    feature_set: str = ""
+
+
+class Publishing:
+    """Publishing, checkpointing and restoring the learner's pool (fields set by ``Learner``)."""
+
+    repository: LearnerStore
+    pool: model_pool.ModelPool
+    metrics: Metrics
+    checkpoints: CheckpointPolicy
+    warmup: WarmUp | None
+    leadership: Leadership | None
+    bundles: BundleStore | None
+    epoch: int
+    last_learn_seq: int
+    _published: int
+    _since_checkpoint: int
+    _checkpoint_at: float
+
+    async def publish_bundle(self) -> None:
+        """Publish the models at the current log position (followers load them)."""
+        if self.bundles is None or self.last_learn_seq == self._published:
+            return
+        seq = self.last_learn_seq
+        blob = await bundles.pack_off_loop(self.pool, self.checkpoints.feature_set, seq)
+        await self.bundles.publish(seq, blob)
+        self._published = seq
+        self.metrics.bundle_published.set(seq)
+
+    async def checkpoint(self) -> None:
+        """Snapshot every model at the current learning-log position."""
+        for name in self.pool.names():
+            # a forest pickles for about a second: off the loop, so requests keep being answered
+            blob = await bundles.snapshot_off_loop(
+                self.pool, name, self.checkpoints.feature_set, self.last_learn_seq
+            )
+            await self.repository.save_snapshot(
+                name,
+                self.pool.version_of(name),
+                self.last_learn_seq,
+                self.checkpoints.feature_set,
+                {"labels_learned": self.last_learn_seq},
+                blob,
+                self.epoch if self.leadership is not None else None,
+            )
+            self.metrics.checkpoints.labels(name).inc()
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+
+    async def restore(self) -> int:
+        """Load the newest snapshots and re-learn the log after them; return labels re-learned."""
+        start = await self._load_snapshots()
+        relearned = 0
+        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(start):
+            scored = row.scores if evaluate else {}
+            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
+            self.last_learn_seq = seq
+            relearned += 1
+        self.last_learn_seq = max(self.last_learn_seq, start)
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
+        return relearned
+
+    async def catch_up(self) -> int:
+        """Learn the log written since this process last learned (a standby taking over)."""
+        relearned = 0
+        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(
+            self.last_learn_seq
+        ):
+            scored = row.scores if evaluate else {}
+            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
+            self.last_learn_seq = seq
+            relearned += 1
+        self.metrics.learning_log_head.set(self.last_learn_seq)
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
+        return relearned
+
+    async def _load_snapshots(self) -> int:
+        found = {name: await self.repository.latest_snapshot(name) for name in self.pool.names()}
+        seqs = {snap[0] for snap in found.values() if snap is not None}
+        if not seqs or None in found.values() or len(seqs) != 1:
+            if seqs:
+                log.warning("snapshots are incomplete or at different positions; relearning all")
+            return 0
+        for name, snap in found.items():
+            assert snap is not None
+            try:
+                self.pool.restore(name, snap[1], self.checkpoints.feature_set)
+            except Exception:
+                log.exception("snapshot of %s refused; relearning every model from the log", name)
+                self.pool.reset()
+                return 0
+        return seqs.pop()
