@@ -34,6 +34,7 @@ from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
+from app.postgres.promotions import PgPromotionRequests
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
@@ -233,7 +234,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         bundle_every_seconds=settings.scoring.bundle_every_seconds,
         candidate=settings.role != "scorer",
     )
-    promotions = Promotions(pool, repository, metrics)
+    promotions = Promotions(pool, repository, metrics, PgPromotionRequests(backends.db))
     learner.promotions = promotions
     relearned = await learner.restore()
     log.info("models restored; %d labels re-learned from the log", relearned)

@@ -73,7 +73,7 @@ class Learner(Publishing):
     last_learn_seq: int = 0
     _waiting: dict[int, asyncio.Future[LabelStatus]] = field(default_factory=dict)
     _claim_queued: bool = False
-    _published: int = -1
+    _published: tuple[object, ...] | None = None  # what the last bundle shipped
     _bundle_at: float = 0.0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
@@ -118,6 +118,11 @@ class Learner(Publishing):
         if not self._arrival_queued:
             self._arrival_queued = True
             self._queue.put_nowait(_Job(arrived=True))
+
+    def wake(self) -> None:
+        """A promotion was requested on this process: a leader applies it now, not at the sweep."""
+        if self.leading:
+            self._queue.put_nowait(_Job())
 
     # ---- the owner task ---------------------------------------------------------------
     async def run(self) -> None:
@@ -279,6 +284,8 @@ class Learner(Publishing):
 
     # ---- housekeeping ------------------------------------------------------------------
     async def _housekeeping(self) -> None:
+        if self.promotions is not None and await self.promotions.apply_requests(self._fence):
+            self._bundle_at = 0.0  # every scorer gets the new champion in the next bundle
         now = time.monotonic()
         if now >= self._bundle_at:
             self._bundle_at = now + self.bundle_every_seconds

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from app.core import bundles
 from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
-from app.core.ports import BundleStore, Leadership, LearnerStore
+from app.core.ports import BundleStore, Fenced, Leadership, LearnerStore
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
@@ -40,19 +40,49 @@ class Publishing:
     bundles: BundleStore | None
     epoch: int
     last_learn_seq: int
-    _published: int
+    _published: tuple[object, ...] | None
     _since_checkpoint: int
     _checkpoint_at: float
 
+    @property
+    def _fence(self) -> int | None:
+        """The epoch a write is fenced by (None: one process, no leadership)."""
+        return self.epoch if self.leadership is not None else None
+
+    def _lineup(self) -> tuple[object, ...]:
+        """What a bundle ships: the log position, the champion and every member's version."""
+        versions = tuple((name, self.pool.version_of(name)) for name in self.pool.names())
+        return (self.last_learn_seq, self.pool.champion, versions)
+
     async def publish_bundle(self) -> None:
-        """Publish the models at the current log position (followers load them)."""
-        if self.bundles is None or self.last_learn_seq == self._published:
+        """Publish the models for followers, only when something in them moved.
+
+        A bundle is a copy of every model: an unchanged one is not published again (an idle
+        learner writes nothing), unless Redis lost the newest (flushed, restarted empty).
+        """
+        if self.bundles is None:
+            return
+        lineup = self._lineup()
+        if lineup == self._published and await self.bundles.latest() is not None:
             return
         seq = self.last_learn_seq
         blob = await bundles.pack_off_loop(self.pool, self.checkpoints.feature_set, seq)
-        await self.bundles.publish(seq, blob)
-        self._published = seq
+        if not await self.bundles.publish(seq, blob, self.epoch):
+            await self._refused(seq, blob)
+        self._published = lineup
         self.metrics.bundle_published.set(seq)
+
+    async def _refused(self, seq: int, blob: bytes) -> None:
+        """The store's fence refused the bundle: a newer epoch published. Stale: step down.
+
+        Postgres, not Redis, says who leads: when it confirms this epoch, the fence in Redis
+        is from an earlier database (a reset stack) and this leader's bundle overrides it.
+        """
+        assert self.bundles is not None
+        if self.leadership is not None and not await self.leadership.confirm():
+            raise Fenced(f"bundle at epoch {self.epoch} refused: a newer leader published")
+        log.warning("bundle fence in Redis is ahead of the database; overriding it")
+        await self.bundles.publish(seq, blob, self.epoch, force=True)
 
     async def checkpoint(self) -> None:
         """Snapshot every model at the current learning-log position."""
@@ -68,7 +98,7 @@ class Publishing:
                 self.checkpoints.feature_set,
                 {"labels_learned": self.last_learn_seq},
                 blob,
-                self.epoch if self.leadership is not None else None,
+                self._fence,
             )
             self.metrics.checkpoints.labels(name).inc()
         self._since_checkpoint = 0

@@ -122,6 +122,18 @@ class PgLeadership:
             log.error("learner leadership lost: %s", exc)
             self.lost.set()
 
+    async def confirm(self) -> bool:
+        """Whether the lease row still names this epoch (a read on the lock session)."""
+        if not self.leading:
+            return False
+        # its own short session: the lock session is the renewer's (one query at a time)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            epoch = await conn.fetchval("SELECT epoch FROM learner_lease WHERE id = 1")
+        finally:
+            await conn.close()
+        return bool(epoch == self.epoch)
+
     async def release(self) -> None:
         """Give the lease up (shutdown): the session ends, the lock goes with it."""
         self.lost.set()
