@@ -88,6 +88,18 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
     )
 
 
+def feature_settings(settings: Settings) -> feature_config.FeatureConfig:
+    """The feature store's time bounds from the scoring settings."""
+    scoring = settings.scoring
+    ttl = None if scoring.entity_ttl_days is None else timedelta(days=scoring.entity_ttl_days)
+    try:
+        return feature_config.FeatureConfig(
+            lateness=timedelta(days=scoring.lateness_days), entity_ttl=ttl
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"RIVERGUARD_SCORING__ENTITY_TTL_DAYS: {exc}") from None
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
     async with open_backends(settings) as backends:
@@ -208,10 +220,7 @@ def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
 
 async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) -> AppState:
     repository = PgRepository(backends.db)
-    features = feature_store.RedisFeatureStore(
-        backends.redis,
-        feature_config.FeatureConfig(lateness=timedelta(days=settings.scoring.lateness_days)),
-    )
+    features = feature_store.RedisFeatureStore(backends.redis, feature_settings(settings))
     await features.load_scripts()
     pool = build_pool(settings, await repository.current_champion())
     learner = Learner(
