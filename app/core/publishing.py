@@ -8,6 +8,7 @@ newest checkpoint and re-learns the log after it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from app.core.ports import BundleStore, Fenced, Leadership, LearnerStore
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
+YIELD_EVERY = 64  # rows re-learned between two turns of the event loop, at most
+YIELD_SECONDS = 0.01  # or this much learning, whichever comes first
 
 
 @dataclass
@@ -107,12 +110,7 @@ class Publishing:
     async def restore(self) -> int:
         """Load the newest snapshots and re-learn the log after them; return labels re-learned."""
         start = await self._load_snapshots()
-        relearned = 0
-        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(start):
-            scored = row.scores if evaluate else {}
-            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
-            self.last_learn_seq = seq
-            relearned += 1
+        relearned = await self._relearn(start)
         self.last_learn_seq = max(self.last_learn_seq, start)
         if self.warmup is not None:
             self.warmup.observe_pool(self.pool)
@@ -120,17 +118,30 @@ class Publishing:
 
     async def catch_up(self) -> int:
         """Learn the log written since this process last learned (a standby taking over)."""
-        relearned = 0
-        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(
-            self.last_learn_seq
-        ):
+        relearned = await self._relearn(self.last_learn_seq)
+        self.metrics.learning_log_head.set(self.last_learn_seq)
+        if self.warmup is not None:
+            self.warmup.observe_pool(self.pool)
+        return relearned
+
+    async def _relearn(self, after: int) -> int:
+        """Learn the log after ``after``, yielding to the loop every few rows.
+
+        A takeover re-learns up to a checkpoint interval of labels (thousands, a page of the
+        log at a time) while this process answers requests and renews its lease on the same
+        loop: a page learned in one go would stall both for seconds (and a stalled renewal
+        loses a healthy leadership). Every ``YIELD_EVERY`` rows, or ``YIELD_SECONDS`` of
+        learning, the loop runs whatever waits.
+        """
+        relearned, since = 0, time.perf_counter()
+        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(after):
             scored = row.scores if evaluate else {}
             self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
             self.last_learn_seq = seq
             relearned += 1
-        self.metrics.learning_log_head.set(self.last_learn_seq)
-        if self.warmup is not None:
-            self.warmup.observe_pool(self.pool)
+            if relearned % YIELD_EVERY == 0 or time.perf_counter() - since >= YIELD_SECONDS:
+                await asyncio.sleep(0)
+                since = time.perf_counter()
         return relearned
 
     async def _load_snapshots(self) -> int:
