@@ -108,8 +108,14 @@ class PgLeadership:
 
     async def _renew(self) -> None:
         try:
+            loop, every = asyncio.get_running_loop(), self.lease_seconds / 3
             while not self.lost.is_set():
-                await asyncio.sleep(self.lease_seconds / 3)
+                due = loop.time() + every
+                await asyncio.sleep(every)
+                if loop.time() - due > every:  # a stall this long eats into the lease
+                    log.warning(
+                        "lease renewal %.1fs late: the event loop stalled", loop.time() - due
+                    )
                 renewed = await self._conn.execute(
                     "UPDATE learner_lease SET renewed_at = now() WHERE id = 1 AND epoch = $1",
                     self.epoch,
