@@ -82,7 +82,16 @@ class Promotions:
         except model_pool.AlreadyChampion:
             return await self._refuse(pending, "already the champion", epoch)
         record: dict[str, Any] = {**jsonable(promotion), "requested_by": pending.requested_by}
-        await self.requests.settle(pending.id, record, "promoted", epoch)
+        try:
+            written = await self.requests.settle(pending.id, record, "promoted", epoch)
+        except BaseException:
+            written = False
+            raise
+        finally:
+            if not written:  # no audit row, no promotion: the request stays (or was) settled
+                self.pool.champion = promotion.from_model
+        if not written:
+            return Settled(pending.id, None, "settled before")
         self._count(record)
         log.info("promoted %s (request %d): %s", record["to_model"], pending.id, pending.reason)
         return Settled(pending.id, record, "promoted")
