@@ -58,6 +58,12 @@ class ScoringSettings(BaseModel):
     )
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     lateness_days: float = Field(default=7.0, ge=0, le=17)
+    entity_ttl_days: float | None = Field(
+        default=None,
+        ge=0,
+        description="card and merchant state expires this long after its last update (0: "
+        "never; default: the longest feature window, 30 days, + lateness_days + 7 days)",
+    )
     metrics_window: int = Field(default=10_000, ge=10)
     auto_promote: bool = False
     promotion_min_labels: int = Field(default=2_000, ge=10, description="shared labels needed")
