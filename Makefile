@@ -9,13 +9,19 @@ UV := python3 -m uv
 endif
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install test test-fast check lint demo dev bench lock clean tools
+.PHONY: help install uv test test-fast check lint demo dev bench lock clean tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.lock pyproject.toml
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+# uv from pip when missing; where pip refuses to touch the system Python (PEP 668: Debian 12,
+# Ubuntu 23.04 and later) into the user's site instead, which `python3 -m uv` then finds.
+uv: ## install uv when it is missing (pip; under PEP 668 into the user site)
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv 2>/dev/null \
+	  || python3 -m pip install --quiet --user --break-system-packages uv
+	@$(UV) --version >/dev/null
+
+$(STAMP): requirements-dev.lock pyproject.toml | uv
 	$(UV) venv --quiet --allow-existing --python 3.11 $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements-dev.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .

@@ -36,10 +36,12 @@ from app.core.scoring import Scorer, ScoringService, group_writer
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
+from app.postgres.promotions import PgPromotionRequests
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
 from app.postgres.rules import PgRuleStore
+from app.postgres.sessions import PgSessionStore
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -87,6 +89,18 @@ def build_pool(settings: Settings, champion: str | None) -> model_pool.ModelPool
             confidence=scoring.promotion_confidence,
         ),
     )
+
+
+def feature_settings(settings: Settings) -> feature_config.FeatureConfig:
+    """The feature store's time bounds from the scoring settings."""
+    scoring = settings.scoring
+    ttl = None if scoring.entity_ttl_days is None else timedelta(days=scoring.entity_ttl_days)
+    try:
+        return feature_config.FeatureConfig(
+            lateness=timedelta(days=scoring.lateness_days), entity_ttl=ttl
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"RIVERGUARD_SCORING__ENTITY_TTL_DAYS: {exc}") from None
 
 
 @contextlib.asynccontextmanager
@@ -209,10 +223,7 @@ def _readiness_reporter(state: AppState) -> Callable[[dict[str, str]], None]:
 
 async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) -> AppState:
     repository = PgRepository(backends.db)
-    features = feature_store.RedisFeatureStore(
-        backends.redis,
-        feature_config.FeatureConfig(lateness=timedelta(days=settings.scoring.lateness_days)),
-    )
+    features = feature_store.RedisFeatureStore(backends.redis, feature_settings(settings))
     await features.load_scripts()
     pool = build_pool(settings, await repository.current_champion())
     learner = Learner(
@@ -235,7 +246,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         bundle_every_seconds=settings.scoring.bundle_every_seconds,
         candidate=settings.role != "scorer",
     )
-    promotions = Promotions(pool, repository, metrics)
+    promotions = Promotions(pool, repository, metrics, PgPromotionRequests(backends.db))
     learner.promotions = promotions
     relearned = await learner.restore()
     log.info("models restored; %d labels re-learned from the log", relearned)
@@ -276,6 +287,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         rules=rules,
         backtests=rule_store,
         insights=PgInsights(backends.db),
+        sessions=PgSessionStore(backends.db),
     )
 
 

@@ -58,6 +58,12 @@ class ScoringSettings(BaseModel):
     )
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     lateness_days: float = Field(default=7.0, ge=0, le=17)
+    entity_ttl_days: float | None = Field(
+        default=None,
+        ge=0,
+        description="card and merchant state expires this long after its last update (0: "
+        "never; default: the longest feature window, 30 days, + lateness_days + 7 days)",
+    )
     metrics_window: int = Field(default=10_000, ge=10)
     auto_promote: bool = False
     promotion_min_labels: int = Field(default=2_000, ge=10, description="shared labels needed")
@@ -227,6 +233,12 @@ class Settings(BaseSettings):
         default=False, description="bind with SO_REUSEPORT (set by `serve --workers N`)"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_inflight_requests: int = Field(
+        default=128,
+        ge=1,
+        description="intake requests (POST /v1/transactions, /v1/labels) in flight per process; "
+        "more get 503 + Retry-After at once instead of queueing",
+    )
     redis_max_connections: int = Field(default=8, ge=1)
     redis_cluster: bool = Field(
         default=False,

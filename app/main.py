@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app import bootstrap
 from app.api import auth, cards, errors, health, labels, lists, models, reviews, rules, transactions
+from app.api.admission import AdmissionLimit
 from app.api.limits import BodySizeLimit
 from app.api.timing import RequestTimer
 from app.config import Settings
@@ -52,5 +53,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         app.include_router(router.router)
     console.install(app, settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    # inside the timer (a shed request is timed with its 503), outside everything else
+    app.add_middleware(AdmissionLimit, limit=settings.max_inflight_requests, metrics=collectors)
     app.add_middleware(RequestTimer, metrics=collectors)
     return app

@@ -3,6 +3,8 @@
 >>> config = FeatureConfig(lateness=timedelta(days=3))
 >>> config.lateness_ms, config.card_retention_ms // DAY_MS
 (259200000, 33)
+>>> config.entity_ttl_ms // DAY_MS  # the longest window + lateness + a week, by default
+40
 >>> FeatureResult("tx-1", "late", {}, "late_event").status
 'late'
 """
@@ -18,6 +20,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 #: The longest window of any feature; card history is kept this long plus the lateness bound.
 LONGEST_WINDOW_MS = 30 * DAY_MS
+#: Added to the longest window and the lateness bound by the default entity TTL.
+ENTITY_TTL_MARGIN_MS = 7 * DAY_MS
 #: Card record timestamps are stored as 32-bit millisecond offsets (see features/README.md).
 MAX_OFFSET_MS = 2**32 - 1
 
@@ -41,6 +45,11 @@ class FeatureConfig:
         Wall-clock lifetime of the per-transaction dedup marker (which stores the features).
     key_prefix
         Prefix of every Redis key, so that several deployments or tests share one server.
+    entity_ttl
+        Wall-clock lifetime of a card's or merchant's state after its last update; every
+        update renews it. None: the longest window plus the lateness bound plus a week;
+        ``timedelta(0)``: never expire. An entity silent that long has nothing left in any
+        window, so expiry changes no feature; it bounds Redis memory by active entities.
 
     >>> FeatureConfig().dedup_ttl_seconds
     172800
@@ -50,6 +59,7 @@ class FeatureConfig:
     card_max_entries: int = 1000
     dedup_ttl: timedelta = field(default=timedelta(days=2))
     key_prefix: str = "rg"
+    entity_ttl: timedelta | None = None
 
     def __post_init__(self) -> None:
         if not timedelta(0) <= self.lateness <= timedelta(days=17):
@@ -60,6 +70,9 @@ class FeatureConfig:
             raise ValueError("dedup_ttl must be at least one second")
         if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
             raise ValueError("key_prefix must be non-empty, without braces or spaces")
+        ttl = self.entity_ttl
+        if ttl and ttl < timedelta(milliseconds=LONGEST_WINDOW_MS) + self.lateness:
+            raise ValueError("entity_ttl must cover the longest window plus the lateness bound")
 
     @property
     def lateness_ms(self) -> int:
@@ -79,6 +92,13 @@ class FeatureConfig:
     def merchant_keep_days(self) -> int:
         """Daily merchant buckets kept behind the merchant's newest day."""
         return 30 + math.ceil(self.lateness_ms / DAY_MS) + 1
+
+    @property
+    def entity_ttl_ms(self) -> int:
+        """Entity state lifetime after its last update, in ms (0: never expires)."""
+        if self.entity_ttl is None:
+            return self.card_retention_ms + ENTITY_TTL_MARGIN_MS
+        return self.entity_ttl // timedelta(milliseconds=1)
 
     @property
     def dedup_ttl_seconds(self) -> int:

@@ -81,6 +81,7 @@ class RedisFeatureStore:
         c = self.config
         self._card_limits = (c.lateness_ms, c.card_retention_ms, c.card_max_entries)
         self._merchant_keep = (c.merchant_keep_hours, c.merchant_keep_days)
+        self._life = b"%d" % c.entity_ttl_ms  # every update renews the entity's lifetime
 
     async def load_scripts(self) -> None:
         await self.scripts.load()
@@ -95,8 +96,8 @@ class RedisFeatureStore:
         started = time.perf_counter()
         encoded = [windows.encode(tx) for tx in txs]
         ttl = self.config.dedup_ttl_seconds if markers else 0
-        card = self.scripts.evalsha_format("card", 3, 1)
-        merchant = self.scripts.evalsha_format("merchant", 3, 1)
+        card = self.scripts.evalsha_format("card", 3, 2)
+        merchant = self.scripts.evalsha_format("merchant", 3, 3)
         cards = await self.scripts.run(
             [self._card_call(card, tx, e, ttl) for tx, e in zip(txs, encoded, strict=True)]
         )
@@ -122,6 +123,8 @@ class RedisFeatureStore:
                 card_fraud = self.keys.card(tx.card_id)[1]
                 if label.is_fraud:  # the first event time recorded for an id stays
                     pipe.hsetnx(card_fraud, tx.transaction_id, str(ts))
+                    if self.config.entity_ttl_ms:
+                        pipe.pexpire(card_fraud, self.config.entity_ttl_ms)
                 else:
                     pipe.hdel(card_fraud, tx.transaction_id)
                 merchant_calls.append(self._label_call(tx, ts, label))
@@ -148,7 +151,7 @@ class RedisFeatureStore:
         )  # fmt: skip
         state, fraud = self.keys.card(tx.card_id)
         marker = self.keys.card_marker(tx.card_id, tx.transaction_id)
-        return _resp(command, state, fraud, marker, blob + e.digest)
+        return _resp(command, state, fraud, marker, blob + e.digest, self._life)
 
     def _merchant_call(
         self, command: bytes, tx: Transaction, e: windows.EncodedTx, ttl: int
@@ -157,14 +160,15 @@ class RedisFeatureStore:
         blob = MERCHANT_ARGS.pack(SCORE, e.ts, e.cents, *self._merchant_keep, ttl, 0)
         state, fraud = self.keys.merchant(tx.merchant_id)
         marker = self.keys.merchant_marker(tx.merchant_id, tx.transaction_id)
-        return _resp(command, state, fraud, marker, blob + e.digest)
+        return _resp(command, state, fraud, marker, blob + e.digest, b"", self._life)
 
     def _label_call(self, tx: Transaction, ts: int, label: Label) -> redis_io.Call:
         """The merchant's label step: fraud counted at ``ts`` and at the label's arrival."""
         blob = MERCHANT_ARGS.pack(LABEL, ts, 0, *self._merchant_keep, 0, label.is_fraud)
         arrival = _ARRIVAL.pack(windows.label_arrival_ms(label.labeled_at, ts))
         state, fraud = self.keys.merchant(tx.merchant_id)
-        return "merchant", (state, fraud, state), (blob + arrival, tx.transaction_id)
+        args = (blob + arrival, tx.transaction_id, self._life)
+        return "merchant", (state, fraud, state), args
 
     def _result(
         self, tx: Transaction, e: windows.EncodedTx, card: bytes, merchant: bytes | None
@@ -189,10 +193,12 @@ class RedisFeatureStore:
             self.observer(operation, items, time.perf_counter() - started)
 
 
-def _resp(command: bytes, state: str, fraud: str, marker: str, blob: bytes) -> bytes:
-    """A score-mode script call (three keys, one argument) from its EVALSHA format."""
+def _resp(command: bytes, state: str, fraud: str, marker: str, blob: bytes, *more: bytes) -> bytes:
+    """A score-mode script call (three keys, ``blob`` and ``more`` arguments) from its
+    EVALSHA format."""
     s, f, m = state.encode(), fraud.encode(), marker.encode()
-    return command % (len(s), s, len(f), f, len(m), m, len(blob), blob)
+    rest = tuple(x for arg in more for x in (len(arg), arg))
+    return command % (len(s), s, len(f), f, len(m), m, len(blob), blob, *rest)
 
 
 def _vector(reply: Any, layout: struct.Struct, digest: bytes) -> tuple[tuple[Any, ...], bool]:

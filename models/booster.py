@@ -13,7 +13,10 @@ the snapshots and the stack treat it like any other member:
 * Every ``refit_hours`` of label time (when the caller passes ``t``), or every
   ``refit_every`` labels (the first time after ``first_fit_after``), a LightGBM fit starts
   on a *copy* of the window, on a background thread: LightGBM
-  releases the GIL while it fits, so learning and scoring go on. The fitted model is published
+  releases the GIL while it fits, so learning and scoring go on. The learner only takes a
+  shallow copy of the row list (one C-level copy); the training matrix is built on the
+  thread too (stacked in one NumPy call when the rows have one width), so a 100,000-row
+  window does not stall the learner's event loop. The fitted model is published
   ``publish_after`` labels later (waiting for the thread only if it is not done by then), so
   results do not depend on the machine's speed; ``publish_after=0`` fits synchronously.
 * Rows older than ``window_days`` (label time) or beyond ``max_rows`` are dropped: memory is
@@ -148,6 +151,7 @@ class WindowedBooster(base.Classifier):
         self._now = 0.0
         self.labels = 0
         self.frauds = 0
+        self._window_frauds = 0  # frauds among the rows kept: no count over the window
         self.fits = 0
         self.fit_errors = 0
 
@@ -207,11 +211,12 @@ class WindowedBooster(base.Classifier):
             if isinstance(value, int | float):
                 row[self._index[name]] = value
         self._rows.append((self._now, row, label))
+        self._window_frauds += label
 
     def _forget(self) -> None:
         horizon = self._now - self.window_days * DAY
         while self._rows and (len(self._rows) > self.max_rows or self._rows[0][0] < horizon):
-            self._rows.popleft()
+            self._window_frauds -= self._rows.popleft()[2]
 
     def _due(self, t: float | None) -> bool:
         if self._since_fit >= self.refit_every:
@@ -223,31 +228,23 @@ class WindowedBooster(base.Classifier):
         return self._last_fit_t is not None and t - self._last_fit_t >= self.refit_hours * 3600
 
     def _start(self) -> None:
-        frauds = sum(1 for _, _, label in self._rows if label)
+        frauds = self._window_frauds
         if frauds < self.min_frauds or frauds == len(self._rows):
             return
         self._since_fit = 0
         self._last_fit_t = self._now
-        width = len(self._names)
-        matrix = np.full((len(self._rows), width), np.nan, dtype=np.float32)
-        labels = np.empty(len(self._rows), dtype=np.float32)
-        for i, (_, row, label) in enumerate(self._rows):
-            matrix[i, : len(row)] = row
-            labels[i] = label
-        weights = np.where(labels > 0, 1.0, 1.0 / self.legit_share).astype(np.float32)
         fit = _Fit()
         params = {**LGBM_PARAMS, **(self.params or {}), "seed": self.seed + self.fits}
+        # the rows are never changed once appended: the thread reads them from this copy
+        args = (fit, list(self._rows), len(self._names), self.legit_share, params, self.n_trees)
         self._fit, self._fit_names = fit, list(self._names)
         self._publish_at = self.labels + self.publish_after
         if self.publish_after <= 0:
-            _train(fit, matrix, labels, weights, params, self.n_trees)
+            _build_and_train(*args)
             self._publish()
             return
         fit.thread = threading.Thread(
-            target=_train,
-            args=(fit, matrix, labels, weights, params, self.n_trees),
-            name="riverguard-booster-fit",
-            daemon=True,
+            target=_build_and_train, args=args, name="riverguard-booster-fit", daemon=True
         )
         fit.thread.start()
 
@@ -295,12 +292,37 @@ class WindowedBooster(base.Classifier):
         times, matrix, labels = state.pop("_window")
         window = zip(times, matrix, labels, strict=True)
         state["_rows"] = deque((float(t), row, bool(label)) for t, row, label in window)
+        state.setdefault("_window_frauds", int(labels.sum()))  # snapshots from before it
         self.__dict__.update(state)
         self._model = None if text is None else _load(text)
 
     @classmethod
     def _unit_test_params(cls) -> Any:
         yield {"refit_every": 50, "first_fit_after": 50, "min_frauds": 5, "publish_after": 0}
+
+
+Row = tuple[float, "npt.NDArray[np.float32]", bool]
+
+
+def _matrix(rows: list[Row], width: int) -> npt.NDArray[np.float32]:
+    """The rows as one float32 matrix, NaN where a row predates a feature name."""
+    arrays = [row for _, row, _ in rows]
+    if arrays and len(arrays[0]) == width and all(len(a) == width for a in arrays):
+        return np.stack(arrays)  # the usual case: every row has every feature
+    matrix = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, row in enumerate(arrays):
+        matrix[i, : len(row)] = row
+    return matrix
+
+
+def _build_and_train(
+    fit: _Fit, rows: list[Row], width: int, legit_share: float, params: dict[str, Any], n: int
+) -> None:
+    """Build the training set from the window's rows, then fit (on the fit thread)."""
+    matrix = _matrix(rows, width)
+    labels = np.fromiter((label for _, _, label in rows), dtype=np.float32, count=len(rows))
+    weights = np.where(labels > 0, 1.0, 1.0 / legit_share).astype(np.float32)
+    _train(fit, matrix, labels, weights, params, n)
 
 
 def _train(

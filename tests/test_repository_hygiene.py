@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 INDEX_OPTION = re.compile(r"--(extra-)?index-url|--find-links|\bindex-url\s*=")
@@ -23,6 +26,7 @@ def _tracked_files() -> list[Path]:
     return [ROOT / name for name in listed if (ROOT / name).is_file()]
 
 
+@pytest.mark.slow  # asks the package registry what it publishes: `make test` only, never test-fast
 def test_locks_match_pyproject() -> None:
     uv = Path(sys.executable).with_name("uv")
     done = subprocess.run(
@@ -86,3 +90,35 @@ def test_serving_imports_no_demo_only_module() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+# A python3 that behaves as Debian 12's does under PEP 668: pip refuses to install into it
+# unless told --user --break-system-packages; uv is importable once "installed".
+_PEP_668_PYTHON = """#!/bin/bash
+log="$(dirname "$0")/calls"; echo "$*" >> "$log"
+case "$*" in
+  "-m uv --version") [[ -e "$(dirname "$0")/uv-installed" ]] && echo "uv 0.0.0" && exit 0; exit 1;;
+  *"--user --break-system-packages uv") touch "$(dirname "$0")/uv-installed"; exit 0;;
+  "-m pip install"*) echo "error: externally-managed-environment" >&2; exit 1;;
+esac
+exit 2
+"""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_installs_uv_where_pip_refuses_the_system_python(tmp_path: Path) -> None:
+    shim = tmp_path / "python3"
+    shim.write_text(_PEP_668_PYTHON)
+    shim.chmod(0o755)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "uv", "UV=python3 -m uv"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert "-m pip install --quiet --user --break-system-packages uv" in calls
+    assert calls[-1] == "-m uv --version"  # and uv answers afterwards

@@ -20,6 +20,7 @@ from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
 from app.core.scoring import ScoringService
+from app.core.sessions import SessionStore
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AppState:
     rules: RuleBook  # the scoring path reads rules.current
     backtests: BacktestSource
     insights: Insights  # read-only views for the console (card history, rule hits)
+    sessions: SessionStore  # the console's server-side sessions
 
 
 async def get_state(request: Request) -> AppState:

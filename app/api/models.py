@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api import auth
@@ -13,6 +15,8 @@ from app.api.errors import problem, problem_responses
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Admin = Annotated[auth.Principal, Depends(auth.requires("admin"))]
+LEADER_WAIT_SECONDS = 10.0  # the leader settles a request at its next sweep (about a second)
 
 
 class PromoteRequest(BaseModel):
@@ -45,13 +49,28 @@ async def promotions(state: State) -> dict[str, Any]:
 @router.post(
     "/{name}/promote",
     summary="Make a challenger the champion",
-    dependencies=[Depends(auth.requires("admin"))],
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses={
+        202: {"description": "Recorded; the leading learner (another process) applies it"},
+        **problem_responses(401, 403, 404, 409, 422),
+    },
 )
-async def promote(name: ModelName, body: PromoteRequest, state: State) -> Any:
-    """Promote ``name``; returns the audit record (from, to, when, why, metrics)."""
+async def promote(name: ModelName, body: PromoteRequest, state: State, admin: Admin) -> Any:
+    """Promote ``name``: 200 with the audit record when applied here, 202 when requested."""
     if name not in state.learner.pool.names():
         return problem(404, "no model with this name")
     if name == state.learner.pool.champion:
         return problem(409, "this model is already the champion")
-    return await state.promotions.promote(name, body.reason, automatic=False)
+    request_id = await state.promotions.request(name, body.reason, admin.name)
+    if state.learner.leading:  # this process applies it: answer with the outcome
+        state.learner.wake()
+        try:
+            async with asyncio.timeout(LEADER_WAIT_SECONDS):
+                settled = await state.promotions.settled(request_id)
+        except TimeoutError:
+            pass
+        else:
+            if settled.record is None:
+                return problem(409, f"promotion refused: {settled.outcome}")
+            return settled.record
+    accepted = {"status": "accepted", "request_id": request_id, "to_model": name}
+    return JSONResponse(accepted, status_code=202)

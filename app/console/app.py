@@ -11,14 +11,14 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.console import lists, overview, queue, rules, signin
 from app.console.pages import environment, render
-from app.console.session import Refused, Sessions, SignInNeeded, current
+from app.console.session import Refused, Sessions, SignInNeeded, current, resolve
 
 STATIC = Path(__file__).parent / "static"
 
@@ -45,5 +45,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(SignInNeeded, _sign_in)
     app.add_exception_handler(Refused, _refused)
     for module in (signin, overview, queue, rules, lists):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(resolve)])
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -3,7 +3,8 @@
 Changes go through the core :class:`~app.core.lists.ListBook` the REST API uses: the entry
 counts at once in this process and within a refresh in the others; a removal keeps the entry
 as history with the key's name. Values are checked as the API checks them; a value or reason
-that looks like a card number is refused and never shown back.
+that looks like a card number is refused and never shown back. A listed value is shown masked
+and never sent back in a form: the remove button posts the entry's id.
 """
 
 from __future__ import annotations
@@ -152,12 +153,15 @@ async def add_entry(request: Request) -> Response:
 @router.post("/remove")
 async def remove_entry(request: Request) -> Response:
     session, fields = await posted(request, "admin")
-    entity, kind = _entity(fields.get("entity", "")), _kind(fields.get("kind", ""))
-    value = fields.get("value", "")
+    # the form names the entry by id: a value never travels back to the browser unmasked
+    book = services(request).lists
+    await book.refresh()  # an entry added by another process is known here too
+    entry_id = fields.get("id", "")
+    entry = book.index.entry(int(entry_id)) if entry_id.isdigit() and len(entry_id) < 19 else None
     removed = None
-    if entity is not None and kind is not None and value_problem(entity, value) is None:
-        book = services(request).lists
-        removed = await book.remove(entity, kind, value, session.name, datetime.now(UTC))
+    if entry is not None:
+        now = datetime.now(UTC)
+        removed = await book.remove(entry.entity, entry.kind, entry.value, session.name, now)
     if removed is None:
         return await _page(request, session, 404, message="No active entry like this.")
     return RedirectResponse("/console/lists", 303)

@@ -77,7 +77,7 @@ def budget_rows(svc: Services, counts: dict[str, int]) -> list[dict[str, object]
 
 @router.get("/")
 async def overview(request: Request) -> Response:
-    session = need(request)
+    session = need(request)  # a console scope: review or admin
     svc = services(request)
     cache: TodayCache = request.app.state.console_today
     counts = await cache.counts(svc)

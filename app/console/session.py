@@ -1,27 +1,34 @@
-"""Console room: the signed session cookie, CSRF tokens and the scope guard of every page.
+"""Console room: the session cookie, CSRF tokens and the scope guard of every page.
 
-A session is a cookie signed with the console secret (itsdangerous, HMAC-SHA1 over a
-key derived per purpose) holding the API key's *name*, its scopes, an expiry and a random
-CSRF token — never the key. It is HttpOnly, SameSite=Strict, scoped to ``/console`` and
-Secure when the request came over TLS. On every request the name is looked up in the key ring
-as configured now, so a key removed from ``RIVERGUARD_API_KEYS`` ends its sessions at the next
-restart, and the session's scopes are those the key still holds. Every form posts the CSRF
-token; a mismatch is refused before the form is read further.
+A session is a row on the server (:mod:`app.core.sessions`, in Postgres) and a cookie signed
+with the console secret (itsdangerous, HMAC over a key derived per purpose) holding only the
+session's random id — never the key, its name or its scopes. The row binds the session to its
+key's fingerprint; every console request reads it once (:func:`resolve`, a primary-key read)
+and asks the key ring, as configured in this process, for the fingerprint's key: a session
+whose key was rotated or removed is refused, and the key's name and scopes are its own now.
+Signing out deletes the row, so the session ends in every process at once. Only keys with a
+console scope (``review`` or ``admin``) sign in or see a page. The cookie is HttpOnly,
+SameSite=Strict, scoped to ``/console`` and Secure when the request came over TLS. Every
+form posts the session's CSRF token; a mismatch is refused before the form is read further.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from app.console.state import keyring
+from app.console.state import keyring, services
+from app.core import keys
+from app.core.sessions import CONSOLE_SCOPES, SessionRecord, SessionStore, id_hash
 
 COOKIE = "rg_console"
 LOGIN_COOKIE = "rg_console_login"  # the sign-in form's CSRF nonce (there is no session yet)
@@ -43,37 +50,63 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Session:
+    """A live session: its key's name and scopes as configured now, its CSRF token."""
+
     name: str
     scopes: frozenset[str]
     expires: float
     csrf: str
+    hashed: bytes = b""  # the stored id hash (sign-out ends it)
 
 
 class Sessions:
-    """Signs and reads session cookies for one console (one secret, one lifetime)."""
+    """Opens, reads and ends sessions for one console (one secret, one lifetime)."""
 
     def __init__(self, secret: str, lifetime_seconds: float) -> None:
         self._session = URLSafeSerializer(secret, salt="riverguard.console.session")
         self._login = URLSafeSerializer(secret, salt="riverguard.console.login")
+        # its own key: a fingerprint reveals nothing of the cookie-signing key, and vice versa
+        purpose = b"riverguard.console.fingerprint\0"
+        self._fingerprint_key = hashlib.sha256(purpose + secret.encode()).digest()
         self.lifetime = lifetime_seconds
 
-    def new(self, name: str, scopes: frozenset[str]) -> Session:
-        return Session(name, scopes, time.time() + self.lifetime, secrets.token_urlsafe(24))
+    def fingerprint(self, key_digest: bytes) -> str:
+        return keys.fingerprint(self._fingerprint_key, key_digest)
 
-    def dumps(self, session: Session) -> str:
-        payload = {"n": session.name, "s": sorted(session.scopes), "e": session.expires,
-                   "c": session.csrf}  # fmt: skip
-        return str(self._session.dumps(payload))
+    async def open(self, store: SessionStore, key_digest: bytes) -> str:
+        """Store a new session for the key with ``key_digest``; the cookie value to set."""
+        session_id = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        record = SessionRecord(
+            id_hash(session_id),
+            self.fingerprint(key_digest),
+            secrets.token_urlsafe(24),
+            now + timedelta(seconds=self.lifetime),
+        )
+        await store.open(record, now)
+        return str(self._session.dumps({"i": session_id}))
 
-    def loads(self, cookie: str | None) -> Session | None:
+    async def resolve(
+        self, store: SessionStore, ring: keys.KeyRing, cookie: str | None
+    ) -> Session | None:
+        """The live session of ``cookie`` with its key as configured now; None when none."""
         if not cookie:
             return None
         try:
             data: Any = self._session.loads(cookie)
-            session = Session(str(data["n"]), frozenset(data["s"]), float(data["e"]), data["c"])
+            session_id = data["i"]
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
-        return session if session.expires > time.time() else None
+        if not isinstance(session_id, str):
+            return None
+        record = await store.find(id_hash(session_id), datetime.now(UTC))
+        if record is None:
+            return None
+        principal = ring.by_fingerprint(self._fingerprint_key, record.fingerprint)
+        if principal is None or not principal.scopes & CONSOLE_SCOPES:
+            return None  # the key was rotated, removed or lost its console scopes
+        expires = record.expires_at.timestamp()
+        return Session(principal.name, principal.scopes, expires, record.csrf, record.id_hash)
 
     def login_nonce(self) -> tuple[str, str]:
         """(nonce for the form, signed cookie value holding it)."""
@@ -118,19 +151,21 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
     )
 
 
+async def resolve(request: Request) -> None:
+    """Dependency of every console route: read the request's session once, before the page."""
+    request.state.console_session = await sessions(request).resolve(
+        services(request).sessions, keyring(request), request.cookies.get(COOKIE)
+    )
+
+
 def current(request: Request) -> Session | None:
-    """The request's session, with the scopes its key holds now; None when there is none."""
-    session = sessions(request).loads(request.cookies.get(COOKIE))
-    if session is None:
-        return None
-    principal = keyring(request).by_name(session.name)
-    if principal is None:
-        return None
-    return Session(session.name, session.scopes & principal.scopes, session.expires, session.csrf)
+    """The request's session (read by :func:`resolve`); None when there is none."""
+    found: Session | None = getattr(request.state, "console_session", None)
+    return found
 
 
 def need(request: Request, scope: str | None = None) -> Session:
-    """The session of a page needing ``scope`` (None: any signed-in key)."""
+    """The session of a page needing ``scope`` (None: any session, so review or admin)."""
     session = current(request)
     if session is None:
         raise SignInNeeded

@@ -1,7 +1,9 @@
 """Console room: sign in with an API key (``/console/login``) and sign out.
 
 The key is read from the form, looked up in the key ring (constant time, as the API does)
-and forgotten: the session cookie holds its name and scopes. The sign-in form has no session
+and forgotten: the stored session keeps its fingerprint, the cookie only the session's id.
+A key without a console scope (``review`` or ``admin``) opens no session. Signing out ends
+the session on the server, not only in this browser. The sign-in form has no session
 yet, so its CSRF token is a nonce in a short-lived signed cookie of its own (a forged form
 from another site cannot carry it: the cookie is SameSite=Strict and the nonce unreadable).
 """
@@ -24,7 +26,9 @@ from app.console.session import (
     sessions,
     set_cookie,
 )
-from app.console.state import keyring
+from app.console.state import keyring, services
+from app.core import keys
+from app.core.sessions import CONSOLE_SCOPES
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 _NEXT = re.compile(r"/console/[A-Za-z0-9_./?=&%-]*")
@@ -58,19 +62,23 @@ async def login(request: Request) -> Response:
     book = sessions(request)
     if not book.login_nonce_ok(request.cookies.get(LOGIN_COOKIE), fields.get("csrf", "")):
         return _form(request, 403, "The sign-in form expired: please try again.")
-    principal = keyring(request).principal_of(fields.get("key", "").strip())
+    presented = fields.get("key", "").strip()
+    principal = keyring(request).principal_of(presented)
     if principal is None:
         return _form(request, 401, "This key is not known.")
-    session = book.new(principal.name, principal.scopes)
+    if not principal.scopes & CONSOLE_SCOPES:
+        return _form(request, 403, "This key has no console scope ('review' or 'admin').")
+    cookie = await book.open(services(request).sessions, keys.digest(presented))
     response = RedirectResponse(safe_next(fields.get("next")), 303)
-    set_cookie(request, response, COOKIE, book.dumps(session), int(book.lifetime))
+    set_cookie(request, response, COOKIE, cookie, int(book.lifetime))
     clear_cookie(request, response, LOGIN_COOKIE)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await posted(request)
+    session, _ = await posted(request)
+    await services(request).sessions.end(session.hashed)
     response = RedirectResponse("/console/login", 303)
     clear_cookie(request, response, COOKIE)
     return response

@@ -20,6 +20,7 @@ from app.core.metrics import Metrics
 from app.core.promotion import Promotions
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
+from app.core.sessions import SessionStore
 
 
 class Services(Protocol):
@@ -48,6 +49,9 @@ class Services(Protocol):
 
     @property
     def insights(self) -> Insights: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
 
 
 def services(request: Request) -> Services:

@@ -90,7 +90,8 @@ class Follower:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time  # publish times are wall-clock, set by the leader
     plans: bool = True  # score with inference plans (a follower never learns)
-    loaded: int = -1
+    loaded: int = -1  # the log position of the bundle loaded
+    loaded_bundle: int | None = None  # the store's number of that bundle
     behind_since: float | None = None  # since when a newer bundle exists than the loaded one
 
     async def poll(self) -> bool:
@@ -99,9 +100,9 @@ class Follower:
             self.behind_since = None
             return False
         latest = await self.store.latest()
-        if latest is not None:
-            self.metrics.bundle_published.set(latest)
-        if latest is None or latest <= self.loaded:
+        # a different number, not only a higher one: the store's fence keeps it from moving
+        # backwards, and a flushed Redis numbers again from 1
+        if latest is None or latest == self.loaded_bundle:
             self.behind_since = None
             self.metrics.bundle_lag.set(0)
             return False
@@ -120,11 +121,11 @@ class Follower:
         if self.leading():  # took over meanwhile: its own models are newer
             return False
         self.swap(seq, pool)
-        self.loaded = seq
+        self.loaded, self.loaded_bundle = seq, latest
         self.behind_since = None
         self.metrics.bundle_loaded.set(seq)
         self.metrics.bundle_lag.set(0)
-        published = await self.store.published_at(seq)
+        published = await self.store.published_at(latest)
         if published is not None:  # how far behind the learner this process scored, routinely
             self.metrics.bundle_delay.observe(max(self.wall() - published, 0.0))
         return True

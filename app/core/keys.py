@@ -11,7 +11,9 @@ the entry splits at its last ``=`` and the part after it at its first ``@``. A n
 ``[A-Za-z0-9_.-]{1,64}``, unique; without one, an entry is ``key-<n>`` by its position. The
 name says who acted (the analyst of a review verdict, the author of a list entry); the key
 itself is never logged or answered. Plain keys are hashed when parsed, and only digests are
-kept in memory.
+kept in memory. A console session is bound to its key by :func:`fingerprint` (a keyed,
+truncated MAC of the digest), never by the name: a key rotated under the same name, or an
+unnamed key whose position changed, is another key.
 """
 
 from __future__ import annotations
@@ -88,6 +90,20 @@ def _entry_digest(key: str, position: int) -> bytes:
     return digest(key)
 
 
+def fingerprint(secret: bytes, key_digest: bytes) -> str:
+    """A key's fingerprint under ``secret``: 128 bits of HMAC-SHA256 over its digest, in hex.
+
+    Keyed, so a stored fingerprint cannot be tested against guessed keys without the secret.
+
+    >>> fp = fingerprint(b"s" * 32, digest("abc"))
+    >>> len(fp), fp == fingerprint(b"s" * 32, digest("abd"))
+    (32, False)
+    >>> fp == fingerprint(b"t" * 32, digest("abc"))  # another secret
+    False
+    """
+    return hmac.new(secret, b"riverguard.key:" + key_digest, hashlib.sha256).hexdigest()[:32]
+
+
 def generate_key() -> str:
     return "rg_" + secrets.token_urlsafe(24)
 
@@ -112,9 +128,10 @@ class KeyRing:
         principal = self.principal_of(presented)
         return None if principal is None else principal.scopes
 
-    def by_name(self, name: str) -> Principal | None:
-        """The principal named ``name`` as configured now (a session re-checks its key)."""
+    def by_fingerprint(self, secret: bytes, wanted: str) -> Principal | None:
+        """The principal whose key has fingerprint ``wanted`` under ``secret``, or None."""
+        found: Principal | None = None
         for key in self.keys:
-            if key.name == name:
-                return Principal(key.name, key.scopes)
-        return None
+            if hmac.compare_digest(fingerprint(secret, key.digest), wanted):
+                found = Principal(key.name, key.scopes)
+        return found

@@ -21,10 +21,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Literal
 
-from app.core import adoption, bundles, chores
+from app.core import adoption, chores, settlement
 from app.core.decisions import WarmUp
 from app.core.metrics import Metrics
 from app.core.ports import (
@@ -37,13 +35,18 @@ from app.core.ports import (
     LearnRow,
 )
 from app.core.promotion import Promotions
-from features.schema import Label, Transaction
+from app.core.publishing import CheckpointPolicy as CheckpointPolicy
+from app.core.publishing import Publishing
+from app.core.settlement import LabelStatus as LabelStatus
+from app.core.settlement import transaction_from_payload as transaction_from_payload
+from app.core.settlement import transaction_of as transaction_of
+from features.schema import Label
 from models import pool as model_pool
 
 log = logging.getLogger(__name__)
-#: A label's status as answered: settled by the leading learner of this process, or
-#: ``accepted`` — durable, to be settled by the learner that leads (another process).
-LabelStatus = Literal["learned", "duplicate", "parked", "relabeled", "accepted"]
+# A submit picks up its early settlements one loop turn after its insert returns; more than
+# this many kept means labels of other processes (no waiter here), which are dropped oldest first.
+EARLY_MAX = 65_536
 
 
 @dataclass
@@ -53,14 +56,7 @@ class _Job:
 
 
 @dataclass
-class CheckpointPolicy:
-    every_labels: int = 1000
-    every_seconds: float = 60.0
-    feature_set: str = ""
-
-
-@dataclass
-class Learner:
+class Learner(Publishing):
     repository: LearnerStore
     pool: model_pool.ModelPool
     features: FeatureStore
@@ -78,8 +74,12 @@ class Learner:
     epoch: int = 0
     last_learn_seq: int = 0
     _waiting: dict[int, asyncio.Future[LabelStatus]] = field(default_factory=dict)
+    # settlements nobody waited for yet, kept while a submit's insert is in flight: the sweep
+    # may settle its labels before the insert returns their seqs (see submit)
+    _submitting: int = 0
+    _early: dict[int, LabelStatus] = field(default_factory=dict)
     _claim_queued: bool = False
-    _published: int = -1
+    _published: tuple[object, ...] | None = None  # what the last bundle shipped
     _bundle_at: float = 0.0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
@@ -99,15 +99,39 @@ class Learner:
         A scorer that does not lead answers ``accepted``: the leading learner (another
         process) claims the labels in order and learns each exactly once.
         """
-        seqs = await self.repository.receive_labels(labels)
-        if not self.leading:
-            return ["accepted"] * len(seqs)
-        loop = asyncio.get_running_loop()
-        futures = [self._waiting.setdefault(seq, loop.create_future()) for seq in seqs]
+        self._submitting += 1  # announced before the insert, so no settlement is missed
+        try:
+            seqs = await self.repository.receive_labels(labels)
+            if not self.leading:
+                return ["accepted"] * len(seqs)
+            futures = [self._waiter(seq) for seq in seqs]
+        finally:
+            self._submitting -= 1
+            if not self._submitting:
+                self._early.clear()
         if not self._claim_queued:
             self._claim_queued = True
             self._queue.put_nowait(_Job(claim=True))
         return list(await asyncio.gather(*futures))
+
+    def _waiter(self, seq: int) -> asyncio.Future[LabelStatus]:
+        """The future of label ``seq``: settled already when the sweep was faster than us."""
+        future = self._waiting.setdefault(seq, asyncio.get_running_loop().create_future())
+        early = self._early.pop(seq, None)
+        if early is not None and not future.done():
+            future.set_result(early)
+            del self._waiting[seq]
+        return future
+
+    def _settled(self, seq: int, status: LabelStatus) -> None:
+        waiting = self._waiting.pop(seq, None)
+        if waiting is not None:
+            if not waiting.done():
+                waiting.set_result(status)
+        elif self._submitting:
+            self._early[seq] = status
+            if len(self._early) > EARLY_MAX:  # labels of other processes, nobody's to pick up
+                del self._early[next(iter(self._early))]
 
     def claim_soon(self) -> None:
         """Labels were recorded elsewhere (a review verdict): a leader claims them now."""
@@ -124,6 +148,11 @@ class Learner:
         if not self._arrival_queued:
             self._arrival_queued = True
             self._queue.put_nowait(_Job(arrived=True))
+
+    def wake(self) -> None:
+        """A promotion was requested on this process: a leader applies it now, not at the sweep."""
+        if self.leading:
+            self._queue.put_nowait(_Job())
 
     # ---- the owner task ---------------------------------------------------------------
     async def run(self) -> None:
@@ -209,9 +238,7 @@ class Learner:
             if received:
                 statuses = await self._apply([r.label for r in received], [r.seq for r in received])
                 for item, status in zip(received, statuses, strict=True):
-                    waiting = self._waiting.pop(item.seq, None)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(status)
+                    self._settled(item.seq, status)
             if len(received) < batch:
                 return
 
@@ -220,8 +247,8 @@ class Learner:
         current = {tx_id: row.label_is_fraud for tx_id, row in rows.items()}
         entries: list[LabelEntry] = []
         for label in labels:
-            status = _status(label, rows.get(label.transaction_id), current)
-            entries.append(_entry(label, status))
+            status = settlement.status_of(label, rows.get(label.transaction_id), current)
+            entries.append(settlement.entry_of(label, status))
             if status in ("learned", "relabeled"):
                 current[label.transaction_id] = label.is_fraud
         await self._learn(entries, rows, settled=list(zip(seqs, entries, strict=True)))
@@ -252,7 +279,10 @@ class Learner:
         learnable = [e for e in entries if e.learn]
         if learnable:
             await self.features.apply_labels(
-                [(_label(e), transaction_of(rows[e.transaction_id])) for e in learnable]
+                [
+                    (settlement.label_of(e), transaction_of(rows[e.transaction_id]))
+                    for e in learnable
+                ]
             )
         if adopted:
             seqs = await self.repository.adopt_parked(settled, superseded, self.epoch)
@@ -277,18 +307,10 @@ class Learner:
         if self.warmup is not None:
             self.warmup.observe_pool(self.pool)
 
-    # ---- checkpoints, expiry, restore ----------------------------------------------------
-    async def publish_bundle(self) -> None:
-        """Publish the models at the current log position (followers load them)."""
-        if self.bundles is None or self.last_learn_seq == self._published:
-            return
-        seq = self.last_learn_seq
-        blob = await bundles.pack_off_loop(self.pool, self.checkpoints.feature_set, seq)
-        await self.bundles.publish(seq, blob)
-        self._published = seq
-        self.metrics.bundle_published.set(seq)
-
+    # ---- housekeeping ------------------------------------------------------------------
     async def _housekeeping(self) -> None:
+        if self.promotions is not None and await self.promotions.apply_requests(self._fence):
+            self._bundle_at = 0.0  # every scorer gets the new champion in the next bundle
         now = time.monotonic()
         if now >= self._bundle_at:
             self._bundle_at = now + self.bundle_every_seconds
@@ -314,115 +336,8 @@ class Learner:
             with self._step("policy"):
                 await self.promotions.apply_policy()
 
-    async def checkpoint(self) -> None:
-        """Snapshot every model at the current learning-log position."""
-        for name in self.pool.names():
-            # a forest pickles for about a second: off the loop, so requests keep being answered
-            blob = await bundles.snapshot_off_loop(
-                self.pool, name, self.checkpoints.feature_set, self.last_learn_seq
-            )
-            await self.repository.save_snapshot(
-                name,
-                self.pool.version_of(name),
-                self.last_learn_seq,
-                self.checkpoints.feature_set,
-                {"labels_learned": self.last_learn_seq},
-                blob,
-                self.epoch if self.leadership is not None else None,
-            )
-            self.metrics.checkpoints.labels(name).inc()
-        self._since_checkpoint = 0
-        self._checkpoint_at = time.monotonic()
-
-    async def restore(self) -> int:
-        """Load the newest snapshots and re-learn the log after them; return labels re-learned."""
-        start = await self._load_snapshots()
-        relearned = 0
-        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(start):
-            scored = row.scores if evaluate else {}
-            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
-            self.last_learn_seq = seq
-            relearned += 1
-        self.last_learn_seq = max(self.last_learn_seq, start)
-        if self.warmup is not None:
-            self.warmup.observe_pool(self.pool)
-        return relearned
-
-    async def catch_up(self) -> int:
-        """Learn the log written since this process last learned (a standby taking over)."""
-        relearned = 0
-        async for seq, row, is_fraud, evaluate, at in self.repository.learn_log_after(
-            self.last_learn_seq
-        ):
-            scored = row.scores if evaluate else {}
-            self.pool.learn(row.features, is_fraud, scored, parts=row.parts, at=at.timestamp())
-            self.last_learn_seq = seq
-            relearned += 1
-        self.metrics.learning_log_head.set(self.last_learn_seq)
-        if self.warmup is not None:
-            self.warmup.observe_pool(self.pool)
-        return relearned
-
-    async def _load_snapshots(self) -> int:
-        found = {name: await self.repository.latest_snapshot(name) for name in self.pool.names()}
-        seqs = {snap[0] for snap in found.values() if snap is not None}
-        if not seqs or None in found.values() or len(seqs) != 1:
-            if seqs:
-                log.warning("snapshots are incomplete or at different positions; relearning all")
-            return 0
-        for name, snap in found.items():
-            assert snap is not None
-            try:
-                self.pool.restore(name, snap[1], self.checkpoints.feature_set)
-            except Exception:
-                log.exception("snapshot of %s refused; relearning every model from the log", name)
-                self.pool.reset()
-                return 0
-        return seqs.pop()
-
     async def drain(self) -> None:
         """Finish queued jobs (used on shutdown, before the final checkpoint)."""
         while not self._queue.empty():
             with contextlib.suppress(Exception):
                 await self._handle(self._queue.get_nowait())
-
-
-def _status(label: Label, row: LearnRow | None, current: dict[str, bool | None]) -> LabelStatus:
-    if row is None:
-        return "parked"
-    known = current.get(label.transaction_id)
-    if known is None:
-        return "learned"
-    return "duplicate" if known == label.is_fraud else "relabeled"
-
-
-def _entry(label: Label, status: LabelStatus) -> LabelEntry:
-    return LabelEntry(
-        transaction_id=label.transaction_id,
-        is_fraud=label.is_fraud,
-        labeled_at=label.labeled_at,
-        source=label.source,
-        status=status,
-        learn=status in ("learned", "relabeled"),
-        evaluate=status == "learned",
-    )
-
-
-def _label(entry: LabelEntry) -> Label:
-    return Label(
-        transaction_id=entry.transaction_id,
-        is_fraud=entry.is_fraud,
-        labeled_at=entry.labeled_at,
-        source=entry.source,
-    )
-
-
-def transaction_of(row: LearnRow) -> Transaction:
-    """Rebuild the wire record from its stored canonical payload."""
-    return transaction_from_payload(row.payload)
-
-
-def transaction_from_payload(payload: dict[str, Any]) -> Transaction:
-    data = dict(payload)
-    data["amount"] = Decimal(str(data["amount"]))
-    return Transaction.model_validate(data)

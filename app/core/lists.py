@@ -111,6 +111,14 @@ class ListIndex:
                     found[entity] = kinds
         return found
 
+    def entry(self, entry_id: int) -> ListEntry | None:
+        """The entry not removed with id ``entry_id``, or None (a scan: for a click, not a tx)."""
+        for found in self._by_value.values():
+            for entry in found:
+                if entry.id == entry_id:
+                    return entry
+        return None
+
     def counts(self, now: datetime) -> dict[Kind, int]:
         """Live entries per kind (every kind, zeros included)."""
         live = Counter(e.kind for found in self._by_value.values() for e in found if e.active(now))

@@ -41,6 +41,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.shed = Counter(
+            "riverguard_http_requests_shed",
+            "Intake requests refused with 503 at the admission limit (in flight per process).",
+            ["route"],
+            registry=r,
+        )
         self.stage = Histogram(
             "riverguard_scoring_stage_seconds",
             "Time per scoring stage (features, models, persistence) per batch.",

@@ -221,14 +221,46 @@ class Leadership(Protocol):
 
     async def release(self) -> None: ...
 
+    async def confirm(self) -> bool:
+        """Ask the authority (not this process's belief) whether this epoch still leads."""
+        ...
+
 
 class BundleStore(Protocol):
-    """Published model bundles by learning-log position; the newest one is ``latest``."""
+    """Published model bundles, numbered in publication order; the newest one is ``latest``.
 
-    async def publish(self, seq: int, blob: bytes) -> None: ...
+    A publication carries the leader's epoch and log position and is refused (id 0) when a
+    newer epoch, or a later position of the same epoch, was published already.
+    """
+
+    async def publish(self, seq: int, blob: bytes, epoch: int = 0, force: bool = False) -> int: ...
 
     async def latest(self) -> int | None: ...
 
-    async def fetch(self, seq: int) -> bytes | None: ...
+    async def fetch(self, bundle: int) -> bytes | None: ...
 
-    async def published_at(self, seq: int) -> float | None: ...
+    async def published_at(self, bundle: int) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A promotion asked of any process, applied by the leading learner alone."""
+
+    id: int
+    to_model: str
+    reason: str
+    requested_by: str
+
+
+class PromotionRequests(Protocol):
+    """Durable promotion requests; settling one writes its audit row once, under an epoch."""
+
+    async def request(self, to_model: str, reason: str, requested_by: str) -> int: ...
+
+    async def pending(self, limit: int = 100) -> list[PromotionRequest]: ...
+
+    async def settle(
+        self, request_id: int, record: dict[str, Any] | None, outcome: str, epoch: int | None
+    ) -> bool: ...
+
+    async def outcome(self, request_id: int) -> tuple[str, str | None] | None: ...

@@ -65,6 +65,11 @@ def for_analysts(metrics: Metrics, analysts: Iterable[str]) -> None:
     touch(metrics.review_verdicts, itertools.product(reviews.VERDICTS, sorted(set(analysts))))
 
 
+def for_admission(metrics: Metrics, routes: Iterable[str]) -> None:
+    """The shed-request counter of every route behind the admission limit."""
+    touch(metrics.shed, [(route,) for route in routes])
+
+
 def for_worker(metrics: Metrics, topic: str, kind: str) -> None:
     """The topic-level series of a stream worker consuming ``kind`` records from ``topic``.
 

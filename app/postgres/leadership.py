@@ -108,8 +108,14 @@ class PgLeadership:
 
     async def _renew(self) -> None:
         try:
+            loop, every = asyncio.get_running_loop(), self.lease_seconds / 3
             while not self.lost.is_set():
-                await asyncio.sleep(self.lease_seconds / 3)
+                due = loop.time() + every
+                await asyncio.sleep(every)
+                if loop.time() - due > every:  # a stall this long eats into the lease
+                    log.warning(
+                        "lease renewal %.1fs late: the event loop stalled", loop.time() - due
+                    )
                 renewed = await self._conn.execute(
                     "UPDATE learner_lease SET renewed_at = now() WHERE id = 1 AND epoch = $1",
                     self.epoch,
@@ -121,6 +127,18 @@ class PgLeadership:
         except Exception as exc:  # the lock session died, or another leader took over
             log.error("learner leadership lost: %s", exc)
             self.lost.set()
+
+    async def confirm(self) -> bool:
+        """Whether the lease row still names this epoch (a read on the lock session)."""
+        if not self.leading:
+            return False
+        # its own short session: the lock session is the renewer's (one query at a time)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            epoch = await conn.fetchval("SELECT epoch FROM learner_lease WHERE id = 1")
+        finally:
+            await conn.close()
+        return bool(epoch == self.epoch)
 
     async def release(self) -> None:
         """Give the lease up (shutdown): the session ends, the lock goes with it."""

@@ -5,7 +5,8 @@
 -- ARGV[1]: '<BddI4Bi4i4ddI4I4' = mode (0 score, 1 peek: read only), event ms, cents,
 --       merchant digest, located (0/1), latitude and longitude in micro-degrees,
 --       lateness ms, retention ms, max records, marker TTL s (0: none); then the 8-byte
---       payload digest.
+--       payload digest. ARGV[2] (optional): state lifetime in ms, renewed by every update
+--       of the state and fraud keys (absent or 0: none).
 -- Returns 'F' .. vector (fresh), 'D' .. digest .. vector (duplicate: the stored marker),
 -- 'L' .. newest event ms as '<d' (late), 'P' .. vector (peek). The vector is 28 doubles
 -- in the order of features.windows.CardAggregates.
@@ -260,4 +261,9 @@ else
   redis.call('SET', KEYS[1], header .. rec .. recs:sub(at + 1, at + keep * REC))
 end
 if ttl > 0 then redis.call('SET', KEYS[3], ARGV[1]:sub(apos) .. vec, 'EX', ttl) end
+local life = tonumber(ARGV[2] or '') or 0
+if life > 0 then
+  redis.call('PEXPIRE', KEYS[1], life)
+  redis.call('PEXPIRE', KEYS[2], life)
+end
 return 'F' .. vec

@@ -11,7 +11,8 @@
 --       days kept, marker TTL s (0: none), is fraud (label mode); then the 8-byte payload
 --       digest (score mode) or the label's arrival ms as '<d' (label mode: its labeled_at,
 --       features.windows.label_arrival_ms; never before the event, the script makes sure).
---       ARGV[2]: the transaction id (label mode).
+--       ARGV[2]: the transaction id (label mode). ARGV[3] (optional): state lifetime in ms,
+--       renewed by every update of the state and fraud keys (absent or 0: none).
 -- Returns 'F' .. vector, 'D' .. digest .. vector, 'P' .. vector, or 'C'/'N' for a label
 -- that changed / did not change anything. The vector is 13 doubles in the order of
 -- features.windows.MerchantAggregates.
@@ -37,6 +38,13 @@ local floor, max = math.floor, math.max
 local sunpack, spack = struct.unpack, struct.pack
 
 local mode, t, cents, keep_h, keep_d, ttl, is_fraud, apos = sunpack('<BddI4I4I4B', ARGV[1])
+local life = tonumber(ARGV[3] or '') or 0
+local function renew()
+  if life > 0 then
+    redis.call('PEXPIRE', KEYS[1], life)
+    redis.call('PEXPIRE', KEYS[2], life)
+  end
+end
 
 if mode == 0 then
   local stored = redis.call('GET', KEYS[3])
@@ -158,6 +166,7 @@ if mode == 2 then
   end
   redis.call('SET', KEYS[1], spack(HFMT, VERSION, newest, nh2, nd2) ..
     spack(SFMT, c30, f30, a30, s30, c7, f7, a7, s7) .. days .. hours)
+  renew()
   return 'C'
 end
 
@@ -222,4 +231,5 @@ if not same_day then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', dz * DAY))
 end
 if ttl > 0 then redis.call('SET', KEYS[3], ARGV[1]:sub(apos) .. vec, 'EX', ttl) end
+renew()
 return 'F' .. vec

@@ -29,7 +29,7 @@ def console_settings(database_url: str, redis_url: str, **extra: Any) -> Setting
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
-        api_keys=KEYS,
+        api_keys=extra.pop("api_keys", KEYS),
         kafka_bootstrap=None,
         scoring=scoring,
         console=ConsoleSettings(secret=SECRET),
@@ -41,6 +41,13 @@ def csrf_of(page: str) -> str:
     found = _CSRF.search(page)
     assert found, "no CSRF token on the page"
     return html.unescape(found.group(1))
+
+
+def session_cookie(client: TestClient) -> str:
+    """The value of the session cookie the client holds."""
+    value = client.cookies.get("rg_console", path="/console")
+    assert value, "no session cookie"
+    return value
 
 
 def sign_in(client: TestClient, key: str) -> str:

@@ -26,8 +26,9 @@ class MemoryBundles:
         self.at = 0.0  # the publish time stamped on the next publish (wall clock)
         self.stamped: tuple[int, float] | None = None
 
-    async def publish(self, seq: int, blob: bytes) -> None:
+    async def publish(self, seq: int, blob: bytes, epoch: int = 0, force: bool = False) -> int:
         self.blobs[seq], self.newest, self.stamped = blob, seq, (seq, self.at)
+        return seq  # numbered by log position here
 
     async def published_at(self, seq: int) -> float | None:
         return self.stamped[1] if self.stamped and self.stamped[0] == seq else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.app.console_helpers import (
     XSS,
     console_settings,
     csrf_of,
+    session_cookie,
     sign_in,
 )
 
@@ -90,7 +92,8 @@ def test_the_session_cookie_is_signed_strict_http_only_and_holds_no_key(
     assert "secure" not in attributes  # plain http here; see the https test
     value = cookie.split(";")[0].split("=", 1)[1].strip('"')
     payload = URLSafeSerializer(SECRET, salt="riverguard.console.session").loads(value)
-    assert payload["n"] == "ops" and ADMIN_KEY not in str(payload)
+    assert list(payload) == ["i"]  # the session's id only: no key, name or scopes
+    assert ADMIN_KEY not in value
     tampered = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
     client.cookies.set("rg_console", tampered, path="/console")
     assert client.get("/console/", follow_redirects=False).status_code == 303
@@ -249,7 +252,9 @@ def test_a_list_entry_is_added_searched_and_removed(client: TestClient) -> None:
     pan = "4111111111111111"
     refused = client.post("/console/lists", data={**entry, "value": pan})
     assert refused.status_code == 422 and pan not in refused.text
-    removal = {"csrf": csrf, "entity": "card", "kind": "block", "value": "card_bad"}
+    entry_id = re.search(r'name="id" value="(\d+)"', client.get("/console/lists").text)
+    assert entry_id is not None
+    removal = {"csrf": csrf, "id": entry_id.group(1)}
     assert client.post("/console/lists/remove", data=removal).status_code == 200
     assert _sql(client, "SELECT removed_by FROM list_entries WHERE value = 'card_bad'") == "ops"
 
@@ -264,3 +269,91 @@ def test_the_overview_counts_todays_decisions_and_signs_out(client: TestClient) 
     assert not [p for p in paths if p.startswith("/console")]  # the API's document only
     assert client.post("/console/logout", data={"csrf": csrf}).status_code == 200
     assert client.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:
+    csrf = sign_in(client, ADMIN_KEY)
+    stolen = session_cookie(client)  # a copy kept elsewhere (another tab, a thief)
+    assert client.post("/console/logout", data={"csrf": csrf}).status_code == 200
+    client.cookies.set("rg_console", stolen, path="/console")
+    assert client.get("/console/", follow_redirects=False).status_code == 303
+    assert _sql(client, "SELECT count(*) FROM console_sessions") == 0
+
+
+def test_a_key_without_a_console_scope_gets_no_session(client: TestClient) -> None:
+    form = client.get("/console/login")
+    answer = client.post("/console/login", data={"csrf": csrf_of(form.text), "key": "score-key"})
+    assert answer.status_code == 403 and "score-key" not in answer.text
+    assert "rg_console=" not in answer.headers.get("set-cookie", "")
+    assert client.get("/console/", follow_redirects=False).status_code == 303
+    assert _sql(client, "SELECT count(*) FROM console_sessions") == 0
+
+
+def _session_under(keys: str, database: str, redis_url: str, key: str) -> str:
+    """Sign in with ``key`` on a service run with ``keys``; the session cookie."""
+    app = create_app(console_settings(database, redis_url, api_keys=keys))
+    with TestClient(app) as first:
+        sign_in(first, key)
+        return session_cookie(first)
+
+
+def _pages_under(keys: str, database: str, redis_url: str, cookie: str) -> dict[str, object]:
+    """For ``cookie`` on a service with ``keys``: who the overview names, and page statuses."""
+    app = create_app(console_settings(database, redis_url, api_keys=keys))
+    with TestClient(app) as later:
+        later.cookies.set("rg_console", cookie, path="/console")
+        paths = ("/console/", "/console/queue", "/console/rules")
+        seen: dict[str, object] = {
+            path: later.get(path, follow_redirects=False).status_code for path in paths
+        }
+        who = re.search(r'id="who">([^<]*)<', later.get("/console/").text)
+        seen["who"] = who.group(1) if who else None
+        return seen
+
+
+def test_a_rotated_or_removed_key_refuses_its_sessions(
+    fresh_database: str, api_redis_url: str
+) -> None:
+    keys = "old-secret-key=review|admin@ops"
+    cookie = _session_under(keys, fresh_database, api_redis_url, "old-secret-key")
+    same = _pages_under(keys, fresh_database, api_redis_url, cookie)
+    assert same == {"/console/": 200, "/console/queue": 200, "/console/rules": 200, "who": "ops"}
+    for keys_now in ("new-secret-key=review|admin@ops", "other-key=review@ana"):  # rotated, removed
+        pages = _pages_under(keys_now, fresh_database, api_redis_url, cookie)
+        assert pages == {"/console/": 303, "/console/queue": 303, "/console/rules": 303,
+                         "who": None}, keys_now  # fmt: skip
+
+
+def test_reordering_unnamed_keys_keeps_each_session_with_its_key(
+    fresh_database: str, api_redis_url: str
+) -> None:
+    analyst = "analyst-key=review"  # key-1 first, key-2 after the reordering
+    admin = "admin-key=score|label|review|admin"
+    cookie = _session_under(f"{analyst},{admin}", fresh_database, api_redis_url, "analyst-key")
+    reordered = _pages_under(f"{admin},{analyst}", fresh_database, api_redis_url, cookie)
+    assert reordered == {"/console/": 200, "/console/queue": 200, "/console/rules": 403,
+                         "who": "key-2"}  # fmt: skip
+    # the analyst's key removed, another unnamed key now first: it inherits no session
+    taken = _pages_under("someone-else=review", fresh_database, api_redis_url, cookie)
+    assert taken["/console/"] == 303 and taken["who"] is None
+
+
+def test_a_listed_value_that_looks_like_a_card_number_never_reaches_the_page(
+    client: TestClient,
+) -> None:
+    csrf = sign_in(client, ADMIN_KEY)
+    digits = "4111111111111111"  # a numeric merchant id may pass Luhn: listed, shown masked
+    entry = {"csrf": csrf, "entity": "merchant", "kind": "watch", "value": digits, "reason": "r"}
+    assert client.post("/console/lists", data=entry).status_code == 200
+    page = client.get("/console/lists")
+    assert page.status_code == 200 and "merchant" in page.text
+    assert digits not in page.text  # neither shown nor in the remove form's hidden inputs
+    entry_id = re.search(r'name="id" value="(\d+)"', page.text)
+    assert entry_id is not None
+    for forged in ("0", "x", "9" * 40):
+        refused = client.post("/console/lists/remove", data={"csrf": csrf, "id": forged})
+        assert refused.status_code == 404
+    removal = {"csrf": csrf, "id": entry_id.group(1)}
+    assert client.post("/console/lists/remove", data=removal).status_code == 200
+    removed_by = "SELECT removed_by FROM list_entries WHERE value = $1"
+    assert _sql(client, removed_by, digits) == "ops"

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from starlette.datastructures import QueryParams
 
 from app.console.chart import bars
 from app.console.queue import parse_filter
 from app.console.session import Sessions
 from app.console.signin import safe_next
+from app.core.keys import KeyRing, digest, parse_keys
+from app.core.sessions import SessionRecord
 
 
 @pytest.mark.parametrize("name", ["app.console.chart", "app.core.keys"])
@@ -20,14 +25,45 @@ def test_doctests(name: str) -> None:
     assert result.failed == 0 and result.attempted > 0
 
 
-def test_a_session_reads_back_and_nothing_else_does() -> None:
-    book = Sessions("secret", 3600)
-    session = book.new("ana", frozenset({"review"}))
-    assert book.loads(book.dumps(session)) == session
-    assert Sessions("other", 3600).loads(book.dumps(session)) is None  # another secret
-    assert book.loads("garbage") is None and book.loads(None) is None
+@dataclass
+class MemorySessions:
+    """The SessionStore port in a dictionary."""
+
+    rows: dict[bytes, SessionRecord] = field(default_factory=dict)
+
+    async def open(self, record: SessionRecord, now: datetime) -> None:
+        self.rows = {k: r for k, r in self.rows.items() if r.expires_at > now}
+        self.rows[record.id_hash] = record
+
+    async def find(self, hashed: bytes, now: datetime) -> SessionRecord | None:
+        found = self.rows.get(hashed)
+        return found if found is not None and found.expires_at > now else None
+
+    async def end(self, hashed: bytes) -> None:
+        self.rows.pop(hashed, None)
+
+
+def _ring(text: str) -> KeyRing:
+    return KeyRing(tuple(parse_keys(text)))
+
+
+async def test_a_session_reads_back_with_its_key_as_configured_now() -> None:
+    book, store, ring = Sessions("secret", 3600), MemorySessions(), _ring("k1=review@ana")
+    cookie = await book.open(store, digest("k1"))
+    session = await book.resolve(store, ring, cookie)
+    assert session is not None and (session.name, session.scopes) == ("ana", {"review"})
+    payload = URLSafeSerializer("secret", salt="riverguard.console.session").loads(cookie)
+    assert list(payload) == ["i"]  # the session's id: no key, no name, no scopes
+    assert await book.resolve(store, _ring("k1=review|admin@bo"), cookie) is not None
+    assert await book.resolve(store, _ring("k2=review@ana"), cookie) is None  # rotated
+    assert await book.resolve(store, _ring("k1=score|label@ana"), cookie) is None  # no console
+    assert await Sessions("other", 3600).resolve(store, ring, cookie) is None  # another secret
+    assert await book.resolve(store, ring, "garbage") is None
+    assert await book.resolve(store, ring, None) is None
+    await store.end(session.hashed)
+    assert await book.resolve(store, ring, cookie) is None  # signed out
     expired = Sessions("secret", -1)
-    assert expired.loads(expired.dumps(expired.new("ana", frozenset()))) is None
+    assert await expired.resolve(store, ring, await expired.open(store, digest("k1"))) is None
 
 
 def test_the_login_nonce_is_bound_to_its_cookie() -> None:

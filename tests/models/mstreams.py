@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
 
 from models import pool, zoo
 
@@ -36,3 +40,14 @@ def train(models: pool.ModelPool, events: list[tuple[dict[str, float], bool]]) -
         scored = {s.name: s.score for s in given}
         parts = {s.name: s.parts for s in given if s.parts is not None}
         models.learn(x, y, scored, parts)
+
+
+# Models whose learning costs seconds per test (forests, and the blends and stacks built on
+# them): their cases run in `make test`; `make test-fast` keeps the cheaper members, one
+# forest (arf_all) among them, so every kind of model and plan is still exercised there.
+HEAVY = frozenset({"arf", "arf_bounded", "blend", "stack", "stack_live"})
+
+
+def by_cost(names: Iterable[str]) -> list[Any]:
+    """``names`` as pytest parameters, the :data:`HEAVY` ones marked ``slow``."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import threading
 
 import numpy as np
+import pytest
 from mstreams import new_pool, stream, train
 from river import forest, linear_model
 
+from models import booster as booster_module
 from models import metrics
 from models.booster import DAY, WindowedBooster
 from models.bounded import Bounded
@@ -167,6 +170,7 @@ def test_pool_hands_the_stacks_parts_out_and_back() -> None:
     assert stack.fallbacks == 1
 
 
+@pytest.mark.slow  # the stack learns 8,000 events (forests inside): seconds of CPU
 def test_stack_scores_are_calibrated_on_a_stationary_stream() -> None:
     models = new_pool("stack")
     events = stream(8000, seed=5)
@@ -194,3 +198,38 @@ def test_card_precision_counts_cards_not_transactions() -> None:
     s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.1])
     assert metrics.card_precision_at_k(days, cards, y, s, k=2) == 0.5
     assert metrics.card_precision_at_k(days, cards, y, s, k=4) == 0.5
+
+
+def test_the_learning_thread_only_copies_the_row_list_the_fit_thread_builds_the_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built_on: list[str] = []
+    build = booster_module._matrix
+
+    def spy(rows: list[booster_module.Row], width: int) -> np.ndarray:  # type: ignore[type-arg]
+        built_on.append(threading.current_thread().name)
+        return build(rows, width)
+
+    monkeypatch.setattr(booster_module, "_matrix", spy)
+    booster = WindowedBooster(n_trees=20, refit_every=1000, publish_after=300, min_frauds=5)
+    _fed(booster, 1000)
+    assert booster._fit is not None and booster._fit.thread is not None
+    booster._fit.thread.join()
+    assert built_on == ["riverguard-booster-fit"]  # not the learner's (event-loop) thread
+    _fed(booster, 300, seed=5)
+    assert not booster.abstains() and booster.fits == 1
+
+
+def test_the_window_fraud_count_follows_the_rows_through_forgetting_and_snapshots() -> None:
+    never = {"refit_every": 10**9, "first_fit_after": 10**9}
+    booster = WindowedBooster(max_rows=150, legit_share=0.5, **never)
+    _fed(booster, 2000)
+    counted = sum(label for _, _, label in booster._rows)
+    assert booster._window_frauds == counted > 0
+    restored = pickle.loads(pickle.dumps(booster))
+    assert restored._window_frauds == counted
+    state = booster.__getstate__()
+    del state["_window_frauds"]  # a snapshot from before the counter
+    older = WindowedBooster.__new__(WindowedBooster)
+    older.__setstate__(state)
+    assert older._window_frauds == counted

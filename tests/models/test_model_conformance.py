@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from mstreams import by_cost
 from river import base, checks
 
 from models import zoo
@@ -60,7 +61,7 @@ def applicable(name: str) -> Iterator[tuple[str, Callable[[Any], None]]]:
             yield check.__name__, check
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", by_cost(ESTIMATORS))
 def test_river_conformance_checks_pass(name: str) -> None:
     ran = []
     for check_name, check in applicable(name):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mstreams import FEATURES, new_pool, stream, train
+from mstreams import FEATURES, HEAVY, new_pool, stream, train
 from river import linear_model
 
 from models import explain, guard, pool, zoo
@@ -26,10 +28,22 @@ values = st.one_of(
 )
 features = st.dictionaries(st.one_of(st.sampled_from([*FEATURES, "junk"]), st.text()), values)
 
-# Trained once: hypothesis then hits copies of a model that already learned something, the
-# state in which a NaN would do the most damage.
-TRAINED = new_pool(*zoo.ZOO)
-train(TRAINED, stream(400))
+# Every model (make test), and the cheaper ones with one forest (make test-fast, in seconds).
+POOLS = [
+    pytest.param(tuple(n for n in zoo.ZOO if n not in HEAVY), id="light"),
+    pytest.param(tuple(zoo.ZOO), id="all", marks=pytest.mark.slow),
+]
+
+
+@functools.cache
+def trained(names: tuple[str, ...]) -> pool.ModelPool:
+    """Trained once: hypothesis then hits copies of models that already learned something,
+    the state in which a NaN would do the most damage (built on first use, not at import)."""
+    models = new_pool(*names)
+    train(models, stream(400))
+    return models
+
+
 CHECK = [x for x, _ in stream(30, seed=9)]
 
 
@@ -43,12 +57,13 @@ def _all_finite(weights: dict[str, float]) -> bool:
     return all(math.isfinite(w) for w in weights.values())
 
 
+@pytest.mark.parametrize("names", POOLS)
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(features, st.booleans()), min_size=1, max_size=6))
 def test_any_input_keeps_every_probability_finite(
-    batch: list[tuple[dict[str, object], bool]],
+    names: tuple[str, ...], batch: list[tuple[dict[str, object], bool]]
 ) -> None:
-    models = _copy(TRAINED)
+    models = _copy(trained(names))
     for x, y in batch:
         scores = models.score(x)
         for s in scores:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mstreams import by_cost
 from river import tree as river_tree
 from river.tree.nodes.branch import DTBranch
 
@@ -135,7 +136,7 @@ def events() -> list[tuple[dict[str, float], bool]]:
     return drifting(max(CHECKPOINTS))
 
 
-@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+@pytest.mark.parametrize("name", by_cost(sorted(zoo.ZOO)))
 def test_plans_answer_what_the_pool_answers(
     name: str, events: list[tuple[dict[str, float], bool]]
 ) -> None:
