@@ -9,7 +9,19 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app import bootstrap
-from app.api import auth, cards, errors, health, labels, lists, models, reviews, rules, transactions
+from app.api import (
+    auth,
+    cards,
+    cases,
+    errors,
+    health,
+    labels,
+    lists,
+    models,
+    reviews,
+    rules,
+    transactions,
+)
 from app.api.limits import BodySizeLimit
 from app.api.timing import RequestTimer
 from app.config import Settings
@@ -48,7 +60,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.state.metrics = collectors
     errors.install(app)
-    for router in (health, transactions, labels, models, cards, lists, reviews, rules):
+    for router in (health, transactions, labels, models, cards, lists, reviews, rules, cases):
         app.include_router(router.router)
     console.install(app, settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

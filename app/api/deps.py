@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.core.backtest import BacktestSource
+from app.core.cases import CaseDesk
 from app.core.insights import Insights
 from app.core.learning import Learner
 from app.core.lists import ListBook
@@ -40,6 +41,7 @@ class AppState:
     rules: RuleBook  # the scoring path reads rules.current
     backtests: BacktestSource
     insights: Insights  # read-only views for the console (card history, rule hits)
+    cases: CaseDesk
 
 
 async def get_state(request: Request) -> AppState:
