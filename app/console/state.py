@@ -13,6 +13,7 @@ from fastapi import Request
 
 from app.config import Settings
 from app.core.backtest import BacktestSource
+from app.core.cases import CaseDesk
 from app.core.insights import Insights
 from app.core.keys import KeyRing
 from app.core.lists import ListBook
@@ -48,6 +49,9 @@ class Services(Protocol):
 
     @property
     def insights(self) -> Insights: ...
+
+    @property
+    def cases(self) -> CaseDesk: ...
 
 
 def services(request: Request) -> Services:
