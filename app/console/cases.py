@@ -153,7 +153,7 @@ async def close_many(request: Request) -> Response:
         return render(request, "message.html", session, 422,
                       message="Choose cases and an outcome to close them with.")  # fmt: skip
     results = await services(request).cases.close_many(
-        chosen, cast(Outcome, outcome), session.name, datetime.now(UTC)
+        chosen, outcome, session.name, datetime.now(UTC)
     )
     closed = sum(r["result"] == "closed" for r in results)
     return RedirectResponse(f"/console/cases?bulk={closed}-of-{len(results)}", 303)
