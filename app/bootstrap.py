@@ -28,6 +28,7 @@ from app.core.learning import CheckpointPolicy, Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rule_cost import CostBudget
@@ -38,6 +39,7 @@ from app.postgres.cases import PgCaseStore
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
+from app.postgres.proposals import PgProposalStore
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
@@ -283,6 +285,7 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         backtests=rule_store,
         insights=PgInsights(backends.db),
         cases=_case_desk(settings, backends, metrics, learner),
+        proposals=Proposals(PgProposalStore(backends.db), rules, lists),
     )
 
 

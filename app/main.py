@@ -18,6 +18,7 @@ from app.api import (
     labels,
     lists,
     models,
+    proposals,
     reviews,
     rules,
     transactions,
@@ -60,7 +61,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.state.metrics = collectors
     errors.install(app)
-    for router in (health, transactions, labels, models, cards, lists, reviews, rules, cases):
+    routers = (health, transactions, labels, models, cards, lists, reviews, rules, cases, proposals)
+    for router in routers:
         app.include_router(router.router)
     console.install(app, settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -17,6 +17,7 @@ from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.ports import RecordReader
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
@@ -42,6 +43,7 @@ class AppState:
     backtests: BacktestSource
     insights: Insights  # read-only views for the console (card history, rule hits)
     cases: CaseDesk
+    proposals: Proposals  # four-eyes: rule and list changes awaiting a second key
 
 
 async def get_state(request: Request) -> AppState:
