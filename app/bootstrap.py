@@ -285,7 +285,14 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         backtests=rule_store,
         insights=PgInsights(backends.db),
         cases=_case_desk(settings, backends, metrics, learner),
-        proposals=Proposals(PgProposalStore(backends.db), rules, lists),
+        proposals=Proposals(
+            PgProposalStore(backends.db),
+            rules,
+            lists,
+            rule_store,
+            settings.decisions.backtest_max_rows,
+            settings.decisions.backtest_seconds,
+        ),
     )
 
 

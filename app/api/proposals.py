@@ -7,7 +7,7 @@ Approval by the proposer's own key name is a 403 whose message says why.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -17,15 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api import auth
 from app.api.deps import AppState, State, now
 from app.api.errors import problem, problem_responses
-from app.core.backtest import backtest
 from app.core.proposals import Kind, NotPending, SelfApproval
-from app.core.rules import CompiledRule
 from features.schema import FreeText, looks_like_pan
 
 router = APIRouter(prefix="/v1/proposals", tags=["proposals"])
 Approver = Annotated[auth.Principal, Depends(auth.requires("approve"))]
 ProposalId = Annotated[int, Path(ge=1, le=2**62)]
-BACKTEST_DAYS = 7
 
 
 class ProposalOut(BaseModel):
@@ -72,24 +69,17 @@ def shown(proposal: dict[str, Any]) -> dict[str, Any]:
     return {**proposal, "diff": diff(proposal["before"], proposal["payload"])}
 
 
-async def rule_backtest(state: AppState, candidate: CompiledRule) -> dict[str, Any]:
-    """The candidate over the last week, bounded as ``POST /v1/rules/backtest`` is."""
-    d, until = state.settings.decisions, now()
-    since = until - timedelta(days=BACKTEST_DAYS)
-    result = await backtest(candidate, state.backtests, since, until, d.backtest_max_rows,
-                            seconds=d.backtest_seconds)  # fmt: skip
-    return result.as_dict()
+def accepted(proposal: dict[str, Any]) -> JSONResponse:
+    """202 with the pending proposal and where to find it."""
+    body = ProposalOut.model_validate(shown(proposal)).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/proposals/{body['id']}"})
 
 
 async def propose(
-    state: AppState, kind: Kind, target: str, payload: dict[str, Any], who: str,
-    before: dict[str, Any] | None = None, candidate: CompiledRule | None = None,
-) -> JSONResponse:  # fmt: skip
-    """Record the change as a pending proposal: 202 with it."""
-    tested = None if candidate is None else await rule_backtest(state, candidate)
-    proposal = await state.proposals.propose(kind, target, payload, who, now(), before, tested)
-    body = ProposalOut.model_validate(shown(proposal)).model_dump(mode="json")
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/proposals/{body['id']}"})
+    state: AppState, kind: Kind, target: str, payload: dict[str, Any], who: str
+) -> JSONResponse:
+    """Record a list change as a pending proposal: 202 with it."""
+    return accepted(await state.proposals.propose(kind, target, payload, who, now()))
 
 
 @router.get("", response_model=ProposalPage, summary="Proposals",

@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.api import auth, proposals
-from app.api.deps import AppState, State
+from app.api.deps import AppState, State, now
 from app.api.errors import problem, problem_responses
 from app.core.backtest import backtest
-from app.core.proposals import Kind
+from app.core.proposals import Kind, NoSuchRule
 from app.core.rule_check import RuleError
 from app.core.rulebook import RuleExists, RuleFields, RuleSpec
 from app.core.rules import ID_PATTERN, Action, Rule
@@ -101,25 +101,16 @@ async def _propose(
     state: AppState, kind: Kind, rule_id: str, body: RuleFields | None, who: str
 ) -> Response:
     """A pending proposal of a rule change that could be applied now (else its 4xx)."""
-    existing = await state.rules.store.get(rule_id)
-    if kind == "rule_create" and existing is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a rule with this id exists")
-    if kind != "rule_create" and existing is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
-    before = None
-    if existing is not None:
-        before = {k: v for k, v in existing.content().items() if k != "id"}
-    candidate = None
-    payload: dict[str, Any] = {}
-    if body is not None:
-        rule = body.rule(rule_id)
-        # the rule as it would be stored (defaults filled in): the diff shows what changes
-        payload = {k: v for k, v in rule.content().items() if k != "id"}
-        try:
-            candidate = await state.rules.vet(rule)
-        except RuleError as exc:
-            return _invalid(exc)
-    return await proposals.propose(state, kind, rule_id, payload, who, before, candidate)
+    rule = None if body is None else body.rule(rule_id)
+    try:
+        proposal = await state.proposals.rule_change(kind, rule_id, rule, who, now())
+    except RuleError as exc:
+        return _invalid(exc)
+    except RuleExists:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a rule with this id exists") from None
+    except NoSuchRule:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule") from None
+    return proposals.accepted(proposal)
 
 
 @router.get("", response_model=RuleList, summary="List rules", responses=_PROBLEMS)

@@ -13,16 +13,19 @@ conditional update makes two approvals at once one approval and one :class:`NotP
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
+from app.core.backtest import BacktestSource, backtest
 from app.core.lists import DuplicateEntry, ListBook, ListEntry
 from app.core.rule_check import RuleError
 from app.core.rulebook import RuleBook, RuleExists, RuleFields
+from app.core.rules import Rule
 
 Kind = Literal["rule_create", "rule_update", "rule_delete", "list_add", "list_remove"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 Status = Literal["pending", "approved", "rejected", "failed"]
+BACKTEST_DAYS = 7
 
 
 class SelfApproval(PermissionError):
@@ -51,6 +54,10 @@ class ProposalStore(Protocol):
         ...
 
 
+class NoSuchRule(LookupError):
+    """An update or delete of a rule that does not exist."""
+
+
 @dataclass
 class Proposals:
     """Propose, approve (and apply) or reject rule and list changes."""
@@ -58,6 +65,29 @@ class Proposals:
     store: ProposalStore
     rules: RuleBook
     lists: ListBook
+    backtests: BacktestSource
+    backtest_max_rows: int = 2_000_000
+    backtest_seconds: float = 60.0
+
+    async def rule_change(
+        self, kind: Kind, rule_id: str, rule: Rule | None, who: str, now: datetime
+    ) -> dict[str, Any]:
+        """Propose a rule change that could be applied now: vetted as a save is (``RuleError``),
+        refused as the direct call would be (:class:`RuleExists`, :class:`NoSuchRule`), with
+        what it replaces and the new rule's backtest over the last week."""
+        existing = await self.rules.store.get(rule_id)
+        if kind == "rule_create" and existing is not None:
+            raise RuleExists(rule_id)
+        if kind != "rule_create" and existing is None:
+            raise NoSuchRule(rule_id)
+        before = None if existing is None else _fields(existing)
+        if rule is None:
+            return await self.propose(kind, rule_id, {}, who, now, before)
+        candidate = await self.rules.vet(rule)
+        since = now - timedelta(days=BACKTEST_DAYS)
+        tested = await backtest(candidate, self.backtests, since, now, self.backtest_max_rows,
+                                seconds=self.backtest_seconds)  # fmt: skip
+        return await self.propose(kind, rule_id, _fields(rule), who, now, before, tested.as_dict())
 
     async def propose(
         self, kind: Kind, target: str, payload: dict[str, Any], who: str, now: datetime,
@@ -136,6 +166,11 @@ class Proposals:
         except DuplicateEntry:
             return "an active entry with this entity, value and kind exists now"
         return None
+
+
+def _fields(rule: Rule) -> dict[str, Any]:
+    """The rule as stored (defaults filled in), without its id: a diff shows what changes."""
+    return {k: v for k, v in rule.content().items() if k != "id"}
 
 
 def _entry(payload: dict[str, Any], author: str, now: datetime) -> ListEntry:
