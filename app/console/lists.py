@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.console import proposals
 from app.console.pages import render
 from app.console.session import Session, need, posted
 from app.console.state import services
@@ -141,6 +142,8 @@ async def add_entry(request: Request) -> Response:
         expires_at=expires,
     )
     try:
+        if services(request).settings.decisions.four_eyes:
+            return await proposals.propose_entry(request, "list_add", entry, session.name)
         await services(request).lists.add(entry)
     except DuplicateEntry:
         return await _page(
@@ -156,8 +159,11 @@ async def remove_entry(request: Request) -> Response:
     value = fields.get("value", "")
     removed = None
     if entity is not None and kind is not None and value_problem(entity, value) is None:
-        book = services(request).lists
-        removed = await book.remove(entity, kind, value, session.name, datetime.now(UTC))
+        svc, now = services(request), datetime.now(UTC)
+        if svc.settings.decisions.four_eyes:
+            gone = ListEntry(entity, value, kind, "", now, session.name)
+            return await proposals.propose_entry(request, "list_remove", gone, session.name)
+        removed = await svc.lists.remove(entity, kind, value, session.name, now)
     if removed is None:
         return await _page(request, session, 404, message="No active entry like this.")
     return RedirectResponse("/console/lists", 303)

@@ -19,6 +19,7 @@ from app.core.keys import KeyRing
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
 
@@ -52,6 +53,9 @@ class Services(Protocol):
 
     @property
     def cases(self) -> CaseDesk: ...
+
+    @property
+    def proposals(self) -> Proposals: ...
 
 
 def services(request: Request) -> Services:
