@@ -38,6 +38,17 @@ WHERE a.case_id = $1 AND NOT EXISTS (
     SELECT 1 FROM labels l WHERE l.transaction_id = a.transaction_id AND l.source = 'review')
 ORDER BY a.event_time, a.transaction_id
 """
+# an alert joining is recorded by its case_alerts row: shown as riverguard's action
+_AUDIT = """
+SELECT at, who, action, detail FROM (
+    SELECT added_at AS at, 'riverguard' AS who, 'alert' AS action,
+        jsonb_build_object('transaction_id', transaction_id, 'kind', kind)::text AS detail,
+        0 AS id
+    FROM case_alerts WHERE case_id = $1
+    UNION ALL
+    SELECT at, who, action, detail::text, id FROM case_audit WHERE case_id = $1
+) a ORDER BY at, id
+"""
 _VERDICT = {"fraud": "fraud", "legitimate": "legitimate", "inconclusive": "unsure"}
 
 
@@ -101,10 +112,7 @@ class PgCaseStore:
         return [dict(r) for r in rows]
 
     async def audit(self, case_id: int) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT at, who, action, detail FROM case_audit WHERE case_id = $1 ORDER BY id",
-            case_id,
-        )
+        rows = await self.pool.fetch(_AUDIT, case_id)
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
     async def _locked(self, conn: Any, case_id: int, who: str, now: datetime) -> Any:

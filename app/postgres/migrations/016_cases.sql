@@ -8,7 +8,8 @@
 -- (>= 0.9, >= 0.5, below); an alert with a higher priority raises its case's, never lowers it.
 -- opened_at is wall-clock: the SLA age of a case is how long analysts have had it.
 -- assignee / claimed_until: the claim, a lock that expires (a claim is live while
--- claimed_until > now). Every action on a case is one case_audit row (who = the key's name).
+-- claimed_until > now). Every analyst's action on a case is one case_audit row (who = the key's
+-- name); an alert joining is its case_alerts row (added_at), shown in the audit as riverguard's.
 CREATE TABLE cases (
     id             bigserial PRIMARY KEY,
     card_id        text        NOT NULL,
@@ -58,22 +59,30 @@ CREATE TABLE case_audit (
 );
 CREATE INDEX case_audit_case ON case_audit (case_id, id);
 
+-- The usual alert joins an open case at a priority it does not raise: one index probe and a
+-- share lock (no new row version, no index entries: an upsert would write both every time, and
+-- doubled the cost of an alert). The lock makes a concurrent close wait for this record's
+-- commit, so the close labels it too. An alert's own row is its audit entry (case_alerts).
 CREATE FUNCTION case_alert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     rank smallint := CASE WHEN NEW.score >= 0.9 THEN 1 WHEN NEW.score >= 0.5 THEN 2 ELSE 3 END;
     kind text := CASE WHEN NEW.decision = 'review' THEN 'review' ELSE 'watch' END;
     joined bigint;
+    current smallint;
 BEGIN
-    INSERT INTO cases (card_id, priority) VALUES (NEW.card_id, rank)
-    ON CONFLICT (card_id) WHERE status <> 'closed'
-    DO UPDATE SET priority = least(cases.priority, EXCLUDED.priority), updated_at = now()
-    RETURNING id INTO joined;
+    SELECT id, priority INTO joined, current FROM cases
+    WHERE card_id = NEW.card_id AND status <> 'closed' FOR SHARE;
+    IF joined IS NULL THEN
+        INSERT INTO cases (card_id, priority) VALUES (NEW.card_id, rank)
+        ON CONFLICT (card_id) WHERE status <> 'closed'
+        DO UPDATE SET priority = least(cases.priority, EXCLUDED.priority), updated_at = now()
+        RETURNING id INTO joined;
+    ELSIF rank < current THEN
+        UPDATE cases SET priority = rank, updated_at = now() WHERE id = joined;
+    END IF;
     INSERT INTO case_alerts (transaction_id, case_id, event_time, kind, score)
     VALUES (NEW.transaction_id, joined, NEW.event_time, kind, NEW.score)
     ON CONFLICT (transaction_id) DO NOTHING;
-    INSERT INTO case_audit (case_id, at, who, action, detail)
-    VALUES (joined, now(), 'riverguard', 'alert',
-            jsonb_build_object('transaction_id', NEW.transaction_id, 'kind', kind));
     RETURN NULL;
 END
 $$;
