@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -206,13 +207,18 @@ def test_a_watch_list_hit_is_an_alert(fresh_database: str, api_redis_url: str) -
         assert [t["kind"] for t in detail["transactions"]] == ["watch"]
 
 
-def test_case_gauges(client: TestClient) -> None:
+def test_case_series_exist_from_start_and_count_overdue(client: TestClient) -> None:
+    fresh = client.get("/metrics").text
+    for priority in ("high", "medium", "low"):
+        assert f'riverguard_cases_overdue{{priority="{priority}"}} 0.0' in fresh
+        assert f'riverguard_cases_open{{priority="{priority}"}} 0.0' in fresh
+    assert 'riverguard_cases_closed_total{outcome="fraud"} 0.0' in fresh
     scored(client, card_id="card_g")
+    case = case_of(client, "card_g")
     state = client.app.state.riverguard  # type: ignore[attr-defined]
     assert client.portal is not None
-    from datetime import UTC, datetime
-
-    client.portal.call(state.cases.observe, datetime.now(UTC))
+    later = datetime.now(UTC) + timedelta(hours=1)  # every SLA here is 3.6 s
+    client.portal.call(state.cases.observe, later)
     text = client.get("/metrics").text
-    assert 'riverguard_cases_open{priority="high"} 0.0' in text
-    assert 'riverguard_cases_overdue{priority="medium"} 0.0' in text
+    assert f'riverguard_cases_open{{priority="{case["priority"]}"}} 1.0' in text
+    assert f'riverguard_cases_overdue{{priority="{case["priority"]}"}} 1.0' in text
