@@ -60,7 +60,7 @@ class Alert(BaseModel):
     score: float
     merchant_id: str
     decision: str
-    amount: str | None
+    amount: float | None
     currency: str | None
     label: bool | None = Field(description="the transaction's current label (None: none)")
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from app.core.cases import PRIORITIES, AlreadyClosed, CaseFilter, Held, Outcome, Sla
+from app.postgres import codec
 from app.postgres.labels import insert_received
 from features.schema import Label
 
@@ -97,10 +98,10 @@ class PgCaseStore:
     async def alerts(self, case_id: int) -> list[dict[str, Any]]:
         out = []
         for row in await self.pool.fetch(_ALERTS, case_id):
-            rest = json.loads(row["rest"], parse_float=str)
+            rest = codec.rest_fields(row["rest"], parse_float=str)
             alert = {k: row[k] for k in ("transaction_id", "event_time", "kind", "score")}
             alert.update(merchant_id=row["merchant_id"], decision=row["decision"],
-                         amount=rest.get("amount"), currency=rest.get("currency"),
+                         amount=_number(rest.get("amount")), currency=rest.get("currency"),
                          label=row["label_is_fraud"])  # fmt: skip
             out.append(alert)
         return out
@@ -229,3 +230,8 @@ class PgCaseStore:
             now, sla.high, sla.medium, sla.low,
         )  # fmt: skip
         return {PRIORITIES[r["priority"] - 1]: (int(r["active"]), int(r["overdue"])) for r in rows}
+
+
+def _number(amount: Any) -> float | None:
+    """A stored amount (a decimal string) as the JSON number the API answers."""
+    return None if amount is None else float(amount)
