@@ -22,21 +22,25 @@ from app.backends import Backends, ConfigurationError, open_backends
 from app.bundles.redis_store import RedisBundleStore
 from app.config import Settings
 from app.core import budgets, bundles, decisions, readiness, series
+from app.core.cases import CaseDesk, Sla
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rule_cost import CostBudget
 from app.core.rulebook import RuleBook, RuleFileError
 from app.core.rules import RunBudget
 from app.core.scoring import Scorer, ScoringService, group_writer
+from app.postgres.cases import PgCaseStore
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
 from app.postgres.promotions import PgPromotionRequests
+from app.postgres.proposals import PgProposalStore
 from app.postgres.recent import PgRecentTraffic
 from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
@@ -208,6 +212,10 @@ async def _decision_gauges(state: AppState, every: float = 5.0) -> None:
             await state.reviews.observe_queue()
         except Exception:
             log.warning("review queue gauges not refreshed", exc_info=True)
+        try:
+            await state.cases.observe(datetime.now(UTC))
+        except Exception:
+            log.warning("case gauges not refreshed", exc_info=True)
         await asyncio.sleep(every)
 
 
@@ -288,7 +296,25 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
         backtests=rule_store,
         insights=PgInsights(backends.db),
         sessions=PgSessionStore(backends.db),
+        cases=_case_desk(settings, backends, metrics, learner),
+        proposals=Proposals(
+            PgProposalStore(backends.db),
+            rules,
+            lists,
+            rule_store,
+            settings.decisions.backtest_max_rows,
+            settings.decisions.backtest_seconds,
+        ),
     )
+
+
+def _case_desk(
+    settings: Settings, backends: Backends, metrics: Metrics, learner: Learner
+) -> CaseDesk:
+    c = settings.cases
+    sla = Sla(c.sla_high_hours * 3600, c.sla_medium_hours * 3600, c.sla_low_hours * 3600)
+    hold = timedelta(minutes=c.claim_minutes)
+    return CaseDesk(PgCaseStore(backends.db), metrics, sla, hold, learner)
 
 
 async def _rule_book(

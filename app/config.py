@@ -148,6 +148,10 @@ class DecisionSettings(BaseModel):
         gt=0,
         description="a rule over this on 3 timed evaluations in a row is disabled",
     )
+    four_eyes: bool = Field(
+        default=False,
+        description="a rule or list change by one key waits for a second key's approval",
+    )
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> DecisionSettings:
@@ -158,6 +162,19 @@ class DecisionSettings(BaseModel):
                 "a budget is the riskiest few percent of traffic, not most of it"
             )
         return self
+
+
+class CaseSettings(BaseModel):
+    """Cases: the claim's lifetime and the SLA age per priority (docs/cases.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    claim_minutes: float = Field(
+        default=30.0, gt=0, le=7 * 1440, description="a claim on a case expires after this"
+    )
+    sla_high_hours: float = Field(default=4.0, gt=0, description="high priority: overdue after")
+    sla_medium_hours: float = Field(default=24.0, gt=0, description="medium: overdue after")
+    sla_low_hours: float = Field(default=72.0, gt=0, description="low: overdue after")
 
 
 class ConsoleSettings(BaseModel):
@@ -252,6 +269,7 @@ class Settings(BaseSettings):
     persistence: PersistenceSettings = Field(default_factory=PersistenceSettings)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
 
     @field_validator("kafka_bootstrap")
     @classmethod

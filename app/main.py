@@ -9,7 +9,20 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app import bootstrap
-from app.api import auth, cards, errors, health, labels, lists, models, reviews, rules, transactions
+from app.api import (
+    auth,
+    cards,
+    cases,
+    errors,
+    health,
+    labels,
+    lists,
+    models,
+    proposals,
+    reviews,
+    rules,
+    transactions,
+)
 from app.api.admission import AdmissionLimit
 from app.api.limits import BodySizeLimit
 from app.api.timing import RequestTimer
@@ -49,7 +62,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.state.metrics = collectors
     errors.install(app)
-    for router in (health, transactions, labels, models, cards, lists, reviews, rules):
+    routers = (health, transactions, labels, models, cards, lists, reviews, rules, cases, proposals)
+    for router in routers:
         app.include_router(router.router)
     console.install(app, settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -10,12 +10,14 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.core.backtest import BacktestSource
+from app.core.cases import CaseDesk
 from app.core.insights import Insights
 from app.core.learning import Learner
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.ports import FeatureStore, RecordReader
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.readiness import Readiness
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
@@ -41,6 +43,8 @@ class AppState:
     backtests: BacktestSource
     insights: Insights  # read-only views for the console (card history, rule hits)
     sessions: SessionStore  # the console's server-side sessions
+    cases: CaseDesk
+    proposals: Proposals  # four-eyes: rule and list changes awaiting a second key
 
 
 async def get_state(request: Request) -> AppState:

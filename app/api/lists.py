@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.api import auth
+from app.api import auth, proposals
 from app.api.deps import State, now
 from app.api.errors import problem, problem_responses
 from app.core.lists import (
@@ -128,7 +128,7 @@ async def list_entries(
     status_code=status.HTTP_201_CREATED,
     response_model=EntryOut,
     summary="Add an entry",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={**problem_responses(401, 403, 409, 413, 422), **proposals.ACCEPTED},
 )
 async def add_entry(body: NewEntry, state: State, principal: Admin) -> Any:
     """Effective at once in this process, within ``decisions.refresh_seconds`` in the others."""
@@ -149,6 +149,10 @@ async def add_entry(body: NewEntry, state: State, principal: Admin) -> Any:
         created_by=principal.name,
         expires_at=body.expires_at,
     )
+    if state.settings.decisions.four_eyes:
+        payload = body.model_dump(mode="json")
+        target = f"{body.entity}/{body.kind}/{body.value}"
+        return await proposals.propose(state, "list_add", target, payload, principal.name)
     try:
         stored = await state.lists.add(entry)
     except DuplicateEntry:
@@ -160,7 +164,7 @@ async def add_entry(body: NewEntry, state: State, principal: Admin) -> Any:
     "/{entity}/{kind}/{value}",
     response_model=EntryOut,
     summary="Remove an entry",
-    responses=problem_responses(401, 403, 404, 422),
+    responses={**problem_responses(401, 403, 404, 422), **proposals.ACCEPTED},
 )
 async def remove_entry(
     entity: Entity, kind: Kind, value: Value, state: State, principal: Admin
@@ -169,6 +173,10 @@ async def remove_entry(
     problem_type = value_problem(entity, value)
     if problem_type is not None:
         return _refused(["path", "value"], problem_type)
+    if state.settings.decisions.four_eyes:
+        payload = {"entity": entity, "kind": kind, "value": value}
+        target = f"{entity}/{kind}/{value}"
+        return await proposals.propose(state, "list_remove", target, payload, principal.name)
     removed = await state.lists.remove(entity, kind, value, principal.name, now())
     if removed is None:
         return problem(404, "no active entry with this entity, kind and value")

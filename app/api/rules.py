@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.api import auth
-from app.api.deps import State
+from app.api import auth, proposals
+from app.api.deps import AppState, State, now
 from app.api.errors import problem, problem_responses
 from app.core.backtest import backtest
+from app.core.proposals import Kind, NoSuchRule
 from app.core.rule_check import RuleError
 from app.core.rulebook import RuleExists, RuleFields, RuleSpec
 from app.core.rules import ID_PATTERN, Action, Rule
@@ -96,6 +97,22 @@ def _invalid(exc: RuleError) -> JSONResponse:
     return problem(422, "invalid rule", exc.errors)
 
 
+async def _propose(
+    state: AppState, kind: Kind, rule_id: str, body: RuleFields | None, who: str
+) -> Response:
+    """A pending proposal of a rule change that could be applied now (else its 4xx)."""
+    rule = None if body is None else body.rule(rule_id)
+    try:
+        proposal = await state.proposals.rule_change(kind, rule_id, rule, who, now())
+    except RuleError as exc:
+        return _invalid(exc)
+    except RuleExists:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a rule with this id exists") from None
+    except NoSuchRule:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule") from None
+    return proposals.accepted(proposal)
+
+
 @router.get("", response_model=RuleList, summary="List rules", responses=_PROBLEMS)
 async def list_rules(state: State) -> RuleList:
     version, rules = await state.rules.store.load()
@@ -147,9 +164,12 @@ async def get_rule(rule_id: RuleId, state: State) -> RuleOut:
     status_code=status.HTTP_201_CREATED,
     response_model=RuleOut,
     summary="Create a rule",
-    responses={**_PROBLEMS, **problem_responses(409)},
+    responses={**_PROBLEMS, **problem_responses(409), **proposals.ACCEPTED},
 )
 async def create_rule(body: RuleSpec, who: Admin, state: State) -> Any:
+    """With four-eyes on: 202 and a pending proposal (``/v1/proposals``) instead."""
+    if state.settings.decisions.four_eyes:
+        return await _propose(state, "rule_create", body.id, body, who.name)
     try:
         saved = await state.rules.create(body.rule(body.id), who.name)
     except RuleError as exc:
@@ -163,9 +183,12 @@ async def create_rule(body: RuleSpec, who: Admin, state: State) -> Any:
     "/{rule_id}",
     response_model=RuleOut,
     summary="Replace a rule (a new version when anything changed)",
-    responses={**_PROBLEMS, **problem_responses(404)},
+    responses={**_PROBLEMS, **problem_responses(404), **proposals.ACCEPTED},
 )
 async def replace_rule(rule_id: RuleId, body: RuleFields, who: Admin, state: State) -> Any:
+    """Enabling and disabling are replacements; with four-eyes on, 202 and a proposal."""
+    if state.settings.decisions.four_eyes:
+        return await _propose(state, "rule_update", rule_id, body, who.name)
     try:
         saved = await state.rules.replace(body.rule(rule_id), who.name)
     except RuleError as exc:
@@ -179,9 +202,12 @@ async def replace_rule(rule_id: RuleId, body: RuleFields, who: Admin, state: Sta
     "/{rule_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a rule (its history stays)",
-    responses={**_PROBLEMS, **problem_responses(404)},
+    responses={**_PROBLEMS, **problem_responses(404), **proposals.ACCEPTED},
 )
 async def delete_rule(rule_id: RuleId, who: Admin, state: State) -> Response:
+    """With four-eyes on: 202 and a pending proposal instead."""
+    if state.settings.decisions.four_eyes:
+        return await _propose(state, "rule_delete", rule_id, None, who.name)
     if not await state.rules.delete(rule_id, who.name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
-from app.console import lists, overview, queue, rules, signin
+from app.console import cases, lists, overview, proposals, queue, rules, signin
 from app.console.pages import environment, render
 from app.console.session import Refused, Sessions, SignInNeeded, current, resolve
 
@@ -44,6 +44,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.console_today = overview.TodayCache()
     app.add_exception_handler(SignInNeeded, _sign_in)
     app.add_exception_handler(Refused, _refused)
-    for module in (signin, overview, queue, rules, lists):
+    for module in (signin, overview, queue, cases, rules, lists, proposals):
         app.include_router(module.router, dependencies=[Depends(resolve)])
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

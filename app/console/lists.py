@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.console import proposals
 from app.console.pages import render
 from app.console.session import Session, need, posted
 from app.console.state import services
@@ -142,6 +143,8 @@ async def add_entry(request: Request) -> Response:
         expires_at=expires,
     )
     try:
+        if services(request).settings.decisions.four_eyes:
+            return await proposals.propose_entry(request, "list_add", entry, session.name)
         await services(request).lists.add(entry)
     except DuplicateEntry:
         return await _page(
@@ -161,6 +164,8 @@ async def remove_entry(request: Request) -> Response:
     removed = None
     if entry is not None:
         now = datetime.now(UTC)
+        if services(request).settings.decisions.four_eyes:
+            return await proposals.propose_entry(request, "list_remove", entry, session.name)
         removed = await book.remove(entry.entity, entry.kind, entry.value, session.name, now)
     if removed is None:
         return await _page(request, session, 404, message="No active entry like this.")

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from app.console import proposals
 from app.console.chart import bars, days
 from app.console.pages import render
 from app.console.session import Session, need, posted
@@ -129,6 +130,8 @@ async def write_rule(request: Request) -> Response:
         if fields.get("do") == "backtest":
             tested = await _run_backtest(svc, rule, _window(fields))
             return await _list_page(request, session, 200, values, tested=tested)
+        if svc.settings.decisions.four_eyes:
+            return await proposals.propose_rule(request, "rule_create", rule.id, rule, session.name)
         saved = await svc.rules.create(rule, session.name)
     except ValueError as exc:  # ValidationError and RuleError are ValueErrors
         if isinstance(exc, ValidationError | RuleError):
@@ -177,6 +180,10 @@ async def switch(rule_id: str, request: Request) -> Response:
         return _no_such_rule(request, session)
     try:
         switched = replace(rule, enabled=fields.get("enabled") == "true")
+        if svc.settings.decisions.four_eyes:
+            return await proposals.propose_rule(
+                request, "rule_update", rule.id, switched, session.name
+            )
         await svc.rules.replace(switched, session.name)
     except RuleError:
         message = "This rule no longer compiles (a variable it names is gone): rewrite it."

@@ -13,11 +13,13 @@ from fastapi import Request
 
 from app.config import Settings
 from app.core.backtest import BacktestSource
+from app.core.cases import CaseDesk
 from app.core.insights import Insights
 from app.core.keys import KeyRing
 from app.core.lists import ListBook
 from app.core.metrics import Metrics
 from app.core.promotion import Promotions
+from app.core.proposals import Proposals
 from app.core.reviews import ReviewDesk
 from app.core.rulebook import RuleBook
 from app.core.sessions import SessionStore
@@ -52,6 +54,12 @@ class Services(Protocol):
 
     @property
     def sessions(self) -> SessionStore: ...
+
+    @property
+    def cases(self) -> CaseDesk: ...
+
+    @property
+    def proposals(self) -> Proposals: ...
 
 
 def services(request: Request) -> Services:

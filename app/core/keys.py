@@ -25,8 +25,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["score", "label", "review", "admin"]
-SCOPES: frozenset[str] = frozenset({"score", "label", "review", "admin"})
+Scope = Literal["score", "label", "review", "admin", "approve"]
+SCOPES: frozenset[str] = frozenset({"score", "label", "review", "admin", "approve"})
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -68,7 +68,8 @@ def parse_keys(text: str) -> list[ApiKey]:
         scopes = frozenset(s.strip() for s in scopes_text.split("|") if s.strip())
         if not sep or not key or not scopes or not scopes <= SCOPES:
             raise KeyConfigError(
-                f"API key entry #{position} must look like key=score|label|review|admin[@name]"
+                f"API key entry #{position} must look like"
+                " key=score|label|review|admin|approve[@name]"
             )
         if not _NAME.fullmatch(name):
             raise KeyConfigError(f"API key entry #{position}: a name is [A-Za-z0-9_.-]{{1,64}}")

@@ -214,6 +214,7 @@ class Metrics:
         )
 
         self._decision_layer(r)
+        self._cases(r)
 
     def _decision_layer(self, r: CollectorRegistry) -> None:
         """Lists and the review queue (docs/decisions.md, "Lists" and "Review queue")."""
@@ -241,6 +242,24 @@ class Metrics:
             "riverguard_review_verdicts_total",
             "Review verdicts recorded by this process, by verdict and analyst (the key's name).",
             ["verdict", "analyst"],
+            registry=r,
+        )
+
+    def _cases(self, r: CollectorRegistry) -> None:
+        """Cases (docs/cases.md): not closed and overdue per priority, closes per outcome."""
+        self.cases_open = Gauge(
+            "riverguard_cases_open", "Cases not closed, by priority.", ["priority"], registry=r
+        )
+        self.cases_overdue = Gauge(
+            "riverguard_cases_overdue",
+            "Cases not closed past their priority's SLA age (RIVERGUARD_CASES__SLA_*_HOURS).",
+            ["priority"],
+            registry=r,
+        )
+        self.cases_closed = Counter(
+            "riverguard_cases_closed_total",
+            "Cases closed by this process, by outcome.",
+            ["outcome"],
             registry=r,
         )
 

@@ -16,7 +16,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.core import lists, reviews
+from app.core import cases, lists, reviews
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
@@ -48,6 +48,9 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
     touch(metrics.checkpoints, [(model,) for model in models])
     touch(metrics.list_hits, itertools.product(lists.ENTITIES, lists.KINDS))
     touch(metrics.list_entries, [(kind,) for kind in lists.KINDS])
+    touch(metrics.cases_open, [(p,) for p in cases.PRIORITIES])
+    touch(metrics.cases_overdue, [(p,) for p in cases.PRIORITIES])
+    touch(metrics.cases_closed, [(o,) for o in cases.OUTCOMES])
     # roles move with a promotion, so every model gets both
     touch(metrics.scores, itertools.product(models, get_args(Role)))
     touch(

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-#: Keys that may open the console: its pages are the analysts' (review) and the admins'.
-CONSOLE_SCOPES: frozenset[str] = frozenset({"review", "admin"})
+#: Keys that may open the console: analysts (review), admins and approvers (four-eyes).
+CONSOLE_SCOPES: frozenset[str] = frozenset({"review", "admin", "approve"})
 
 
 def id_hash(session_id: str) -> bytes:

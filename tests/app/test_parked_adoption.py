@@ -204,8 +204,9 @@ class _Bundles:
     def __init__(self) -> None:
         self.published: list[int] = []
 
-    async def publish(self, seq: int, blob: bytes) -> None:
+    async def publish(self, seq: int, blob: bytes, epoch: int = 0, force: bool = False) -> int:
         self.published.append(seq)
+        return len(self.published)  # numbered in publication order, as the Redis store does
 
     async def latest(self) -> int | None:
         return self.published[-1] if self.published else None

@@ -29,7 +29,7 @@
     box = document.createElement("div");
     box.id = "shortcut-help";
     box.className = "help-box";
-    box.textContent = "f fraud · l legitimate · u unsure · n / j next · k back (item) — j / k move · Enter or o open · n first (queue) · ? this help";
+    box.textContent = "f fraud · l legitimate · u unsure · n / j next · k back (item) — c claim · i inconclusive (case) — j / k move · Enter or o open · n first (queue, cases) · ? this help";
     document.body.appendChild(box);
   }
   document.addEventListener("keydown", function (event) {
