@@ -215,7 +215,7 @@ def logreg_all(lr: float = 0.02, l2: float = 1e-5) -> Any:
     return SignedLog() | preprocessing.StandardScaler() | regression
 
 
-@register("arf_bounded", version="1")
+@register("arf_bounded", version="2")
 def arf_bounded(
     n_models: int = 10,
     max_features: str | int | None = "sqrt",
@@ -226,9 +226,10 @@ def arf_bounded(
     leaf_prediction: str = "mc",
     max_size_mb: float = 2.0,
     check_every: int = 2_000,
+    legit_share: float = 1.0,
     seed: int = 7,
 ) -> Any:
-    """Adaptive random forest on every label, depth-capped, size enforced every 2,000 labels."""
+    """Adaptive random forest, depth-capped, size enforced every 2,000 labels."""
     model = forest.ARFClassifier(
         n_models=n_models,
         max_features=max_features,  # type: ignore[arg-type]
@@ -241,23 +242,25 @@ def arf_bounded(
         max_size=max_size_mb,
         seed=seed,
     )
-    return SignedLog() | Bounded(model, check_every=check_every)
+    bounded = Bounded(model, check_every=check_every, legit_share=legit_share, seed=seed)
+    return SignedLog() | bounded
 
 
-@register("booster", version="2")
+@register("booster", version="3")
 def booster(
     n_trees: int = 400,
-    window_days: float = 28.0,
+    window_days: float = 49.0,
     max_rows: int = 100_000,
-    legit_share: float = 0.25,
+    legit_share: float = 0.1,
     refit_every: int = 20_000,
     refit_hours: float = 24.0,
+    refit_frauds: int | None = 100,
     first_fit_after: int = 2_000,
     publish_after: int = 200,
     wait_for_fit: bool = True,
     seed: int = 7,
 ) -> Any:
-    """LightGBM refitted daily (or every 20,000 labels) on the last 28 days of labels."""
+    """LightGBM refitted daily (or on 100 new frauds) on the last 49 days of labels."""
     return WindowedBooster(
         n_trees=n_trees,
         window_days=window_days,
@@ -265,6 +268,7 @@ def booster(
         legit_share=legit_share,
         refit_every=refit_every,
         refit_hours=refit_hours,
+        refit_frauds=refit_frauds,
         first_fit_after=first_fit_after,
         publish_after=publish_after,
         wait_for_fit=wait_for_fit,
@@ -272,19 +276,23 @@ def booster(
     )
 
 
-@register("stack", version="3")
+@register("stack", version="4")
 def stack(
     memory: float = 100_000.0,
     average: float = 50_000.0,
+    forest_share: float = 0.1,
     publish_after: int = 200,
     wait_for_fit: bool = True,
     seed: int = 7,
+    **booster_params: Any,
 ) -> Any:
-    """Online logistic stack of arf_bounded, logreg and booster: the champion candidate."""
+    """Online logistic stack of arf_bounded, logreg and booster: the champion."""
     members = {
-        "arf_bounded": arf_bounded(seed=seed),
+        "arf_bounded": arf_bounded(legit_share=forest_share, seed=seed),
         "logreg": logreg(seed=seed),
-        "booster": booster(publish_after=publish_after, wait_for_fit=wait_for_fit, seed=seed),
+        "booster": booster(
+            publish_after=publish_after, wait_for_fit=wait_for_fit, seed=seed, **booster_params
+        ),
     }
     return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory, average=average)
 

@@ -7,7 +7,7 @@ stack,blend``):
 * ``stack`` (the zoo's champion candidate, :data:`models.zoo.CHAMPION`; measured 2026-12-05):
   average precision 0.521, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
   0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718.
-* ``blend`` (the service's configured default until the lead switches it; 2026-11-21):
+* ``blend`` (the service's configured default until 2026-12-07; measured 2026-11-21):
   0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,
   weekly 0.409 / 0.751, gradient boosting weekly on all labels 0.357 / 0.751.
 
@@ -29,6 +29,15 @@ from simulator.generate import SimConfig, simulate
 #: (AP floor, AUC floor) on the last half, per gated model
 FLOORS = {"stack": (0.42, 0.86), "blend": (0.33, 0.78)}
 
+#: A live variant is gated through its reproducible twin: ``stack_live`` is ``stack`` except
+#: that its booster publishes a fit when the fit is done (results then depend on the machine)
+#: where ``stack`` publishes a fixed number of labels after the fit starts.
+TWIN = {"stack_live": "stack"}
+
+
+def gated(name: str) -> str:
+    return TWIN.get(name, name)
+
 
 def _second_half(name: str) -> evaluation.Row:
     stream = simulate(SimConfig(days=10, cards=1500, seed=3))
@@ -38,7 +47,7 @@ def _second_half(name: str) -> evaluation.Row:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted({zoo.CHAMPION, ScoringSettings().champion}))
+@pytest.mark.parametrize("name", sorted({zoo.CHAMPION, gated(ScoringSettings().champion)}))
 def test_champion_quality_stays_above_the_floor(name: str) -> None:
     ap_floor, auc_floor = FLOORS[name]
     row = _second_half(name)
