@@ -30,7 +30,7 @@ figures in the docstring of :func:`arf`):
   and is 5x slower: a challenger to try, not the default.
 * Probabilities of re-balanced models are shifted upwards (about 10x the odds); ranking
   metrics are unaffected, but decision thresholds are set on the champion's own scale.
-* ``blend`` (the default champion) averages the probabilities of ``arf`` and ``logreg``
+* ``blend`` (the champion before the stack) averages the probabilities of ``arf`` and ``logreg``
   (:mod:`models.ensemble`). Neither part wins everywhere; the blend is never far behind the
   better one and beats the weekly-retrained batch model on every simulator stream measured.
   Last-half average precision, blend / arf / logreg / weekly batch: simulator 60 days seed 7
@@ -45,21 +45,24 @@ figures in the docstring of :func:`arf`):
   ``memory_estimate_period``, ``grace_period``) is the next thing to try. A mean of log-odds
   (``on="logit"``) instead of probabilities: 0.302 on seed 7, worse elsewhere.
 
-The stacked champion (``stack``, :data:`CHAMPION`; figures in BENCHMARKS.md):
+The stacked champion (``stack``, :data:`CHAMPION`; the service runs ``stack_live``; figures
+in BENCHMARKS.md):
 
-* ``stack`` = an online logistic meta-learner (:mod:`models.stack`) over the prior-corrected
-  log-odds of three members, learning from the member scores stored at scoring time:
-  ``arf_bounded`` (ARF on every label, depth ≤ 12, each tree's size enforced every 2,000
-  labels: :mod:`models.bounded`), ``logreg`` (the re-balanced logistic regression, whose
-  odds the stack divides back by the 10x its sampling put in) and ``booster`` (LightGBM
-  refitted daily, or every 20,000 labels, first after 2,000, on the last 28 days of learned
-  rows, on a background thread: :mod:`models.booster`).
+* ``stack`` = a mixture (:mod:`models.stack`) of an online logistic meta-learner over the
+  prior-corrected log-odds of three members and of each member alone, weighted by their
+  prequential log-loss, learning from the member scores stored at scoring time:
+  ``arf_bounded`` (ARF, depth ≤ 12, each tree's size enforced every 2,000 labels, learning
+  every fraud and 10 % of legitimate labels weighted ×10: :mod:`models.bounded`),
+  ``logreg`` (the re-balanced logistic regression, whose odds the stack divides back by the
+  10x its sampling put in) and ``booster`` (LightGBM refitted daily, on 100 new frauds or
+  every 20,000 labels, first after 2,000, on the last 49 days of learned rows, every fraud
+  and 10 % of legitimate rows weighted ×10, on a background thread: :mod:`models.booster`).
 * Imbalance is handled only where a learner needs it to learn: the trees need
   ``max_share_to_split=1.0`` to split at all; SGD logistic regression on every label
   (``logreg_all``) ranks at chance on the dev streams (second-half AUC 0.51 / 0.59: the
   gradient of 99 % legitimate rows swamps the rest at any single learning rate), so the stack
-  keeps the re-balanced one and corrects its prior; the booster keeps every fraud and a
-  weighted quarter of legitimate rows (same odds, a quarter of the fit time).
+  keeps the re-balanced one and corrects its prior; the booster and the forest keep every
+  fraud and a weighted tenth of legitimate rows (the same odds, a fraction of the cost).
 * ``arf_bounded`` hyperparameters: River's defaults for ``lambda_value`` (6),
   ``grace_period`` (50), ``delta`` (0.01) and ``mc`` leaves (``nba`` leaves rank worse on
   these correlated features, see above), depth capped at 12 and 2 MiB per tree: 18.6 MB
@@ -108,7 +111,7 @@ class ModelSpec:
 
 ZOO: dict[str, ModelSpec] = {}
 
-#: The zoo's champion candidate (the service's champion is a setting; the lead switches it).
+#: The zoo's champion: the service's default is its live twin ``stack_live`` (a setting).
 CHAMPION = "stack"
 
 
@@ -189,7 +192,7 @@ def _forest(n_models: int, max_features: int | str | None, seed: int) -> Any:
 def arf(
     n_models: int = 10, max_features: str = "sqrt", fraud_share: float = 0.1, seed: int = 7
 ) -> Any:
-    """Adaptive random forest (10 trees) on a 10%-fraud stream; the default champion."""
+    """Adaptive random forest (10 trees) on a 10%-fraud stream (a member of ``blend``)."""
     return SignedLog() | _rebalanced(_forest(n_models, max_features, seed), fraud_share, seed)
 
 
@@ -201,7 +204,7 @@ def arf_all(n_models: int = 5, seed: int = 7) -> Any:
 
 @register("blend", version="3")
 def blend(weight: float = 0.5, on: str = "probability", seed: int = 7) -> Any:
-    """Mean probability of ``arf`` and ``logreg``: the default champion."""
+    """Mean probability of ``arf`` and ``logreg``: the champion before the stack."""
     return Blend(arf(seed=seed), logreg(seed=seed), weight=weight, on=on)
 
 
@@ -281,6 +284,9 @@ def stack(
     memory: float = 100_000.0,
     average: float = 50_000.0,
     forest_share: float = 0.1,
+    experts: bool = True,
+    mix_memory: float = 20_000.0,
+    eta: float = 1.0,
     publish_after: int = 200,
     wait_for_fit: bool = True,
     seed: int = 7,
@@ -294,7 +300,15 @@ def stack(
             publish_after=publish_after, wait_for_fit=wait_for_fit, seed=seed, **booster_params
         ),
     }
-    return Stack(members, fraud_shares={"logreg": 0.1}, memory=memory, average=average)
+    return Stack(
+        members,
+        fraud_shares={"logreg": 0.1},
+        memory=memory,
+        average=average,
+        mix_memory=mix_memory,
+        eta=eta,
+        experts=experts,
+    )
 
 
 #: For the service: the booster publishes a fit at the first label after it finished and never
