@@ -193,6 +193,8 @@ class Stack(base.Classifier):
         Memory (labels) and learning rate of the experts' weights; ``eta=0``: equal weights.
     experts
         False: the meta-learner alone (the stack before the mixture).
+    handover
+        Frauds learned after which the meta-learner alone scores (None: the mixture always).
     """
 
     def __init__(
@@ -205,6 +207,7 @@ class Stack(base.Classifier):
         mix_memory: float = 20_000.0,
         eta: float = 1.0,
         experts: bool = True,
+        handover: int | None = None,
     ) -> None:
         self.members = members
         self.fraud_shares = fraud_shares
@@ -214,6 +217,7 @@ class Stack(base.Classifier):
         self.mix_memory = mix_memory
         self.eta = eta
         self.experts = experts
+        self.handover = handover
         self._names = list(members)
         n = len(self._names)
         # start as the mean log-odds at a 1% prior; the meta-learner moves from there
@@ -249,7 +253,10 @@ class Stack(base.Classifier):
     def expert_weights(self) -> tuple[list[list[float]], list[int], list[float]]:
         """Every expert's weights on ``[1, inputs]``, the member it needs, its mixture weight."""
         meta = [float(w) for w in self.meta.avg]
-        return [meta, *self._fixed], list(self._needs), list(self.weights)
+        weights = list(self.weights)
+        if self.handover is not None and self.frauds >= self.handover:
+            weights = [1.0] + [0.0] * (len(weights) - 1)
+        return [meta, *self._fixed], list(self._needs), weights
 
     def prior(self) -> float:
         return (self.frauds + 1.0) / (self.labels + 100.0)

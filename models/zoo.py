@@ -284,7 +284,8 @@ def stack(
     memory: float = 100_000.0,
     average: float = 50_000.0,
     forest_share: float = 0.1,
-    experts: bool = True,
+    experts: bool = False,
+    handover: int | None = None,
     mix_memory: float = 20_000.0,
     eta: float = 1.0,
     publish_after: int = 200,
@@ -308,6 +309,7 @@ def stack(
         mix_memory=mix_memory,
         eta=eta,
         experts=experts,
+        handover=handover,
     )
 
 

@@ -4,9 +4,11 @@ Measured on this stream (10 days, 1,500 cards, seed 3), over the second half
 (``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3 --models
 stack,blend``):
 
-* ``stack`` (the zoo's champion candidate, :data:`models.zoo.CHAMPION`; measured 2026-12-05):
-  average precision 0.521, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
-  0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718.
+* ``stack`` (the zoo's champion, :data:`models.zoo.CHAMPION`, gated for the service's
+  default ``stack_live``; measured 2026-12-07 with its forest learning 10 % of legitimate
+  labels and its booster on 49 days): average precision 0.534, ROC AUC 0.890, ECE 0.023;
+  its members ``arf_bounded`` 0.384 / 0.831, ``logreg`` 0.341 / 0.799, ``booster`` 0.359 /
+  0.728 (2026-12-05, before those changes: 0.521 / 0.902).
 * ``blend`` (the service's configured default until 2026-12-07; measured 2026-11-21):
   0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,
   weekly 0.409 / 0.751, gradient boosting weekly on all labels 0.357 / 0.751.
