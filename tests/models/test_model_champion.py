@@ -288,3 +288,13 @@ def test_booster_refits_once_enough_new_frauds_arrive() -> None:
     assert booster.fits == 1
     booster.learn_one(*frauds[29])
     assert booster.fits == 2
+
+
+def test_after_the_handover_the_meta_learner_alone_scores() -> None:
+    members = {"a": linear_model.LogisticRegression(), "b": linear_model.LogisticRegression()}
+    stack = Stack(members, handover=5)
+    for i in range(100):
+        stack.learn_meta({"a": 0.9 if i % 10 == 0 else 0.02, "b": 0.3}, i % 10 == 0)
+    assert stack.frauds >= 5 and stack.expert_weights()[2] == [1.0, 0.0, 0.0]
+    parts = {"a": 0.5, "b": 0.3}
+    assert stack.combine(parts) == stack.meta.predict(stack.inputs(parts))

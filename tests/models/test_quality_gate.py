@@ -6,7 +6,8 @@ stack,blend``):
 
 * ``stack`` (the zoo's champion, :data:`models.zoo.CHAMPION`, gated for the service's
   default ``stack_live``; measured 2026-12-07 with its forest learning 10 % of legitimate
-  labels and its booster on 49 days): average precision 0.534, ROC AUC 0.890, ECE 0.023;
+  labels, its booster on 49 days, its members mixed in until 50 frauds): average precision
+  0.534, ROC AUC 0.890, ECE 0.023 (first 7 days: AP 0.065, ``blend`` 0.032);
   its members ``arf_bounded`` 0.384 / 0.831, ``logreg`` 0.341 / 0.799, ``booster`` 0.359 /
   0.728 (2026-12-05, before those changes: 0.521 / 0.902).
 * ``blend`` (the service's configured default until 2026-12-07; measured 2026-11-21):
