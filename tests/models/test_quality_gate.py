@@ -5,11 +5,11 @@ Measured on this stream (10 days, 1,500 cards, seed 3), over the second half
 stack,blend``):
 
 * ``stack`` (the zoo's champion, :data:`models.zoo.CHAMPION`, gated for the service's
-  default ``stack_live``; measured 2026-12-07 with its forest learning 10 % of legitimate
-  labels, its booster on 49 days, its members mixed in until 50 frauds): average precision
-  0.534, ROC AUC 0.890, ECE 0.023 (first 7 days: AP 0.065, ``blend`` 0.032);
-  its members ``arf_bounded`` 0.384 / 0.831, ``logreg`` 0.341 / 0.799, ``booster`` 0.359 /
-  0.728 (2026-12-05, before those changes: 0.521 / 0.902).
+  default ``stack_live``): average precision 0.521, ROC AUC 0.902, ECE 0.024 (2026-12-05;
+  the meta-learner alone past its first 50 frauds, as now); its members ``arf_bounded``
+  0.285 / 0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718. With the forest on
+  10 % of legitimate labels and the booster on 49 days (2026-12-07, not the default): 0.534 /
+  0.890, first 7 days AP 0.065 with the mixture until 50 frauds (``blend`` 0.032).
 * ``blend`` (the service's configured default until 2026-12-07; measured 2026-11-21):
   0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,
   weekly 0.409 / 0.751, gradient boosting weekly on all labels 0.357 / 0.751.
