@@ -11,8 +11,8 @@ booster fit running on its own thread is not counted), over the labels after ``-
 (trees grow: the first labels are cheap), for the whole ``learn`` and for each model's own
 share. The fits' own cost is the booster's (bench/champion.py times one).
 
-Lineups: ``--lineups "stack_live,logreg,hat;stack_full,logreg,hat"`` (champion first);
-``stack_full`` is the stack whose forest learns every label (the lineup before sampling).
+Lineups: ``--lineups "stack_live,logreg,hat;stack_sampled,logreg,hat"`` (champion first);
+``stack_sampled``: the stack whose forest learns every fraud and 10 % of legitimate labels.
 
 Usage: ``python -m bench.learn_cost --cache /tmp/rgc [--source handbook] [--labels 20000]``
 """
@@ -32,10 +32,10 @@ from models import evaluation, zoo
 from models.pool import ModelPool
 
 zoo.register_variant(
-    "stack_full",
+    "stack_sampled",
     "stack",
-    description="stack whose forest learns every label (before sampling)",
-    forest_share=1.0,
+    description="stack whose forest learns every fraud and 10% of legitimate labels",
+    forest_share=0.1,
 )
 
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--cache", default="")
     parser.add_argument("--warm", type=int, default=20_000)
     parser.add_argument("--labels", type=int, default=10_000)
-    parser.add_argument("--lineups", default="stack_live,logreg,hat;stack_full,logreg,hat")
+    parser.add_argument("--lineups", default="stack_live,logreg,hat;stack_sampled,logreg,hat")
     args = parser.parse_args()
     print("## bench/learn_cost.py\n")
     print(f"`{args.source}` ({args.days} days, {args.cards} cards, seed {args.seed}): CPU µs per")
