@@ -46,7 +46,7 @@ class StreamSettings(BaseModel):
 class ScoringSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    champion: str = "blend"
+    champion: str = "stack_live"
     challengers: tuple[str, ...] = ("logreg", "hat")
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
