@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,16 +83,15 @@ class DemoService:
         assert self.urls.database_url is not None
         return self.urls.database_url
 
-    def start(self, timeout: float = 90) -> None:
-        """Start both at once (migrations serialise on a lock) and wait until both are ready."""
-        learner_log = self.log_path.with_name(f"{self.log_path.stem}-learner.log")
-        with ThreadPoolExecutor(2) as pool:
-            started = [
-                pool.submit(self.learner.start, learner_log, timeout),
-                pool.submit(self.scorer.start, self.log_path, timeout),
-            ]
-            for future in started:
-                future.result()
+    def start(self, timeout: float = 300) -> None:
+        """Start the learner, then the scorer, each once ready.
+
+        One after the other from this thread: a child is signalled when the thread that started
+        it ends, so no helper thread may start them. Each takes a few CPU-seconds (imports,
+        models, migrations); the deadline is generous because a loaded machine stretches them.
+        """
+        self.learner.start(self.log_path.with_name(f"{self.log_path.stem}-learner.log"), timeout)
+        self.scorer.start(self.log_path, timeout)
 
     def stop(self) -> None:
         """The scorer first (its workers finish their batches), then the learner."""

@@ -229,7 +229,7 @@ def render(data: ReportData) -> str:
         _table(
             "Run summary",
             [[html.escape(str(k)), html.escape(str(v))] for k, v in data.summary.items()],
-            ["", ""],
+            ["measure", "value"],
         ),
         "".join(f"<p class='note'>{html.escape(note)}</p>" for note in data.notes),
         _models_table(data.models, final),

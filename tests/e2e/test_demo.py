@@ -30,7 +30,8 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     env[MARK] = uuid.uuid4().hex  # inherited by every process the demo starts
     started = time.time() - 1
     done = subprocess.run(
-        [str(RIVERGUARD), "demo", "--days", "2", "--cards", "400", "--no-live", "--out", str(out)],
+        # six days: the first fraud labels arrive (~400 labels, 20 frauds), so AP is defined
+        [str(RIVERGUARD), "demo", "--days", "6", "--cards", "300", "--no-live", "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
