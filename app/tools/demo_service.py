@@ -110,7 +110,7 @@ class DemoService:
         out = _counters(await _metrics_text(self.scorer.url))
         learner = _counters(await _metrics_text(self.learner.url))
         for key, value in learner.items():
-            if key.startswith("labels:") and key != "labels:accepted":
+            if key.startswith("labels:") and key != "labels:arrived":
                 out[key] = value
         return out
 
@@ -162,8 +162,12 @@ async def _metrics_text(url: str) -> str:
 def _counters(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("riverguard_inputs_total{") and 'kind="transaction"' in line:
+        if line.startswith("riverguard_inputs_total{"):
             outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            if 'kind="label"' in line:  # taken in: durable, for the learner to settle
+                if outcome not in ("rejected", "dead_letter"):
+                    out["labels:arrived"] = out.get("labels:arrived", 0) + _value(line)
+                continue
             path = line.split('path="', 1)[1].split('"', 1)[0]
             out[f"{outcome}:{path}"] = out.get(f"{outcome}:{path}", 0) + _value(line)
         elif line.startswith("riverguard_labels_total{"):
