@@ -92,7 +92,7 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         expected_tx,
         stored["labels"] - stored["unsettled"],  # what the learner settled meanwhile
     )
-    measured = demo_summary.Run(elapsed, replayed, cpu, compared)
+    measured = demo_summary.Run(elapsed, replayed, cpu, compared, await service.freshness())
     data = await _report_data(service, records, options.http_rate, stream.summary, measured, setup)
     options.out.write_text(report.render(data), encoding="utf-8")
     _print_summary(console, data, options.out)

@@ -127,6 +127,20 @@ class DemoService:
     async def dead_letters(self) -> int:
         return int((await self.samples()).get("dead_letters", 0))
 
+    async def freshness(self) -> dict[str, float]:
+        """The scorer's bundles (loaded, mean delay after publication, last seq) and the
+        learner's learning-log head."""
+        scorer = _counters(await _metrics_text(self.scorer.url))
+        learner = _counters(await _metrics_text(self.learner.url))
+        loads = scorer.get("riverguard_bundle_load_delay_seconds_count", 0.0)
+        return {
+            "loads": loads,
+            "mean_delay_s": scorer.get("riverguard_bundle_load_delay_seconds_sum", 0.0)
+            / max(loads, 1.0),
+            "loaded_seq": scorer.get("riverguard_bundle_loaded_seq", -1.0),
+            "learner_head": learner.get("riverguard_learning_log_head", -1.0),
+        }
+
     async def counts(self) -> dict[str, int]:
         """Stored transactions and labels, and labels the learner has not settled yet."""
         conn = await asyncpg.connect(self.database_url)
@@ -175,7 +189,18 @@ def _counters(text: str) -> dict[str, float]:
             out[f"labels:{status}"] = out.get(f"labels:{status}", 0) + _value(line)
         elif line.startswith("riverguard_dead_letters_total{"):
             out["dead_letters"] = out.get("dead_letters", 0) + _value(line)
+        elif line.startswith(_BUNDLE_GAUGES):
+            out[line.split(" ", 1)[0]] = _value(line)
     return out
+
+
+# how fresh the scorer's models are: the bundles it loaded, and how long after publication
+_BUNDLE_GAUGES = (
+    "riverguard_bundle_loaded_seq ",
+    "riverguard_bundle_load_delay_seconds_count ",
+    "riverguard_bundle_load_delay_seconds_sum ",
+    "riverguard_learning_log_head ",
+)
 
 
 def _value(line: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,6 +129,7 @@ class Run:
     replayed: sim_replay.ReplaySummary
     cpu: CpuUse
     compared: str  # the model the champion is compared with
+    bundles: Mapping[str, float] = field(default_factory=dict)  # DemoService.freshness()
 
 
 def lines(
@@ -157,6 +158,16 @@ def lines(
         **measured.cpu.lines(),
     }
     notes = [n for n in (not_learned, measured.cpu.note()) if n]
+    bundles = measured.bundles
+    if bundles.get("loads"):
+        out["scorer bundle loads"] = (
+            f"{bundles['loads']:,.0f}, {bundles['mean_delay_s']:.1f} s after publication"
+        )
+        notes.append(
+            f"The scorer scores with the learner's bundles: it ended on the bundle at "
+            f"learning-log position {bundles['loaded_seq']:,.0f}, the learner at "
+            f"{bundles['learner_head']:,.0f}."
+        )
     compared = head_to_head(data.models, measured.compared)
     if compared is not None:
         out[compared[0]] = compared[1]

@@ -89,7 +89,13 @@ def test_summary_values_are_short_text_and_notes_say_what_they_count() -> None:
     replayed.by_sink["http"] = Counter(accepted=12_345)
     replayed.outcomes["transaction"]["accepted"] = 21_000
     cpu = demo_summary.CpuUse(scorer_s=42.0, learner_s=30.0, transactions=21_000, labels=10_500)
-    run = demo_summary.Run(90.0, replayed, cpu, compared="blend")
+    bundles = {
+        "loads": 40.0,
+        "mean_delay_s": 1.25,
+        "loaded_seq": 10_300.0,
+        "learner_head": 10_400.0,
+    }
+    run = demo_summary.Run(90.0, replayed, cpu, compared="blend", bundles=bundles)
     statuses = {"learned": 10_400, "duplicate": 100}
     lines, notes = demo_summary.lines(data, run, [], _setup(), statuses, 0)
     assert all(isinstance(v, str) and "{" not in v and len(v) <= 40 for v in lines.values())
@@ -102,6 +108,8 @@ def test_summary_values_are_short_text_and_notes_say_what_they_count() -> None:
     assert lines["AP, champion stack vs blend"] == "0.610 vs 0.420"
     assert any(n.startswith("100 labels not learned: 100 duplicate (the same label") for n in notes)
     assert any("the scorer 42.0 s for 21,000 transactions" in n for n in notes), notes
+    assert lines["scorer bundle loads"] == "40, 1.2 s after publication"
+    assert any("position 10,300, the learner at 10,400" in n for n in notes), notes
 
 
 def test_the_champion_is_compared_with_the_strongest_other_once_it_is_the_baseline() -> None:
