@@ -207,6 +207,9 @@ class Learner:
                     waiting = self._waiting.pop(item.seq, None)
                     if waiting is not None and not waiting.done():
                         waiting.set_result(status)
+            # a backlog of received labels must not hold back bundles, checkpoints and the
+            # policy: followers would score with models minutes old (seen in the split demo)
+            await self._housekeeping()
             if len(received) < batch:
                 return
 
