@@ -237,6 +237,23 @@ class Metrics:
             ["verdict", "analyst"],
             registry=r,
         )
+        self.outbox_relayed = Counter(
+            "riverguard_outbox_relayed_total",
+            "Outbox rows (decisions and verdicts) this process published and deleted.",
+            registry=r,
+        )
+        self.outbox_errors = Counter(
+            "riverguard_outbox_errors_total",
+            "Failed passes of the outbox relay or a webhook sender (their rows stay queued).",
+            ["step"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "riverguard_webhook_deliveries_total",
+            "Webhook delivery attempts by endpoint and outcome (delivered, failed, dead_lettered).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
 
     def watch_pool(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
         """Export per-model gauges from ``read()`` (the pool status) at every scrape."""

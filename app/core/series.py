@@ -16,7 +16,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.core import lists, reviews
+from app.core import lists, outbox, reviews
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
@@ -63,6 +63,12 @@ def at_start(metrics: Metrics, models: Sequence[str]) -> None:
 def for_analysts(metrics: Metrics, analysts: Iterable[str]) -> None:
     """The verdict series of every key that may give verdicts (its name is the analyst)."""
     touch(metrics.review_verdicts, itertools.product(reviews.VERDICTS, sorted(set(analysts))))
+
+
+def for_outbox(metrics: Metrics, endpoints: Iterable[str]) -> None:
+    """The relay's error series and each webhook endpoint's delivery outcomes."""
+    touch(metrics.outbox_errors, [("relay",), ("webhook",)])
+    touch(metrics.webhook_deliveries, itertools.product(endpoints, outbox.WEBHOOK_OUTCOMES))
 
 
 def for_worker(metrics: Metrics, topic: str, kind: str) -> None:

@@ -48,6 +48,10 @@ WITH t AS (
     INSERT INTO review_queue (transaction_id, event_time, score)
     SELECT transaction_id, event_time, score FROM stored WHERE decision = 'review'
     ON CONFLICT (transaction_id) DO NOTHING
+), outboxed AS (
+    -- the decision is published outward from this row (migration 018), exactly when stored
+    INSERT INTO decision_outbox (transaction_id, event_time)
+    SELECT transaction_id, event_time FROM stored
 )
 SELECT transaction_id FROM stored
 """
