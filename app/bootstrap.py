@@ -302,7 +302,9 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     series.for_analysts(metrics, [k.name for k in api_keys(settings) if "review" in k.scopes])
     scorer = service.scorer
     scorer.rules = decisions.rule_check(
-        lambda: rules.current, lambda rule_id: metrics.rule_errors.labels(rule_id).inc()
+        lambda: rules.current,
+        lambda rule_id: metrics.rule_errors.labels(rule_id).inc(),
+        lambda rule_id: metrics.rule_shadow_hits.labels(rule_id).inc(),
     )
     lists = ListBook(PgListStore(backends.db))
     # entity names are a Literal of str; the scorer only reads them

@@ -176,7 +176,8 @@ async def switch(rule_id: str, request: Request) -> Response:
     if rule is None:
         return _no_such_rule(request, session)
     try:
-        switched = replace(rule, enabled=fields.get("enabled") == "true")
+        on = fields.get("enabled") == "true"  # enabling a shadow rule makes it decide
+        switched = replace(rule, enabled=on, shadow=rule.shadow and not on)
         await svc.rules.replace(switched, session.name)
     except RuleError:
         message = "This rule no longer compiles (a variable it names is gone): rewrite it."

@@ -237,6 +237,12 @@ class Metrics:
             ["verdict", "analyst"],
             registry=r,
         )
+        self.rule_shadow_hits = Counter(
+            "riverguard_rule_shadow_hits_total",
+            "Transactions a shadow rule matched (what it would have decided; it decided nothing).",
+            ["rule"],
+            registry=r,
+        )
         self.outbox_relayed = Counter(
             "riverguard_outbox_relayed_total",
             "Outbox rows (decisions and verdicts) this process published and deleted.",
