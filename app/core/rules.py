@@ -25,7 +25,7 @@ the record, so its live hits can be compared with a backtest of the same window)
 >>> rules = RuleSet([compile_rule(rule, VARIABLES)])
 >>> rules.evaluate({"amount": 5000.0, "channel": "ecom"})  # doctest: +NORMALIZE_WHITESPACE
 RuleOutcome(decision='review', rule_id='big-ecom',
-            reasons=(('rule_big_ecom', 'big-ecom'),), errors=())
+            reasons=(('rule_big_ecom', 'big-ecom'),), errors=(), shadow=())
 >>> rules.evaluate({"amount": 5.0, "channel": "ecom"}).decision is None
 True
 """
