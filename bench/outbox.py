@@ -4,7 +4,8 @@ The seeded workload of :mod:`bench.storage` (real scored records) is written gro
 (256 a statement) twice into fresh databases of one embedded PostgreSQL: once with the
 scored-record statement as it was before the outbox (the ``outboxed`` step cut out: the
 in-run baseline), once as shipped. For each: WAL bytes and Postgres backend CPU (utime + stime
-of the one backend, from /proc) per transaction. Then the relay drains the outbox (publish
+of the one backend, from /proc) and this process's CPU (the service's side: encoding the
+rows, building the events) per transaction. Then the relay drains the outbox (publish
 discarded: the broker's side is not Postgres's cost) and the same figures are taken per
 relayed row, with the outbox's size while the rows waited. Prints markdown.
 
@@ -18,6 +19,7 @@ import asyncio
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,15 +45,16 @@ async def _discard(events: Sequence[Event]) -> None:
     return None
 
 
-async def _figures(db: asyncpg.Pool, step: object) -> tuple[float, float]:
-    """(WAL bytes, backend CPU seconds) of ``await step()`` on the pool's one backend."""
+async def _figures(db: asyncpg.Pool, step: object) -> tuple[float, float, float]:
+    """(WAL bytes, backend CPU s, this process's CPU s) of ``await step()`` on the pool's one
+    backend."""
     pid = await db.fetchval("SELECT pg_backend_pid()")
     start = await db.fetchval("SELECT pg_current_wal_lsn()")
-    cpu = _cpu_s(pid)
+    cpu, own = _cpu_s(pid), time.process_time()
     await step()  # type: ignore[operator]
-    cpu = _cpu_s(pid) - cpu
+    cpu, own = _cpu_s(pid) - cpu, time.process_time() - own
     wal = await db.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", start)
-    return float(wal), cpu
+    return float(wal), cpu, own
 
 
 async def one(url: str, records: list, outbox: bool) -> dict[str, float]:
@@ -68,8 +71,9 @@ async def one(url: str, records: list, outbox: bool) -> dict[str, float]:
             for start in range(0, len(rest), 256):
                 await repository.insert_scored(rest[start : start + 256])
 
-        wal, cpu = await _figures(db, write)
-        out = {"wal": wal / len(rest), "cpu_us": cpu * 1e6 / len(rest)}
+        wal, cpu, own = await _figures(db, write)
+        n = len(rest)
+        out = {"wal": wal / n, "cpu_us": cpu * 1e6 / n, "own_us": own * 1e6 / n}
         if outbox:
             await db.execute("VACUUM ANALYZE decision_outbox")
             size = await db.fetchval("SELECT pg_total_relation_size('decision_outbox')")
@@ -81,8 +85,12 @@ async def one(url: str, records: list, outbox: bool) -> dict[str, float]:
                 while await store.relay(500, _discard, ()):
                     pass
 
-            wal, cpu = await _figures(db, relay)
-            out |= {"relay_wal": wal / waiting, "relay_cpu_us": cpu * 1e6 / waiting}
+            wal, cpu, own = await _figures(db, relay)
+            out |= {
+                "relay_wal": wal / waiting,
+                "relay_cpu_us": cpu * 1e6 / waiting,
+                "relay_own_us": own * 1e6 / waiting,
+            }
         return out
     finally:
         await db.close()
@@ -114,6 +122,10 @@ async def run(count: int, seed: int) -> None:
     print(
         f"| Postgres backend CPU µs | {before['cpu_us']:.1f} | {after['cpu_us']:.1f}"
         f" | {after['relay_cpu_us']:.1f} |"
+    )
+    print(
+        f"| service process CPU µs | {before['own_us']:.1f} | {after['own_us']:.1f}"
+        f" | {after['relay_own_us']:.1f} |"
     )
     print(f"\nOutbox size while rows wait: {after['waiting_b']:.0f} B a row (0 once relayed).")
 
