@@ -185,7 +185,7 @@ async def import_entries(request: Request, state: State, principal: Admin) -> An
         count = await state.lists.add_many(entries)
     except DuplicateEntry as exc:  # its position among the entries; row = position + 2
         row = int(str(exc.args[0])) + 2 if str(exc.args[0]).isdigit() else 0
-        error = {"loc": ["body", row, "value"], "type": "exists"}
+        error = {"loc": ["body", str(row), "value"], "type": "exists"}
         return problem(409, "an active entry with this entity, value and kind exists", [error])
     return Imported(imported=count)
 

@@ -22,7 +22,7 @@ starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written w
 ...     parse("entity,value,kind,reason\\ncard,4111111111111111,block,x\\n", "ops", now)
 ... except CsvRefused as exc:
 ...     exc.errors
-[{'loc': ['body', 2, 'value'], 'type': 'pan'}]
+[{'loc': ['body', '2', 'value'], 'type': 'pan'}]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvRefused(ValueError):
-    """The file is refused; ``errors`` name rows (1 = the header) and columns, with a type."""
+    """The file is refused; ``errors`` name rows (as text; "1" = the header) and columns, with
+    a type."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(f"{len(errors)} error(s)")
@@ -61,15 +62,15 @@ def parse(text: str, by: str, now: datetime, max_rows: int = MAX_ROWS) -> list[L
     reader = iter(rows)
     header = [name.strip() for name in next(reader, [])]
     if any(c not in header for c in REQUIRED) or any(h not in COLUMNS for h in header):
-        raise CsvRefused([{"loc": ["body", 1], "type": "header"}])
+        raise CsvRefused([{"loc": ["body", "1"], "type": "header"}])
     entries, errors, seen = [], [], set()
     for number, row in enumerate(reader, start=2):
         if number - 1 > max_rows:
-            raise CsvRefused([{"loc": ["body", number], "type": "too_many_rows"}])
+            raise CsvRefused([{"loc": ["body", str(number)], "type": "too_many_rows"}])
         if not any(cell.strip() for cell in row):
             continue  # a blank line (a trailing one, say)
         if len(row) != len(header):
-            errors.append({"loc": ["body", number], "type": "columns"})
+            errors.append({"loc": ["body", str(number)], "type": "columns"})
             continue
         fields = dict(zip(header, row, strict=True))
         problems = _problems(fields, now)
@@ -77,7 +78,7 @@ def parse(text: str, by: str, now: datetime, max_rows: int = MAX_ROWS) -> list[L
         if not problems and key in seen:
             problems = [("value", "duplicate")]
         seen.add(key)
-        errors += [{"loc": ["body", number, column], "type": kind} for column, kind in problems]
+        errors += [{"loc": ["body", str(number), col], "type": kind} for col, kind in problems]
         if not problems:
             entries.append(_entry(fields, by, now))
     if errors:

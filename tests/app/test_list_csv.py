@@ -37,17 +37,17 @@ def test_import_is_all_or_nothing_and_never_echoes_a_card_number(client: TestCli
     assert answer.status_code == 422
     assert PAN not in answer.text and "4111" not in answer.text
     assert [{k: e[k] for k in ("loc", "type")} for e in answer.json()["errors"]] == [
-        {"loc": ["body", 3, "value"], "type": "pan"},
-        {"loc": ["body", 4, "reason"], "type": "pan"},
-        {"loc": ["body", 5, "value"], "type": "country"},
-        {"loc": ["body", 6, "kind"], "type": "kind"},
-        {"loc": ["body", 6, "expires_at"], "type": "past"},
+        {"loc": ["body", "3", "value"], "type": "pan"},
+        {"loc": ["body", "4", "reason"], "type": "pan"},
+        {"loc": ["body", "5", "value"], "type": "country"},
+        {"loc": ["body", "6", "kind"], "type": "kind"},
+        {"loc": ["body", "6", "expires_at"], "type": "past"},
     ]
     assert entries(client) == []  # the good first row was not imported either
     twice = HEADER + "card,tok_a,block,x,\r\ncard,tok_a,block,y,\r\n"
     dup = client.post("/v1/lists/import", content=twice, headers={**ADMIN, **CSV})
     assert [{k: e[k] for k in ("loc", "type")} for e in dup.json()["errors"]] == [
-        {"loc": ["body", 3, "value"], "type": "duplicate"}
+        {"loc": ["body", "3", "value"], "type": "duplicate"}
     ]
     assert client.post("/v1/lists/import", content="a,b\r\n", headers=ADMIN).status_code == 422
     assert client.post("/v1/lists/import", content=b"\xff", headers=ADMIN).status_code == 400
@@ -72,7 +72,7 @@ def test_import_applies_at_once_and_export_imports_back(client: TestClient) -> N
     again = client.post("/v1/lists/import", content=exported.text, headers={**ADMIN, **CSV})
     assert again.status_code == 409  # the same entries are live: nothing doubled
     assert [{k: e[k] for k in ("loc", "type")} for e in again.json()["errors"]] == [
-        {"loc": ["body", 2, "value"], "type": "exists"}
+        {"loc": ["body", "2", "value"], "type": "exists"}
     ]
     before = entries(client)
     parsed = list_csv.parse(exported.text, "x", datetime.now(UTC))
