@@ -57,6 +57,7 @@ def errors(events: Sequence[evaluation.Event], spec: zoo.ModelSpec, top: float =
     """Per-scenario catch rate of ``spec`` in the last half's riskiest ``top`` share."""
     txs = [e for e in events if e.kind == "tx"]
     run = evaluation.run_online(events, spec)
+    table = evaluation.format_table([evaluation.row(run)])
     late = run.order >= run.transactions // 2
     order, labels, scores = run.order[late], run.labels[late], run.scores[late]
     cut = np.quantile(scores, 1 - top)
@@ -81,7 +82,7 @@ def errors(events: Sequence[evaluation.Event], spec: zoo.ModelSpec, top: float =
         for n in WHY
     ]
     lines.append(f"{'legit':>22} {len(legit):>5} {'':>7} {'':>9}  " + " ".join(why))
-    return "\n".join(lines)
+    return table + "\n\n" + "\n".join(lines)
 
 
 def main() -> None:

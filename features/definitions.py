@@ -151,9 +151,13 @@ def _card_history_values(agg: CardAggregates) -> list[float]:
     (ts, _, _, _, _, c1h, s1h, x1h, c1d, s1d, x1d, c7d, s7d, x7d, c30d, s30d, x30d, _,
      dm1d, dm7d, dm30d, _, prev_ts, _, _, _, first_ts, fraud, _) = agg  # fmt: skip
     has_history = 0 <= first_ts < ts
-    # the card's usual day: its 30-day window spread over the days it covers (a card seen
-    # for less than 30 days has fewer; at least one, so a new card's first day is usual)
-    days = min(max((ts - max(first_ts, ts - LONG_MS)) / DAY_MS, 1.0), 30.0)
+    count_to_usual = sum_to_usual = 0.0
+    if c30d:
+        # the card's usual day: its 30-day window spread over the days it covers (a card
+        # seen for less than 30 days has fewer; at least one: a new card's first day is usual)
+        days = min(max((ts - max(first_ts, ts - LONG_MS)) / DAY_MS, 1.0), 30.0)
+        count_to_usual = c1d * days / c30d
+        sum_to_usual = s1d * days / s30d if s30d else 0.0
     return [
         c1h, s1h / 100, s1h / c1h / 100 if c1h else 0.0, x1h / 100,
         c1d, s1d / 100, s1d / c1d / 100 if c1d else 0.0, x1d / 100,
@@ -164,8 +168,8 @@ def _card_history_values(agg: CardAggregates) -> list[float]:
         (ts - first_ts) / 1000 if has_history else 0.0,
         1.0 if has_history else 0.0,
         fraud,
-        c1d * days / c30d if c30d else 0.0,
-        s1d * days / s30d if s30d else 0.0,
+        count_to_usual,
+        sum_to_usual,
     ]  # fmt: skip
 
 
