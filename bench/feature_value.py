@@ -9,8 +9,8 @@ medians of a few card features for the caught and the missed ones, to say *why*.
 Ablation: ``--drop a,b`` removes features from every event before the replay, so the same
 featurized stream (with the new features) gives the "without" figures.
 
-Usage: ``python -m bench.feature_value --source simulator --days 30 --cards 500 --cache
-/tmp/rgc [--models stack] [--drop name,...] [--errors]``.
+Usage: ``python -m bench.feature_value --source simulator --days 60 --cards 1000 --cache
+/tmp/rgc [--models stack] [--drop name,...] [--errors] [--first-days 30]``.
 """
 
 from __future__ import annotations
@@ -96,12 +96,21 @@ def main() -> None:
     parser.add_argument("--drop", default="", help="comma-separated features to remove")
     parser.add_argument("--errors", action="store_true", help="per-scenario error analysis")
     parser.add_argument("--baseline", default="none")
+    parser.add_argument(
+        "--first-days", type=float, default=0.0, help="replay only the stream's first days"
+    )
     args = parser.parse_args()
     events = drop(
         bench_models.load_events(args.source, args), set(filter(None, args.drop.split(",")))
     )
+    if args.first_days:
+        start = events[0].time
+        events = [e for e in events if e.time < start + args.first_days * bench_models.DAY]
     specs = [zoo.ZOO[name] for name in args.models.split(",")]
-    print(f"### {args.source}, {args.days} days, {args.cards} cards, drop={args.drop or '-'}\n")
+    span = f"first {args.first_days:g} of " if args.first_days else ""
+    print(
+        f"### {args.source}, {span}{args.days} days, {args.cards} cards, drop={args.drop or '-'}\n"
+    )
     if args.errors:
         print("```\n" + errors(events, specs[0]) + "\n```\n", flush=True)
         return
