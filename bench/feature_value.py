@@ -62,7 +62,13 @@ def errors(events: Sequence[evaluation.Event], spec: zoo.ModelSpec, top: float =
     order, labels, scores = run.order[late], run.labels[late], run.scores[late]
     cut = np.quantile(scores, 1 - top)
     lines = [f"{'scenario':>22} {'n':>5} {'caught':>7} {'med score':>9}  medians caught | missed"]
-    tags = np.array([txs[i].tag or "legit" for i in order])
+    # a fraud label on an untagged transaction: label noise (a disputed genuine payment)
+    tags = np.array(
+        [
+            txs[i].tag or ("no scenario" if y else "legit")
+            for i, y in zip(order, labels, strict=True)
+        ]
+    )
     for tag in sorted(set(tags[labels])):
         rows = np.flatnonzero(labels & (tags == tag))
         hit = scores[rows] >= cut
