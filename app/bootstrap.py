@@ -15,13 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
+import httpx
+
 from app import backends as backend_clients
 from app.api import auth
 from app.api.deps import AppState
 from app.backends import Backends, ConfigurationError, open_backends
 from app.bundles.redis_store import RedisBundleStore
 from app.config import Settings
-from app.core import budgets, bundles, decisions, readiness, series
+from app.core import budgets, bundles, decisions, outbox, readiness, series
 from app.core.cases import CaseDesk, Sla
 from app.core.decisions import WarmUp
 from app.core.learning import CheckpointPolicy, Learner
@@ -39,6 +41,7 @@ from app.postgres.cases import PgCaseStore
 from app.postgres.insights import PgInsights
 from app.postgres.leadership import PgLeadership
 from app.postgres.lists import PgListStore
+from app.postgres.outbox import PgOutbox
 from app.postgres.promotions import PgPromotionRequests
 from app.postgres.proposals import PgProposalStore
 from app.postgres.recent import PgRecentTraffic
@@ -46,6 +49,7 @@ from app.postgres.repository import PgRepository
 from app.postgres.reviews import PgReviewStore
 from app.postgres.rules import PgRuleStore
 from app.postgres.sessions import PgSessionStore
+from app.stream import outbox as outward
 from app.stream import runner as stream_runner
 from app.stream.worker import StreamContext, Worker
 from features import config as feature_config
@@ -109,7 +113,7 @@ def feature_settings(settings: Settings) -> feature_config.FeatureConfig:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
-    async with open_backends(settings) as backends:
+    async with open_backends(settings) as backends, contextlib.AsyncExitStack() as stack:
         state = await _assemble(settings, metrics, backends)
         await state.learner.try_to_lead()
         learner_task = asyncio.create_task(state.learner.run(), name="learner")
@@ -139,6 +143,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                     name="budget-cutoffs",
                 )
             )
+        background += await _outward_tasks(settings, state.metrics, backends, stack)
         workers = await _start_workers(state, backends)
         try:
             yield state
@@ -147,6 +152,47 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await _stop(state, workers, learner_task)
+
+
+async def _outward_tasks(
+    settings: Settings, metrics: Metrics, backends: Backends, stack: contextlib.AsyncExitStack
+) -> list[asyncio.Task[None]]:
+    """The outbox relay (every process; one relays at a time) and a sender per webhook."""
+    o, store = settings.outbox, PgOutbox(backends.db)
+    publish: outbox.Publish = outward.discard
+    if backends.producer is not None and settings.kafka_bootstrap:
+        topics = settings.topics
+        await stream_runner.ensure_topics(
+            settings.kafka_bootstrap, [topics.decisions], topics.partitions
+        )
+        publish = outward.kafka_publisher(backends.producer, topics.decisions)
+    names = [endpoint.name for endpoint in o.webhooks]
+    series.for_outbox(metrics, names)
+    relay = outbox.Relay(
+        store, publish, names, metrics.outbox_relayed, metrics.outbox_errors, o.relay_batch
+    )
+    tasks = [asyncio.create_task(relay.run(o.relay_every_seconds), name="outbox-relay")]
+    if not o.webhooks:
+        return tasks
+    client = await stack.enter_async_context(
+        httpx.AsyncClient(timeout=o.webhook_timeout_seconds, follow_redirects=False)
+    )
+    for endpoint in o.webhooks:
+        secret = endpoint.secret.get_secret_value().encode()
+        sender = outbox.WebhookSender(
+            store,
+            outbox.Endpoint(endpoint.name, endpoint.url, secret),
+            outward.http_poster(client),
+            metrics.webhook_deliveries,
+            clock=lambda: datetime.now(UTC),
+            max_attempts=o.webhook_max_attempts,
+            backoff_s=o.webhook_backoff_seconds,
+            backoff_cap_s=o.webhook_backoff_max_seconds,
+            timeout_s=o.webhook_timeout_seconds,
+        )
+        task = sender.run(o.relay_every_seconds, metrics.outbox_errors)
+        tasks.append(asyncio.create_task(task, name=f"webhook-{endpoint.name}"))
+    return tasks
 
 
 def _follower(settings: Settings, state: AppState, backends: Backends) -> bundles.Follower:
@@ -275,7 +321,9 @@ async def _assemble(settings: Settings, metrics: Metrics, backends: Backends) ->
     series.for_analysts(metrics, [k.name for k in api_keys(settings) if "review" in k.scopes])
     scorer = service.scorer
     scorer.rules = decisions.rule_check(
-        lambda: rules.current, lambda rule_id: metrics.rule_errors.labels(rule_id).inc()
+        lambda: rules.current,
+        lambda rule_id: metrics.rule_errors.labels(rule_id).inc(),
+        lambda rule_id: metrics.rule_shadow_hits.labels(rule_id).inc(),
     )
     lists = ListBook(PgListStore(backends.db))
     # entity names are a Literal of str; the scorer only reads them

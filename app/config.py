@@ -29,6 +29,7 @@ class TopicSettings(BaseModel):
     labels: str = "labels"
     scores: str = "scores"
     dead_letter: str = "dead-letter"
+    decisions: str = Field(default="decisions", description="decisions and verdicts, outward")
     partitions: int = Field(default=4, ge=1, le=1024)
 
 
@@ -46,7 +47,7 @@ class StreamSettings(BaseModel):
 class ScoringSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    champion: str = "blend"
+    champion: str = "stack_live"
     challengers: tuple[str, ...] = ("logreg", "hat")
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     decline_threshold: float = Field(default=0.7, ge=0, le=1)
@@ -205,6 +206,44 @@ class ConsoleSettings(BaseModel):
     )
 
 
+class WebhookEndpoint(BaseModel):
+    """One receiver of the decisions: its name (the metric label), URL and signing secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr = Field(min_length=16)
+
+
+class OutboxSettings(BaseModel):
+    """Decisions published outward: the outbox relay and webhooks (docs/outbox.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    relay_every_seconds: float = Field(
+        default=0.2, gt=0, description="how often an idle relay looks for new outbox rows"
+    )
+    relay_batch: int = Field(default=500, ge=1, le=10_000)
+    webhooks: tuple[WebhookEndpoint, ...] = Field(
+        default=(), description='JSON list of {"name", "url", "secret"}; empty: no webhooks'
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="failed tries before a delivery is dead-lettered"
+    )
+    webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="first retry's wait")
+    webhook_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_names(cls, value: tuple[WebhookEndpoint, ...]) -> tuple[WebhookEndpoint, ...]:
+        names = [endpoint.name for endpoint in value]
+        if len(names) != len(set(names)):
+            raise ValueError("webhook endpoint names must be unique")
+        return value
+
+
 class PersistenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -270,6 +309,7 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @field_validator("kafka_bootstrap")
     @classmethod

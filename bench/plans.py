@@ -1,6 +1,7 @@
 """The scoring stage alone: inference plans against the River objects they were compiled from.
 
-Trains the default lineup (champion ``blend``, challengers ``logreg`` and ``hat``) prequentially
+Trains the default lineup (champion ``stack``, the reproducible twin of the service's default
+``stack_live``; challengers ``logreg`` and ``hat``) prequentially
 on the first ``--labels`` labels of a featurized stream (``bench/models.py``'s streams and
 cache), compiles each member's plan (:mod:`models.plans`), then scores the next ``--probe``
 transactions (cleaned features, as the pool hands them to its models):
@@ -37,14 +38,14 @@ from models.pool import ModelPool
 
 Rows = list[dict[str, float]]
 
-LINEUP = ["blend", "logreg", "hat"]
+LINEUP = ["stack", "logreg", "hat"]
 
 
 def train(args: argparse.Namespace) -> tuple[ModelPool, list[dict[str, float]]]:
     """The lineup after ``args.labels`` labels, and the transactions that follow."""
     events = load_events(args.source, args)
     pool = ModelPool([zoo.ZOO[n] for n in LINEUP], champion=LINEUP[0])
-    stored: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    stored: dict[str, tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]]]] = {}
     learned, probe = 0, []
     for event in events:
         if event.kind == "tx":
@@ -54,10 +55,12 @@ def train(args: argparse.Namespace) -> tuple[ModelPool, list[dict[str, float]]]:
                 if len(probe) >= args.probe:
                     break
                 continue
-            stored[event.key] = (x, {s.name: s.score for s in pool.score(x)})
+            scores = pool.score(x)
+            parts = {s.name: s.parts for s in scores if s.parts is not None}
+            stored[event.key] = (x, {s.name: s.score for s in scores}, parts)
         elif event.key in stored and learned < args.labels:
-            x, scored = stored.pop(event.key)
-            pool.learn(x, bool(event.label), scored, at=event.time)
+            x, scored, parts = stored.pop(event.key)
+            pool.learn(x, bool(event.label), scored, parts, at=event.time)
             learned += 1
     return pool, probe
 

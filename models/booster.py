@@ -7,11 +7,14 @@ forest 0.56). :class:`WindowedBooster` is that batch model as a River classifier
 the snapshots and the stack treat it like any other member:
 
 * ``learn_one`` appends the row (the features stored at scoring time, never recomputed) to a
-  window: every fraud, and a seeded random ``legit_share`` of legitimate rows, weighted
-  ``1 / legit_share`` so the fitted odds stay those of the live stream (the issue measured
-  AP 0.714 with 10 % of legitimate rows vs 0.711 with all, at a sixth of the fit time).
-* Every ``refit_hours`` of label time (when the caller passes ``t``), or every
-  ``refit_every`` labels (the first time after ``first_fit_after``), a LightGBM fit starts
+  window: every fraud, and a ``legit_share`` of legitimate rows chosen by their features
+  (:func:`models.sampling.keep`: a replay keeps the same rows), weighted ``1 / legit_share``
+  so the fitted odds stay those of the live stream (the issue measured AP 0.714 with 10 % of
+  legitimate rows vs 0.711 with all, at a sixth of the fit time).
+* Every ``refit_hours`` of label time (when the caller passes ``t``), every ``refit_every``
+  labels, or as soon as ``refit_frauds`` new frauds have been learned since the last fit (a
+  campaign's confirmations do not wait for the daily refit), and the first time after
+  ``first_fit_after`` labels, a LightGBM fit starts
   on a *copy* of the window, on a background thread: LightGBM
   releases the GIL while it fits, so learning and scoring go on. The learner only takes a
   shallow copy of the row list (one C-level copy); the training matrix is built on the
@@ -40,7 +43,6 @@ True
 from __future__ import annotations
 
 import math
-import random
 import threading
 from collections import deque
 from typing import Any
@@ -48,6 +50,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from river import base
+
+from models import sampling
 
 DAY = 86_400.0
 
@@ -91,8 +95,9 @@ class WindowedBooster(base.Classifier):
         At most this many rows are kept (the oldest go first): the memory bound.
     legit_share
         Share of legitimate rows kept (weighted by its inverse); every fraud is kept.
-    refit_every, refit_hours
-        Refit after this many labels, or this much label time (whichever comes first).
+    refit_every, refit_hours, refit_frauds
+        Refit after this many labels, this much label time, or this many new frauds
+        (whichever comes first).
     first_fit_after
         The first fit is attempted after this many labels (then at every label until the
         window holds ``min_frauds`` frauds).
@@ -117,6 +122,7 @@ class WindowedBooster(base.Classifier):
         legit_share: float = 0.1,
         refit_every: int = 20_000,
         refit_hours: float = 24.0,
+        refit_frauds: int | None = None,
         first_fit_after: int = 2_000,
         publish_after: int = 500,
         min_frauds: int = 20,
@@ -132,12 +138,12 @@ class WindowedBooster(base.Classifier):
         self.legit_share = legit_share
         self.refit_every = refit_every
         self.refit_hours = refit_hours
+        self.refit_frauds = refit_frauds
         self.first_fit_after = first_fit_after
         self.publish_after = publish_after
         self.min_frauds = min_frauds
         self.seed = seed
         self.wait_for_fit = wait_for_fit
-        self._rng = random.Random(seed)
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._rows: deque[tuple[float, npt.NDArray[np.float32], bool]] = deque()
@@ -147,6 +153,7 @@ class WindowedBooster(base.Classifier):
         self._fit_names: list[str] = []
         self._publish_at = 0
         self._since_fit = 0
+        self._frauds_since_fit = 0
         self._last_fit_t: float | None = None
         self._now = 0.0
         self.labels = 0
@@ -189,9 +196,10 @@ class WindowedBooster(base.Classifier):
         self.labels += 1
         self.frauds += label
         self._since_fit += 1
+        self._frauds_since_fit += label
         if t is not None:
             self._now = max(self._now, float(t))
-        if label or self._rng.random() < self.legit_share:
+        if label or sampling.keep(x, self.legit_share, self.seed):
             self._append(x, label)
         self._forget()
         if self._fit is not None and self.labels >= self._publish_at:
@@ -223,6 +231,9 @@ class WindowedBooster(base.Classifier):
             return True
         if self._model is None and self._since_fit >= self.first_fit_after:
             return True
+        fresh = self.refit_frauds is not None and self._frauds_since_fit >= self.refit_frauds
+        if fresh and self._model is not None:
+            return True
         if t is None or self._model is None:
             return False
         return self._last_fit_t is not None and t - self._last_fit_t >= self.refit_hours * 3600
@@ -231,7 +242,7 @@ class WindowedBooster(base.Classifier):
         frauds = self._window_frauds
         if frauds < self.min_frauds or frauds == len(self._rows):
             return
-        self._since_fit = 0
+        self._since_fit = self._frauds_since_fit = 0
         self._last_fit_t = self._now
         fit = _Fit()
         params = {**LGBM_PARAMS, **(self.params or {}), "seed": self.seed + self.fits}

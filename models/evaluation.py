@@ -63,6 +63,8 @@ class Row:
     ece_last_half: float | None = None
     card_precision_100_last_half: float | None = None
     model_bytes: int | None = None
+    #: AP over the transactions of the stream's first 7 days (a fresh install's first week)
+    average_precision_first_week: float | None = None
 
 
 class _Tx(NamedTuple):
@@ -183,6 +185,10 @@ def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True)
             days, run.cards[late], run.labels[late], run.scores[late], k=100
         )
     rate = timed and math.isfinite(run.seconds) and run.seconds > 0
+    first_week = None
+    if run.times is not None and len(run.times):
+        early = run.times < run.times.min() + WEEK
+        first_week = metrics.average_precision(run.labels[early], run.scores[early])
     return Row(
         model=run.name,
         labels=len(run.labels),
@@ -199,6 +205,7 @@ def row(run: Run, thresholds: pool.Thresholds | None = None, timed: bool = True)
         ece_last_half=metrics.expected_calibration_error(run.labels[late], run.scores[late]),
         card_precision_100_last_half=card_precision,
         model_bytes=run.model_bytes,
+        average_precision_first_week=first_week,
     )
 
 
@@ -244,6 +251,7 @@ def format_table(rows: Sequence[Row]) -> str:
         ("average_precision", "AP"),
         ("roc_auc_last_half", "AUC 2nd"),
         ("average_precision_last_half", "AP 2nd"),
+        ("average_precision_first_week", "AP 7d"),
         ("precision_review", "P@rev"),
         ("recall_review", "R@rev"),
         ("precision_decline", "P@dec"),

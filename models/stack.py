@@ -34,7 +34,7 @@ by construction and, over a handful of monotone inputs, across the score range
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,53 @@ def sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
+
+
+def inputs_of(
+    parts: Mapping[str, float],
+    names: Sequence[str],
+    shares: Sequence[float | None],
+    prior_logit: float,
+) -> list[float]:
+    """Prior-corrected clipped log-odds of each named member, then one absence flag each."""
+    z, absent = [], []
+    for name, share in zip(names, shares, strict=True):
+        p = parts.get(name)
+        if p is None or not math.isfinite(p):
+            z.append(0.0)
+            absent.append(1.0)
+            continue
+        value = logit(p)
+        if share is not None:
+            value += prior_logit - logit(share)
+        z.append(min(max(value, -CLIP), CLIP))
+        absent.append(0.0)
+    return z + absent
+
+
+def mix(
+    x: Sequence[float],
+    experts: Sequence[Sequence[float]],
+    needs: Sequence[int],
+    weights: Sequence[float],
+) -> float:
+    """The weighted mean of the experts' probabilities, over the experts that can answer.
+
+    Expert ``k`` answers ``sigmoid(experts[k][0] + experts[k][1:] · x)``; one that needs
+    member ``needs[k]`` (-1: none) is left out, and the weights renormalised, when that
+    member is absent from ``x`` (its flag, ``x[n + needs[k]]``, is 1).
+    """
+    n = len(x) // 2
+    total = norm = 0.0
+    for w, need, share in zip(experts, needs, weights, strict=True):
+        if need >= 0 and x[n + need] == 1.0:
+            continue
+        z = w[0]
+        for wi, xi in zip(w[1:], x, strict=True):
+            z += wi * xi
+        total += share * sigmoid(z)
+        norm += share
+    return total / norm if norm > 0 else 0.0
 
 
 class OnlineLogit:
@@ -119,6 +166,15 @@ class OnlineLogit:
 class Stack(base.Classifier):
     """Online stacking of named members; learns from the member scores given at scoring time.
 
+    The score is a mixture of *experts*, each a logistic function of the meta-learner's
+    inputs: the meta-learner itself, an optional ``fixed`` combination, and each member
+    alone (prior-corrected; left out while that member abstains). Each expert's weight is
+    ``exp(-eta · L)`` where ``L`` is its prequential log-loss on the labels learned, forgetting
+    with ``1 - 1 / mix_memory`` (exponentially weighted averaging; an absent expert is charged
+    the meta-learner's loss). So the stack starts as the mean of its experts, follows the
+    best of them while the meta-learner has seen few labels, and moves to the meta-learner
+    once (and as long as) it predicts the labels better.
+
     Parameters
     ----------
     members
@@ -130,6 +186,15 @@ class Stack(base.Classifier):
         Labels of memory of the meta-learner (forgetting factor ``1 - 1 / memory``).
     average
         Labels over which the meta-learner's weights are averaged for scoring.
+    fixed
+        A fixed combination: weights on the members' corrected log-odds by name, and an
+        intercept under ``"bias"``; None: no prior expert.
+    mix_memory, eta
+        Memory (labels) and learning rate of the experts' weights; ``eta=0``: equal weights.
+    experts
+        False: the meta-learner alone (the stack before the mixture).
+    handover
+        Frauds learned after which the meta-learner alone scores (None: the mixture always).
     """
 
     def __init__(
@@ -138,16 +203,30 @@ class Stack(base.Classifier):
         fraud_shares: dict[str, float] | None = None,
         memory: float = 20_000.0,
         average: float = 10_000.0,
+        fixed: dict[str, float] | None = None,
+        mix_memory: float = 20_000.0,
+        eta: float = 1.0,
+        experts: bool = True,
+        handover: int | None = None,
     ) -> None:
         self.members = members
         self.fraud_shares = fraud_shares
         self.memory = memory
         self.average = average
+        self.fixed = fixed
+        self.mix_memory = mix_memory
+        self.eta = eta
+        self.experts = experts
+        self.handover = handover
         self._names = list(members)
         n = len(self._names)
         # start as the mean log-odds at a 1% prior; the meta-learner moves from there
         start = [1.0 / n] * n + [0.0] * n
         self.meta = OnlineLogit(2 * n, init=start, memory=memory, average=average)
+        self._needs = [-1] + ([-1] if fixed is not None else []) + list(range(n) if experts else [])
+        self._fixed = self._fixed_experts()
+        self.losses = [0.0] * len(self._needs)
+        self.weights = [1.0] * len(self._needs)
         self.labels = 0
         self.frauds = 0
         self.fallbacks = 0
@@ -155,6 +234,29 @@ class Stack(base.Classifier):
     @property
     def _multiclass(self) -> bool:
         return False
+
+    def _fixed_experts(self) -> list[list[float]]:
+        """The prior and the members alone, as weights on ``[1, inputs]``."""
+        n = len(self._names)
+        fixed = []
+        if self.fixed is not None:
+            bias = float(self.fixed.get("bias", 0.0))
+            weights = [float(self.fixed.get(m, 0.0)) for m in self._names]
+            fixed.append([bias, *weights, *[0.0] * n])
+        if self.experts:
+            for i in range(n):
+                one = [0.0] * (2 * n + 1)
+                one[1 + i] = 1.0
+                fixed.append(one)
+        return fixed
+
+    def expert_weights(self) -> tuple[list[list[float]], list[int], list[float]]:
+        """Every expert's weights on ``[1, inputs]``, the member it needs, its mixture weight."""
+        meta = [float(w) for w in self.meta.avg]
+        weights = list(self.weights)
+        if self.handover is not None and self.frauds >= self.handover:
+            weights = [1.0] + [0.0] * (len(weights) - 1)
+        return [meta, *self._fixed], list(self._needs), weights
 
     def prior(self) -> float:
         return (self.frauds + 1.0) / (self.labels + 100.0)
@@ -175,25 +277,43 @@ class Stack(base.Classifier):
     def inputs(self, parts: Mapping[str, float]) -> list[float]:
         """The meta-learner's inputs: prior-corrected clipped log-odds, then abstentions."""
         shares = self.fraud_shares or {}
-        prior_logit = logit(self.prior())
-        z, absent = [], []
-        for name in self._names:
-            p = parts.get(name)
-            if p is None or not math.isfinite(p):
-                z.append(0.0)
-                absent.append(1.0)
-                continue
-            value = logit(p)
-            share = shares.get(name)
-            if share is not None:
-                value += prior_logit - logit(share)
-            z.append(min(max(value, -CLIP), CLIP))
-            absent.append(0.0)
-        return z + absent
+        return inputs_of(
+            parts, self._names, [shares.get(n) for n in self._names], logit(self.prior())
+        )
 
     def combine(self, parts: Mapping[str, float]) -> float:
         """The champion's score for these member scores."""
-        return self.meta.predict(self.inputs(parts))
+        return mix(self.inputs(parts), *self.expert_weights())
+
+    def learn_meta(self, parts: Mapping[str, float], label: bool) -> None:
+        """Learn the combination alone from one label's stored member scores."""
+        x = self.inputs(parts)
+        if len(self.weights) > 1:
+            self._judge(x, label)
+        self.meta.learn(x, label)
+        self.labels += 1
+        self.frauds += label
+
+    def _judge(self, x: list[float], label: bool) -> None:
+        """Charge every expert its log-loss on this label; reweigh them."""
+        experts, needs, _ = self.expert_weights()
+        n = len(self._names)
+        beta = 1.0 - 1.0 / self.mix_memory
+        charged: list[float | None] = []
+        for w, need in zip(experts, needs, strict=True):
+            if need >= 0 and x[n + need] == 1.0:
+                charged.append(None)
+                continue
+            p = mix(x, [w], [-1], [1.0])
+            p = min(max(p if label else 1.0 - p, EPS), 1.0)
+            charged.append(-math.log(p))
+        meta_loss = charged[0] if charged[0] is not None else 0.0
+        self.losses = [
+            beta * old + (meta_loss if c is None else c)
+            for old, c in zip(self.losses, charged, strict=True)
+        ]
+        best = min(self.losses)
+        self.weights = [math.exp(-self.eta * (loss - best)) for loss in self.losses]
 
     # ---- River API -----------------------------------------------------------------------
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
@@ -216,9 +336,7 @@ class Stack(base.Classifier):
         if parts is None:
             self.fallbacks += 1
             parts = self.predict_parts(x)
-        self.meta.learn(self.inputs(parts), label)
-        self.labels += 1
-        self.frauds += label
+        self.learn_meta(parts, label)
         for model in self.members.values():
             if t is not None and getattr(model, "accepts_time", False):
                 model.learn_one(x, y, t=t)

@@ -1,4 +1,5 @@
-"""API room: allow / block / watch lists (scope ``admin``): GET, POST and DELETE /v1/lists.
+"""API room: allow / block / watch lists (scope ``admin``): GET, POST and DELETE /v1/lists,
+and lists in bulk: POST /v1/lists/import and GET /v1/lists/export (CSV, app.core.list_csv).
 
 Values are checked like the transaction's fields (``app.core.lists.value_problem``); a card
 number is ``pan_rejected`` and never echoed. An answer holds the entry and nothing more.
@@ -9,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.api import auth, proposals
 from app.api.deps import State, now
 from app.api.errors import problem, problem_responses
+from app.core import list_csv
 from app.core.lists import (
     FIELDS,
     DuplicateEntry,
@@ -56,6 +59,10 @@ class EntryOut(BaseModel):
     created_by: str
     removed_at: datetime | None
     removed_by: str | None
+
+
+class Imported(BaseModel):
+    imported: int = Field(description="entries added (all of the file)")
 
 
 class EntryPage(BaseModel):
@@ -158,6 +165,58 @@ async def add_entry(body: NewEntry, state: State, principal: Admin) -> Any:
     except DuplicateEntry:
         return problem(409, "an active entry with this entity, value and kind exists")
     return _out(stored)
+
+
+@router.post(
+    "/import",
+    response_model=Imported,
+    summary="Import entries from CSV (all or nothing)",
+    responses=problem_responses(400, 401, 403, 409, 413, 422),
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def import_entries(request: Request, state: State, principal: Admin) -> Any:
+    """Header entity,value,kind,reason[,expires_at]; one bad row refuses the file (422)."""
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        return problem(400, "the body is not UTF-8 text")
+    try:
+        entries = list_csv.parse(text, principal.name, now())
+    except list_csv.CsvRefused as exc:
+        pan = any(e["type"] == "pan" for e in exc.errors)
+        return problem(422, "pan_rejected" if pan else "validation_failed", exc.errors)
+    try:
+        count = await state.lists.add_many(entries)
+    except DuplicateEntry as exc:  # its position among the entries; row = position + 2
+        row = int(str(exc.args[0])) + 2 if str(exc.args[0]).isdigit() else 0
+        error = {"loc": ["body", str(row), "value"], "type": "exists"}
+        return problem(409, "an active entry with this entity, value and kind exists", [error])
+    return Imported(imported=count)
+
+
+@router.get(
+    "/export",
+    summary="Export the active entries as CSV",
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(401, 403, 422),
+    },
+    response_class=PlainTextResponse,
+)
+async def export_entries(
+    state: State, _: Admin, entity: Entity | None = None, kind: Kind | None = None
+) -> Any:
+    """Active entries (not removed, not expired) in creation order; imports back as is."""
+    entries: list[ListEntry] = []
+    after, at = 0, now()
+    while True:
+        query = ListQuery(entity=entity, kind=kind, limit=1000, after=after)
+        page = await state.lists.search(query, at)
+        entries += page
+        if len(page) < 1000:
+            break
+        after = page[-1].id
+    return PlainTextResponse(list_csv.to_csv(entries), media_type="text/csv")
 
 
 @router.delete(

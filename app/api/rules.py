@@ -12,6 +12,7 @@ it with ``"enabled": false``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
@@ -43,6 +44,7 @@ class RuleOut(BaseModel):
     reason_code: str
     priority: int
     enabled: bool
+    shadow: bool = Field(description="runs on live traffic and counts hits without deciding")
     version: int
 
 
@@ -211,6 +213,49 @@ async def delete_rule(rule_id: RuleId, who: Admin, state: State) -> Response:
     if not await state.rules.delete(rule_id, who.name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{rule_id}/enable",
+    response_model=RuleOut,
+    summary="Enable a rule (a shadow rule starts deciding)",
+    responses={**_PROBLEMS, **problem_responses(404), **proposals.ACCEPTED},
+)
+async def enable_rule(rule_id: RuleId, who: Admin, state: State) -> Any:
+    """With four-eyes on: 202 and a pending proposal instead."""
+    rule = await state.rules.store.get(rule_id)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    enabled = replace(rule, enabled=True, shadow=False)
+    try:
+        if state.settings.decisions.four_eyes:
+            proposal = await state.proposals.rule_change(
+                "rule_update", rule_id, enabled, who.name, now()
+            )
+            return proposals.accepted(proposal)
+        saved = await state.rules.replace(enabled, who.name)
+    except RuleError as exc:
+        return _invalid(exc)
+    if saved is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return _out(saved)
+
+
+@router.get(
+    "/{rule_id}/shadow",
+    response_model=BacktestAnswer,
+    summary="A rule's live shadow hits over a window (the backtest's figures)",
+    responses=_PROBLEMS,
+)
+async def shadow_figures(
+    rule_id: RuleId, since: AwareDatetime, until: AwareDatetime, state: State
+) -> Any:
+    """Counted from the shadow hits stored with each scored transaction of the window."""
+    if until <= since:
+        error = {"loc": ["query", "until"], "type": "empty_window", "msg": "until must follow"}
+        return problem(422, "invalid window", [error])
+    result = await state.backtests.shadow_stats(rule_id, since, until)
+    return BacktestAnswer(**result.as_dict())
 
 
 @router.get(

@@ -179,7 +179,8 @@ async def switch(rule_id: str, request: Request) -> Response:
     if rule is None:
         return _no_such_rule(request, session)
     try:
-        switched = replace(rule, enabled=fields.get("enabled") == "true")
+        on = fields.get("enabled") == "true"  # enabling a shadow rule makes it decide
+        switched = replace(rule, enabled=on, shadow=rule.shadow and not on)
         if svc.settings.decisions.four_eyes:
             return await proposals.propose_rule(
                 request, "rule_update", rule.id, switched, session.name

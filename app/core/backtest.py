@@ -61,6 +61,11 @@ class BacktestSource(Protocol):
         """One raw row decoded (CPU only: called on a worker thread)."""
         ...
 
+    async def shadow_stats(self, rule_id: str, since: datetime, until: datetime) -> BacktestResult:
+        """A shadow rule's live figures over ``since <= event_time < until``, counted from the
+        hits stored with each record (the backtest's figures, over what really happened)."""
+        ...
+
 
 @dataclass
 class BacktestResult:

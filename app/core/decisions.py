@@ -78,6 +78,7 @@ class RuleResult:
     decision: Decision | None = None
     rule_id: str | None = None
     reasons: tuple[Reason, ...] = ()
+    shadow: tuple[str, ...] = ()  # shadow rules that matched (they decide nothing)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def _list_reasons(hits: Mapping[str, Sequence[str]]) -> list[Reason]:
 
 
 def rule_check(
-    book: Callable[[], rules.RuleSet], on_error: Callable[[str], None]
+    book: Callable[[], rules.RuleSet],
+    on_error: Callable[[str], None],
+    on_shadow: Callable[[str], None] = lambda rule_id: None,
 ) -> Callable[[Transaction, Mapping[str, float], float, Mapping[str, Sequence[str]]], RuleResult]:
     """What the scorer calls: the current rule set (``book()``) over one transaction.
 
@@ -153,10 +156,12 @@ def rule_check(
         outcome = current.evaluate(rules.context(tx, features, score, hits))
         for rule_id in outcome.errors:
             on_error(rule_id)
+        for rule_id in outcome.shadow:
+            on_shadow(rule_id)
         reasons = tuple(
             Reason(code=code, feature=f"rule:{rule_id}", value=1.0)
             for code, rule_id in outcome.reasons
         )
-        return RuleResult(outcome.decision, outcome.rule_id, reasons)
+        return RuleResult(outcome.decision, outcome.rule_id, reasons, outcome.shadow)
 
     return check

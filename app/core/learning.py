@@ -241,6 +241,9 @@ class Learner(Publishing):
                     self._settled(item.seq, status)
             if len(received) < batch:
                 return
+            # a backlog of received labels must not hold back bundles, checkpoints and the
+            # policy between its batches: followers would score with models minutes old
+            await self._housekeeping()
 
     async def _apply(self, labels: Sequence[Label], seqs: Sequence[int]) -> list[LabelStatus]:
         rows = await self.repository.for_learning([lb.transaction_id for lb in labels])

@@ -166,6 +166,11 @@ class ListStore(Protocol):
         """Mark the active entry removed; None when there is none."""
         ...
 
+    async def add_many(self, entries: Sequence[ListEntry]) -> int:
+        """Store every entry in one transaction (one version bump), or none of them:
+        :class:`DuplicateEntry` names the position of the first entry with a live twin."""
+        ...
+
     async def search(self, query: ListQuery, now: datetime) -> list[ListEntry]: ...
 
 
@@ -194,6 +199,11 @@ class ListBook:
         stored = await self.store.add(entry)
         await self.refresh()  # local writes count at once, here
         return stored
+
+    async def add_many(self, entries: Sequence[ListEntry]) -> int:
+        added = await self.store.add_many(entries)
+        await self.refresh()
+        return added
 
     async def remove(
         self, entity: Entity, kind: Kind, value: str, by: str, at: datetime

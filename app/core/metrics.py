@@ -244,6 +244,29 @@ class Metrics:
             ["verdict", "analyst"],
             registry=r,
         )
+        self.rule_shadow_hits = Counter(
+            "riverguard_rule_shadow_hits_total",
+            "Transactions a shadow rule matched (what it would have decided; it decided nothing).",
+            ["rule"],
+            registry=r,
+        )
+        self.outbox_relayed = Counter(
+            "riverguard_outbox_relayed_total",
+            "Outbox rows (decisions and verdicts) this process published and deleted.",
+            registry=r,
+        )
+        self.outbox_errors = Counter(
+            "riverguard_outbox_errors_total",
+            "Failed passes of the outbox relay or a webhook sender (their rows stay queued).",
+            ["step"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "riverguard_webhook_deliveries_total",
+            "Webhook delivery attempts by endpoint and outcome (delivered, failed, dead_lettered).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
 
     def _cases(self, r: CollectorRegistry) -> None:
         """Cases (docs/cases.md): not closed and overdue per priority, closes per outcome."""

@@ -39,6 +39,8 @@ class ScoredRecord:
     decided: str | None = None  # "rule:<id>" or "list" when a rule or list decided
     #: the answer's reasons as in ``response`` (None: not given, read them from ``response``)
     reasons: list[dict[str, Any]] | None = None
+    #: the shadow rules that matched, comma-separated (None: none; rule ids hold no comma)
+    shadow_hits: str | None = None
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,10 @@ async def watch(
 
 async def _bounded(probe: Probe, limit: float) -> str | None:
     try:
-        return await asyncio.wait_for(probe(), limit)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the probe finishes, and this loop would outlive the shutdown
+        async with asyncio.timeout(limit):
+            return await probe()
     except TimeoutError:
         return "timed out"
     except Exception as exc:  # a probe reports; it never raises

@@ -148,9 +148,8 @@ class ProcessProber:
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            out, _ = await asyncio.wait_for(
-                child.communicate(json.dumps(request).encode()), self.seconds
-            )
+            async with asyncio.timeout(self.seconds):  # not wait_for: it can eat a cancel
+                out, _ = await child.communicate(json.dumps(request).encode())
         except TimeoutError:
             raise _too_slow(self.seconds) from None
         finally:

@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 RUNTIME_AUTHOR = "runtime-budget"
 
 
+def _runs(rule: Rule) -> bool:
+    """Enabled and shadow rules both run on every transaction (and share the budgets)."""
+    return rule.enabled or rule.shadow
+
+
 class RuleExists(LookupError):
     """A rule with this id exists already (create is not replace)."""
 
@@ -153,7 +158,7 @@ class RuleBook:
         others = [
             c.rule.expression
             for c in self.current.rules
-            if c.rule.enabled and c.rule.id != rule.id and rule.enabled and not alone
+            if _runs(c.rule) and c.rule.id != rule.id and _runs(rule) and not alone
         ]
         results = await self.prober.measure(
             [rule.expression, *others],
@@ -213,8 +218,9 @@ class RuleBook:
         done = []
         for rule_id in list(self.current.over):
             rule = await self.store.get(rule_id)
-            if rule is not None and rule.enabled:
-                await self.store.put(replace(rule, enabled=False), RUNTIME_AUTHOR, must_exist=True)
+            if rule is not None and _runs(rule):
+                off = replace(rule, enabled=False, shadow=False)
+                await self.store.put(off, RUNTIME_AUTHOR, must_exist=True)
                 self.on_disabled(rule_id)
                 log.warning("rule %s went over its run-time budget: disabled", rule_id)
                 done.append(rule_id)

@@ -39,6 +39,9 @@ class RuleFields(BaseModel):
     reason_code: str | None = Field(default=None, pattern=CODE_PATTERN)
     priority: StrictInt = Field(default=100, ge=-1_000_000, le=1_000_000)
     enabled: StrictBool = True
+    shadow: StrictBool = Field(
+        default=False, description="run on live traffic and count hits without deciding"
+    )
 
     @field_validator("name", "expression")
     @classmethod
@@ -56,7 +59,8 @@ class RuleFields(BaseModel):
             action=self.action,
             reason_code=self.reason_code or "",
             priority=self.priority,
-            enabled=self.enabled,
+            enabled=self.enabled and not self.shadow,  # shadow: runs, never decides
+            shadow=self.shadow,
         )
 
 

@@ -13,6 +13,11 @@ rule, and a rule over ``limit_s`` on ``strikes`` timed evaluations in a row is d
 the set at once and listed in ``RuleSet.over`` (the rule book then disables it in the store,
 audited, for every process).
 
+A rule in ``shadow`` mode (``shadow=True``, ``enabled=False``) runs on every transaction like an
+enabled one, after them, and counts against the same budgets, but neither decides nor adds a
+reason: its matches are listed in ``RuleOutcome.shadow`` (counted in a metric and stored with
+the record, so its live hits can be compared with a backtest of the same window).
+
 >>> rule = Rule(id="big-ecom", name="big e-commerce", action="review",
 ...             expression='amount > 1000.0 && channel == "ecom"')
 >>> rule.reason_code
@@ -20,7 +25,7 @@ audited, for every process).
 >>> rules = RuleSet([compile_rule(rule, VARIABLES)])
 >>> rules.evaluate({"amount": 5000.0, "channel": "ecom"})  # doctest: +NORMALIZE_WHITESPACE
 RuleOutcome(decision='review', rule_id='big-ecom',
-            reasons=(('rule_big_ecom', 'big-ecom'),), errors=())
+            reasons=(('rule_big_ecom', 'big-ecom'),), errors=(), shadow=())
 >>> rules.evaluate({"amount": 5.0, "channel": "ecom"}).decision is None
 True
 """
@@ -91,6 +96,7 @@ class Rule:
     priority: int = 100
     enabled: bool = True
     version: int = 1
+    shadow: bool = False  # runs and counts its hits without deciding (never with enabled)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(ID_PATTERN, self.id):
@@ -101,6 +107,8 @@ class Rule:
             object.__setattr__(self, "reason_code", default_code(self.id))
         if not re.fullmatch(CODE_PATTERN, self.reason_code):
             raise problem(("body", "reason_code"), "reason_code", "a code is a-z, 0-9 and _")
+        if self.shadow and self.enabled:
+            raise problem(("body", "shadow"), "shadow_enabled", "a shadow rule is not enabled")
         if len(self.name) > MAX_NAME_LENGTH:
             raise problem(("body", "name"), "too_long", f"a name has at most {MAX_NAME_LENGTH}")
         # rules are stored, audited and listed: a card number has no place in any of them
@@ -147,6 +155,7 @@ class RuleOutcome:
     rule_id: str | None
     reasons: tuple[tuple[str, str], ...]  # (reason_code, rule id), in rule order
     errors: tuple[str, ...] = ()  # ids of rules that failed at run time (counted as no match)
+    shadow: tuple[str, ...] = ()  # ids of the shadow rules that matched
 
 
 NO_OUTCOME = RuleOutcome(None, None, (), ())
@@ -184,12 +193,13 @@ class RuleSet:
         self.over: list[str] = []  # dropped over budget, to be disabled in the store
         self._count = 0
         self._strikes: dict[str, int] = {}
-        # what the loop needs, looked up once: bound execute, action, id, code
+        # what the loop needs, looked up once: bound execute, action, id, code (action
+        # "shadow": a shadow rule, evaluated after the deciding ones whatever they said)
+        live = [c for c in self.rules if c.rule.enabled]
+        shadows = [c for c in self.rules if c.rule.shadow and not c.rule.enabled]
         self._active = tuple(
-            (c.program.execute, c.rule.action, c.rule.id, c.rule.reason_code)
-            for c in self.rules
-            if c.rule.enabled
-        )
+            (c.program.execute, c.rule.action, c.rule.id, c.rule.reason_code) for c in live
+        ) + tuple((c.program.execute, "shadow", c.rule.id, "") for c in shadows)
 
     def __len__(self) -> int:
         return len(self._active)
@@ -206,8 +216,9 @@ class RuleSet:
         rule_id = None
         reasons: list[tuple[str, str]] = []
         errors: list[str] = []
+        shadow: list[str] = []
         for execute, action, rid, code in self._active:
-            if decision is not None and action != "reason":
+            if decision is not None and action not in ("reason", "shadow"):
                 continue  # decided: later decision rules cannot change it
             began = clock() if clock is not None else 0.0
             try:
@@ -220,11 +231,13 @@ class RuleSet:
                 self._timed(rid, clock() - began)
             if matched is None:
                 errors.append(rid)
+            elif matched and action == "shadow":
+                shadow.append(rid)
             elif matched:
                 reasons.append((code, rid))
                 if action != "reason":
                     decision, rule_id = action, rid
-        return RuleOutcome(decision, rule_id, tuple(reasons), tuple(errors))
+        return RuleOutcome(decision, rule_id, tuple(reasons), tuple(errors), tuple(shadow))
 
     def _timed(self, rule_id: str, seconds: float) -> None:
         if seconds <= self.budget.limit_s:

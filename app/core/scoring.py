@@ -178,13 +178,8 @@ class Scorer:
         """The decision layer over one row's model scores; the record and the answer."""
         champion, challengers = scores[0], scores[1:]
         hits = self.lists(tx, now)
-        verdict = decisions.decide(
-            champion.score,
-            self.cutoffs,
-            self.warmup,
-            hits,
-            self.rules(tx, features, champion.score, hits),
-        )
+        ruled = self.rules(tx, features, champion.score, hits)
+        verdict = decisions.decide(champion.score, self.cutoffs, self.warmup, hits, ruled)
         reasons = verdict.reasons
         if verdict.decided_by == "model" and verdict.decision != "approve":
             # Reasons explain a decision that stops or slows a payment; an approval needs
@@ -228,6 +223,7 @@ class Scorer:
             scored_at=now,
             decided=_decided(verdict),
             reasons=[r.model_dump() for r in reasons],  # spares the store parsing the answer
+            shadow_hits=",".join(ruled.shadow) or None,
         )
         return record, answer
 

@@ -16,7 +16,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.core import cases, lists, reviews
+from app.core import cases, lists, outbox, reviews
 from app.core.learning import LabelStatus
 from app.core.metrics import Metrics
 from app.core.scoring import REJECTION_REASONS, STAGES
@@ -71,6 +71,12 @@ def for_analysts(metrics: Metrics, analysts: Iterable[str]) -> None:
 def for_admission(metrics: Metrics, routes: Iterable[str]) -> None:
     """The shed-request counter of every route behind the admission limit."""
     touch(metrics.shed, [(route,) for route in routes])
+
+
+def for_outbox(metrics: Metrics, endpoints: Iterable[str]) -> None:
+    """The relay's error series and each webhook endpoint's delivery outcomes."""
+    touch(metrics.outbox_errors, [("relay",), ("webhook",)])
+    touch(metrics.webhook_deliveries, itertools.product(endpoints, outbox.WEBHOOK_OUTCOMES))
 
 
 def for_worker(metrics: Metrics, topic: str, kind: str) -> None:

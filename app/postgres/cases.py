@@ -210,14 +210,21 @@ class PgCaseStore:
             for r in pending
         ]  # fmt: skip
         seqs = await insert_received(conn, labels)
-        await conn.execute(
+        judged = await conn.fetch(
             "UPDATE review_queue q SET verdict = $2, analyst = $3, decided_at = $4,"
             " note = 'case ' || $1::text, label_seq = s.seq"
             " FROM case_alerts a LEFT JOIN unnest($5::text[], $6::bigint[]) AS s(id, seq)"
             " ON s.id = a.transaction_id"
-            " WHERE a.case_id = $1 AND q.transaction_id = a.transaction_id AND q.verdict IS NULL",
+            " WHERE a.case_id = $1 AND q.transaction_id = a.transaction_id AND q.verdict IS NULL"
+            " RETURNING a.transaction_id, a.event_time",
             case_id, _VERDICT[outcome], who, now,
             [lb.transaction_id for lb in labels], seqs,
+        )  # fmt: skip
+        # each review item the close judged is a verdict published outward, in this transaction
+        await conn.execute(
+            "INSERT INTO decision_outbox (transaction_id, event_time, kind)"
+            " SELECT id, at, 'verdict' FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)",
+            [r["transaction_id"] for r in judged], [r["event_time"] for r in judged],
         )  # fmt: skip
         return seqs
 

@@ -6,6 +6,7 @@ process that saw version *n* has seen every change committed up to *n*.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,21 @@ _REMOVE = (
     " WHERE entity = $1 AND value = $2 AND kind = $3 AND removed_at IS NULL"
     f" RETURNING {_COLUMNS}"
 )
+
+
+_EXPIRE_TWIN = (
+    "UPDATE list_entries SET removed_at = $4, removed_by = $5"
+    " WHERE entity = $1 AND value = $2 AND kind = $3 AND removed_at IS NULL"
+    " AND expires_at <= $4"
+)
+
+
+def _twin(e: ListEntry) -> tuple[Any, ...]:
+    return (e.entity, e.value, e.kind, e.created_at, e.created_by)
+
+
+def _values(e: ListEntry) -> tuple[Any, ...]:
+    return (e.entity, e.value, e.kind, e.reason, e.expires_at, e.created_at, e.created_by)
 
 
 def _entry(row: Any) -> ListEntry:
@@ -85,6 +101,16 @@ class PgListStore:
                 raise DuplicateEntry(f"an active {entry.kind} entry for this {entry.entity}")
             await conn.execute(_BUMP)
         return _entry(row)
+
+    async def add_many(self, entries: Sequence[ListEntry]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for position, entry in enumerate(entries):
+                await conn.execute(_EXPIRE_TWIN, *_twin(entry))
+                row = await conn.fetchrow(_INSERT, *_values(entry))
+                if row is None:  # raising rolls every earlier row of the file back
+                    raise DuplicateEntry(str(position))
+            await conn.execute(_BUMP)
+        return len(entries)
 
     async def remove(
         self, entity: Entity, kind: Kind, value: str, by: str, at: datetime

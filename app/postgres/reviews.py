@@ -130,6 +130,12 @@ class PgReviewStore:
                 if first is None:
                     return None
                 raise AlreadyDecided(first["verdict"], first["analyst"], first["decided_at"])
+            await conn.execute(  # the verdict is published outward (migration 018)
+                "INSERT INTO decision_outbox (transaction_id, event_time, kind)"
+                " VALUES ($1, $2, 'verdict')",
+                transaction_id,
+                event_time,
+            )
             label = label_for(transaction_id, verdict, now, event_time)
             seq = None
             if label is not None:

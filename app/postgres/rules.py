@@ -15,13 +15,26 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.core.backtest import BacktestRow
+from app.core.backtest import BacktestResult, BacktestRow
 from app.core.learning import transaction_from_payload
 from app.core.rulebook import RuleExists, diff
 from app.core.rules import Rule
 from app.postgres import codec
 
-_COLUMNS = "id, name, expression, action, reason_code, priority, enabled, version"
+_COLUMNS = "id, name, expression, action, reason_code, priority, enabled, version, shadow"
+_SHADOW = """
+SELECT count(*) AS rows_scanned,
+    count(*) FILTER (WHERE hit) AS hits,
+    count(*) FILTER (WHERE hit AND i.label_is_fraud IS NOT NULL) AS labelled_hits,
+    count(*) FILTER (WHERE hit AND i.label_is_fraud) AS frauds_caught,
+    count(*) FILTER (WHERE hit AND t.decision IN ('review', 'decline')) AS model_overlap
+FROM (
+    SELECT t.*, t.shadow_hits IS NOT NULL AND $1 = ANY(string_to_array(t.shadow_hits, ',')) AS hit
+    FROM scored_transactions t WHERE t.event_time >= $2 AND t.event_time < $3
+) t
+JOIN transaction_ids i ON i.transaction_id = t.transaction_id AND i.event_time = t.event_time
+"""
+_SHADOW_FIGURES = ("rows_scanned", "hits", "labelled_hits", "frauds_caught", "model_overlap")
 _BACKTEST = """
 SELECT t.transaction_id, t.card_id, t.merchant_id, t.event_time, t.feature_set, t.features,
     t.payload_rest, t.payload, t.score, t.decision, i.label_is_fraud
@@ -119,6 +132,22 @@ class PgRuleStore:
                 return
             after = (rows[-1]["event_time"], rows[-1]["transaction_id"])
 
+    async def shadow_stats(self, rule_id: str, since: datetime, until: datetime) -> BacktestResult:
+        row = await self.pool.fetchrow(_SHADOW, rule_id, since, until, timeout=self.page_seconds)
+        days = await self.pool.fetch(
+            "SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS n"
+            " FROM scored_transactions WHERE event_time >= $2 AND event_time < $3"
+            " AND $1 = ANY(string_to_array(shadow_hits, ',')) GROUP BY 1",
+            rule_id,
+            since,
+            until,
+        )
+        assert row is not None
+        result = BacktestResult(since, until, hits_per_day={d["day"]: int(d["n"]) for d in days})
+        for name in _SHADOW_FIGURES:
+            setattr(result, name, int(row[name]))
+        return result
+
     def backtest_row(self, r: Any) -> BacktestRow:
         payload = r["payload"] or codec.rebuild_payload(
             r["payload_rest"], r["transaction_id"], r["card_id"], r["merchant_id"], r["event_time"]
@@ -161,11 +190,11 @@ async def _write(conn: Any, old: Rule | None, rule: Rule, changed_by: str) -> Ru
     version = max(int(last), 0 if old is None else old.version) + 1
     await conn.execute(
         "INSERT INTO rules (id, name, expression, action, reason_code, priority, enabled,"
-        " version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET"
-        " name = $2, expression = $3, action = $4, reason_code = $5, priority = $6,"
-        " enabled = $7, version = $8, updated_at = now()",
+        " version, shadow) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO"
+        " UPDATE SET name = $2, expression = $3, action = $4, reason_code = $5, priority = $6,"
+        " enabled = $7, version = $8, shadow = $9, updated_at = now()",
         rule.id, rule.name, rule.expression, rule.action, rule.reason_code, rule.priority,
-        rule.enabled, version,
+        rule.enabled, version, rule.shadow,
     )  # fmt: skip
     await _audit(conn, rule.id, version, changed_by, diff(old, rule))
     return Rule(**{**rule.content(), "version": version})

@@ -26,9 +26,10 @@ WITH t AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[],
         $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-        $18::text[], $19::bytea[], $20::text[])
+        $18::text[], $19::bytea[], $20::text[], $21::text[])
         AS t(id, at, scored_at, score, lineup, card, merchant, fset, fstatus, decision, source,
-             scores, features, payload_rest, reasons, payload, digest, response, learned, decided)
+             scores, features, payload_rest, reasons, payload, digest, response, learned, decided,
+             shadow)
 ), ids AS (
     INSERT INTO transaction_ids (transaction_id, event_time)
     SELECT id, at FROM t
@@ -37,10 +38,10 @@ WITH t AS (
 ), stored AS (
     INSERT INTO scored_transactions (event_time, scored_at, score, lineup, transaction_id,
         card_id, merchant_id, feature_set, feature_status, decision, source, scores, features,
-        payload_rest, reasons, payload, digest, response, learned_packed, decided)
+        payload_rest, reasons, payload, digest, response, learned_packed, decided, shadow_hits)
     SELECT t.at, t.scored_at, t.score, t.lineup, t.id, t.card, t.merchant, t.fset, t.fstatus,
         t.decision, t.source, t.scores::float8[], t.features::real[], t.payload_rest, t.reasons,
-        t.payload, t.digest, t.response, t.learned, t.decided
+        t.payload, t.digest, t.response, t.learned, t.decided, t.shadow
     FROM t JOIN ids ON ids.transaction_id = t.id
     RETURNING transaction_id, event_time, score, decision
 ), queued AS (
@@ -48,6 +49,10 @@ WITH t AS (
     INSERT INTO review_queue (transaction_id, event_time, score)
     SELECT transaction_id, event_time, score FROM stored WHERE decision = 'review'
     ON CONFLICT (transaction_id) DO NOTHING
+), outboxed AS (
+    -- the decision is published outward from this row (migration 018), exactly when stored
+    INSERT INTO decision_outbox (transaction_id, event_time)
+    SELECT transaction_id, event_time FROM stored
 )
 SELECT transaction_id FROM stored
 """
@@ -91,7 +96,7 @@ class PgScored(PgLayout):
         if days:
             await self.ensure_partitions(sorted(days))
         rows = [await self._encode(r) for r in chosen]
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 20
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 21
         inserted = await self.pool.fetch(_INSERT_SCORED, *columns)
         return {row["transaction_id"] for row in inserted}
 
@@ -129,7 +134,7 @@ class PgScored(PgLayout):
             codec.dumps(values).replace("[", "{").replace("]", "}"),
             codec.dumps(features).replace("[", "{").replace("]", "}"),
             rest, reasons, payload, dig, response,
-            codec.pack_learned(learned), r.decided,
+            codec.pack_learned(learned), r.decided, r.shadow_hits,
         )  # fmt: skip
 
     async def _decode(self, r: Any) -> dict[str, Any]:

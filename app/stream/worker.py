@@ -73,7 +73,8 @@ class Worker:
             except Exception:
                 log.exception("%s failed; restarting in 1s", self.name)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                    async with asyncio.timeout(1.0):  # not wait_for: it can eat a cancel (3.11)
+                        await self._stopping.wait()
 
     async def run(self) -> None:
         settings = self.ctx.settings

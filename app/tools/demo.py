@@ -1,9 +1,11 @@
 """``riverguard demo``: a simulated stream through the real service, a live view, a report.
 
-The service runs as its own process (``riverguard serve``, API and stream workers) against the
-embedded servers or configured URLs; this process generates the stream, replays most of it
-through Kafka and a share through the REST API (labels arrive late, in event-time order), shows
-progress from the service's own metrics, then writes ``riverguard-report.html``.
+The service runs in the layout users deploy, against the embedded servers or configured URLs:
+a learner process beside a scorer process (``RIVERGUARD_ROLE=scorer riverguard serve``: the API
+and the stream workers). This process generates the stream, replays most of it through Kafka
+and a share through the scorer's REST API at a fixed rate (labels arrive late, in event-time
+order), shows progress from the service's own metrics, then writes ``riverguard-report.html``
+with the REST latency beside what each transaction cost the scorer in CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from app.tools import demo_decisions, report
-from app.tools.demo_service import DemoService
+from app.tools import demo_decisions, demo_summary, report
+from app.tools.demo_service import DemoService, lineup
 from simulator import generate as sim
 from simulator import replay as sim_replay
 from simulator import sinks
@@ -45,6 +46,7 @@ class DemoOptions:
 class Progress:
     started: float = field(default_factory=time.monotonic)
     scored: float = 0.0
+    received: float = 0.0  # labels taken in by the scorer
     learned: float = 0.0
     models: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,6 +66,12 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         f"(fraud rate {stream.summary.fraud_rate:.2%}, unseen campaign from "
         f"{stream.summary.campaign_onset})"
     )
+    champion, compared, challengers = lineup()
+    console.print(
+        f"layout: a learner (pid {service.learner.pid}) beside a scorer (pid "
+        f"{service.scorer.pid}, RIVERGUARD_ROLE=scorer: API + Kafka workers); champion "
+        f"{champion}, challengers {', '.join(challengers)}"
+    )
     setup = demo_decisions.choose(records)
     await demo_decisions.install(service.url, service.api_key, setup)
     console.print(
@@ -71,7 +79,34 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         f"{demo_decisions.DECLINE_BUDGET:.1%} decline; rule {demo_decisions.RULE_ID} "
         f"({setup.rule_expression}); card {setup.blocked_card} block-listed"
     )
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), service.cpu_seconds()
+    replayed = await _replay(service, records, stream.summary.transactions, options, console)
+    expected_tx = replayed.outcomes["transaction"]["accepted"]
+    expected_labels = replayed.outcomes["label"]["accepted"]
+    await _drain(service, expected_tx, expected_labels, console)
+    elapsed, cpu_after = time.monotonic() - started, service.cpu_seconds()
+    stored = await service.counts()
+    cpu = demo_summary.CpuUse(
+        demo_summary.cpu_between(cpu_before, cpu_after, "scorer"),
+        demo_summary.cpu_between(cpu_before, cpu_after, "learner"),
+        expected_tx,
+        stored["labels"] - stored["unsettled"],  # what the learner settled meanwhile
+    )
+    measured = demo_summary.Run(elapsed, replayed, cpu, compared, await service.freshness())
+    data = await _report_data(service, records, options.http_rate, stream.summary, measured, setup)
+    options.out.write_text(report.render(data), encoding="utf-8")
+    _print_summary(console, data, options.out)
+    return {"summary": data.summary, "models": data.models, "report": str(options.out)}
+
+
+async def _replay(
+    service: DemoService,
+    records: list[Record],
+    total: int,
+    options: DemoOptions,
+    console: Console,
+) -> sim_replay.ReplaySummary:
+    """Most of the stream through Kafka, a share through REST at a fixed rate, watched."""
     http = sinks.HttpSink(service.url, service.api_key, timeout=30, max_connections=HTTP_SENDERS)
     kafka = sinks.KafkaSink(
         service.bootstrap, transactions_topic="transactions", labels_topic="labels"
@@ -82,25 +117,12 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
             sim_replay.replay(records, kafka, split=split, concurrency=64)
         )
         try:
-            progress = await _watch(
-                service, replaying, stream.summary.transactions, options, console
-            )
-            replayed = await replaying
+            await _watch(service, replaying, total, options, console)
+            return await replaying
         finally:
             if not replaying.done():  # interrupted: stop the replay before closing its sinks
                 replaying.cancel()
                 await asyncio.gather(replaying, return_exceptions=True)
-    expected_tx = replayed.outcomes["transaction"]["accepted"]
-    expected_labels = replayed.outcomes["label"]["accepted"]
-    await _drain(service, expected_tx, expected_labels, console)
-    elapsed = time.monotonic() - started
-    data = await _report_data(
-        service, records, options.http_rate, stream.summary, elapsed, replayed, setup
-    )
-    options.out.write_text(report.render(data), encoding="utf-8")
-    _print_summary(console, data, options.out)
-    del progress
-    return {"summary": data.summary, "models": data.models, "report": str(options.out)}
 
 
 async def _watch(
@@ -129,6 +151,7 @@ async def _poll(service: DemoService, progress: Progress) -> None:
         progress.scored = sum(
             v for k, v in samples.items() if k.startswith(("scored:", "replayed:"))
         )
+        progress.received = samples.get("labels:arrived", 0.0)
         progress.learned = samples.get("labels:learned", 0.0) + samples.get("labels:relabeled", 0.0)
         progress.models = await service.models()
     except httpx.HTTPError:
@@ -138,9 +161,10 @@ async def _poll(service: DemoService, progress: Progress) -> None:
 def _progress_table(progress: Progress, total: int) -> Table:
     elapsed = max(time.monotonic() - progress.started, 1e-6)
     table = Table(title="riverguard demo", show_header=False)
-    table.add_row("transactions scored", f"{progress.scored:,.0f} / {total:,}")
+    table.add_row("transactions scored (scorer)", f"{progress.scored:,.0f} / {total:,}")
     table.add_row("rate", f"{progress.scored / elapsed:,.0f} tx/s")
-    table.add_row("labels learned", f"{progress.learned:,.0f}")
+    table.add_row("labels arrived (scorer)", f"{progress.received:,.0f}")
+    table.add_row("labels learned (learner)", f"{progress.learned:,.0f}")
     for m in progress.models:
         ap = (m.get("metrics") or {}).get("average_precision")
         shown = "–" if ap is None else f"{ap:.3f}"
@@ -149,15 +173,23 @@ def _progress_table(progress: Progress, total: int) -> Table:
 
 
 async def _drain(service: DemoService, transactions: int, labels: int, console: Console) -> None:
-    """Wait until the service has recorded every accepted transaction and label."""
-    deadline = time.monotonic() + 120
-    counts: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        counts = await service.counts()
-        if counts["transactions"] >= transactions and counts["labels"] >= labels:
+    """Wait until the scorer has recorded every accepted transaction and label, and the
+    learner has settled every label; give up only once nothing has moved for a minute (a
+    slow machine is waited for, a stuck service is not)."""
+    stall, counts = 60.0, await service.counts()
+    moved = time.monotonic()
+    while (
+        counts["transactions"] < transactions
+        or counts["labels"] < labels
+        or counts["unsettled"] > 0
+    ):
+        if time.monotonic() - moved > stall:
+            console.print(f"[yellow]warning:[/] service stalled for {stall:.0f} s: {counts}")
             return
         await asyncio.sleep(0.5)
-    console.print(f"[yellow]warning:[/] service still behind after 120 s: {counts}")
+        latest = await service.counts()
+        if latest != counts:
+            counts, moved = latest, time.monotonic()
 
 
 async def _report_data(
@@ -165,8 +197,7 @@ async def _report_data(
     records: list[Record],
     http_rate: float,
     summary: sim.GenerationSummary,
-    elapsed: float,
-    replayed: sim_replay.ReplaySummary,
+    measured: demo_summary.Run,
     setup: demo_decisions.Setup,
 ) -> report.ReportData:
     truth = {r.transaction_id: r.truth for r in records if r.kind == "transaction"}
@@ -184,6 +215,10 @@ async def _report_data(
         promotions = [
             json.loads(r["record"]) for r in await conn.fetch("SELECT record FROM promotions")
         ]
+        statuses = {
+            r["status"]: int(r["n"])
+            for r in await conn.fetch("SELECT status, count(*) AS n FROM labels GROUP BY status")
+        }
         dead = await service.dead_letters()
     finally:
         await conn.close()
@@ -206,34 +241,26 @@ async def _report_data(
                 r["event_time"], r["decision"], float(r["score"]), fraud, scenario, layer
             )
         )
-    decisions = {
-        d: sum(1 for s in scored if s.decision == d) for d in ("approve", "review", "decline")
-    }
     window = int(models[0].get("metrics", {}).get("window", 10_000)) if models else 10_000
-    return report.ReportData(
+    data = report.ReportData(
         models=models,
         learned=learned,
         scored=scored,
-        latencies_ms=replayed.latencies_ms,
+        latencies_ms=measured.replayed.latencies_ms,
         latency_rate=http_rate,
         window=window,
         promotions=promotions,
         campaign_onset=summary.campaign_onset,
-        summary={
-            "transactions scored": len(scored),
-            "labels learned": len(learned),
-            "wall time (s)": round(elapsed, 1),
-            "throughput (tx/s)": round(len(scored) / max(elapsed, 1e-6), 1),
-            # measured from each request's scheduled time, so queueing behind a slow one counts
-            report.latency_title(http_rate): report.latency_summary(replayed.latencies_ms),
-            "decisions": decisions,
-            **demo_decisions.summary(scored_rows, setup),
-            "promotions": len(promotions),
-            "dead letters": dead,
-            "rejected by the API": replayed.total("rejected"),
-            "generated at": datetime.now(UTC).isoformat(timespec="seconds"),
+        compared=measured.compared,
+        budgets={
+            "review": demo_decisions.REVIEW_BUDGET,
+            "decline": demo_decisions.DECLINE_BUDGET,
         },
     )
+    data.summary, data.notes = demo_summary.lines(
+        data, measured, scored_rows, setup, statuses, dead
+    )
+    return data
 
 
 def _print_summary(console: Console, data: report.ReportData, out: Path) -> None:
@@ -241,17 +268,19 @@ def _print_summary(console: Console, data: report.ReportData, out: Path) -> None
     table.add_column("measure", no_wrap=True)
     table.add_column("value", justify="right")
     for key, value in data.summary.items():
-        table.add_row(key, str(value))
+        table.add_row(key, value)
     console.print(table)
+    for note in data.notes:
+        console.print(f"  {note}", highlight=False)
     models = Table(title="models")
-    for column in ("model", "role", "ROC AUC", "AP", "labels"):
+    for column in ("model", "role", "definition", "ROC AUC", "AP", "labels"):
         models.add_column(column, justify="right")
     for m in data.models:
         metrics = m.get("metrics") or {}
         models.add_row(
-            str(m["name"]), str(m["role"]),
+            str(m["name"]), str(m["role"]), report.definition_of(m),
             _num(metrics.get("roc_auc")), _num(metrics.get("average_precision")),
-            str(m.get("learned")),
+            demo_summary.number(m.get("learned")),
         )  # fmt: skip
     console.print(models)
     console.print(f"report written to [bold]{out}[/]")

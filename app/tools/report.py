@@ -7,10 +7,7 @@ are recomputed here over the same window of labels in the same learning order.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,9 +54,18 @@ class ReportData:
     window: int
     latency_rate: float | None = None  # the REST requests' fixed rate (open loop), per second
     summary: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the summary's figures count
     promotions: list[dict[str, Any]] = field(default_factory=list)
     campaign_onset: datetime | None = None
     campaign_scenario: str | None = None
+    compared: str | None = None  # the model the champion is compared with (drawn bold)
+    budgets: dict[str, float] = field(default_factory=dict)  # decision -> share of traffic
+
+    @property
+    def rolling_window(self) -> int:
+        """Labels per point of the rolling-quality plot: the service's window, or a fifth of
+        the labels when there are fewer (a short run still shows a curve)."""
+        return max(50, min(self.window, max(50, len(self.learned) // 5)))
 
 
 def latency_title(rate: float | None) -> str:
@@ -111,49 +117,74 @@ def rolling_curves(
     return curves
 
 
+#: Days in each window of the adaptation plot: a day of the demo holds too few frauds for its
+#: average precision to mean much; two days hold about twice as many.
+TRAILING_DAYS = 2
+
+
 def time_to_recover(data: ReportData, fraction: float = 0.9) -> dict[str, Any]:
-    """Days after the campaign onset until the champion's daily AP regains ``fraction`` of its
-    pre-onset mean (ground truth of every scored transaction that day)."""
+    """Days after the campaign onset until the champion's AP over a trailing window regains
+    ``fraction`` of its pre-onset mean (ground truth of every scored transaction), with the
+    frauds behind each figure and a bootstrap interval of the lowest point."""
     onset = data.campaign_onset
     if onset is None:
         return {"onset": None, "recovered_after_days": None}
-    daily = _daily_ap(data.scored)
-    before = [ap for day, ap in daily if day < onset]
+    windows = trailing_ap(data.scored, TRAILING_DAYS)
+    before = [w for w in windows if w[0] <= onset]
+    out: dict[str, Any] = {"onset": onset.isoformat(), "recovered_after_days": None}
     if not before:
-        return {"onset": onset.isoformat(), "recovered_after_days": None}
-    target = fraction * float(np.mean(before))
-    after = [(day, ap) for day, ap in daily if day >= onset]
-    dip = min((ap for _, ap in after), default=None)
-    for day, ap in after:
-        if ap >= target and (day - onset) >= timedelta(days=1):
-            days = (day - onset).total_seconds() / 86400
-            return {
-                "onset": onset.isoformat(),
-                "recovered_after_days": round(days, 1),
-                "target_ap": target,
-                "lowest_ap": dip,
-            }
-    return {
-        "onset": onset.isoformat(),
-        "recovered_after_days": None,
-        "target_ap": target,
-        "lowest_ap": dip,
-    }
-
-
-def _daily_ap(scored: Sequence[ScoredTx]) -> list[tuple[datetime, float]]:
-    by_day: dict[datetime, list[ScoredTx]] = defaultdict(list)
-    for tx in scored:
-        if tx.truth is not None:
-            by_day[tx.event_time.replace(hour=0, minute=0, second=0, microsecond=0)].append(tx)
-    out = []
-    for day in sorted(by_day):
-        y = np.array([t.truth for t in by_day[day]], dtype=bool)
-        s = np.array([t.score for t in by_day[day]], dtype=float)
-        ap = model_metrics.average_precision(y, s)
-        if ap is not None:
-            out.append((day, ap))
+        return out
+    after = [w for w in windows if w[0] > onset]
+    out["target_ap"] = fraction * float(np.mean([w[1] for w in before]))
+    out["before_frauds"] = int(np.mean([w[4] for w in before]))
+    if after:
+        dip = min(after, key=lambda w: w[1])
+        out.update(lowest_ap=dip[1], lowest_interval=(dip[2], dip[3]), lowest_frauds=dip[4])
+    for end, ap, _, _, _ in after:
+        if ap >= out["target_ap"] and (end - onset) >= timedelta(days=1):
+            out["recovered_after_days"] = round((end - onset).total_seconds() / 86400, 1)
+            break
     return out
+
+
+def trailing_ap(
+    scored: Sequence[ScoredTx], days: int, reps: int = 100, seed: int = 7
+) -> list[tuple[datetime, float, float, float, int]]:
+    """(window end, AP, 5th and 95th bootstrap percentiles, frauds) of the champion's scores
+    over each ``days``-day window ending at a midnight, one window per day."""
+    known = sorted((t for t in scored if t.truth is not None), key=lambda t: t.event_time)
+    if not known:
+        return []
+    times = np.array([t.event_time.timestamp() for t in known])
+    y = np.array([bool(t.truth) for t in known])
+    s = np.array([t.score for t in known], dtype=float)
+    first = known[0].event_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    rng = np.random.default_rng(seed)
+    out = []
+    end = first + timedelta(days=days)
+    while end <= known[-1].event_time + timedelta(days=1):
+        lo, hi = np.searchsorted(times, [(end - timedelta(days=days)).timestamp(), end.timestamp()])
+        ap = model_metrics.average_precision(y[lo:hi], s[lo:hi])
+        if ap is not None:
+            low, high = _bootstrap(y[lo:hi], s[lo:hi], reps, rng)
+            out.append((end, ap, low, high, int(y[lo:hi].sum())))
+        end += timedelta(days=1)
+    return out
+
+
+def _bootstrap(
+    y: np.ndarray, s: np.ndarray, reps: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    values = []
+    for _ in range(reps):
+        pick = rng.integers(0, len(y), len(y))
+        ap = model_metrics.average_precision(y[pick], s[pick])
+        if ap is not None:
+            values.append(ap)
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [5, 95])
+    return float(low), float(high)
 
 
 def _model_names(data: ReportData) -> list[str]:
@@ -172,28 +203,35 @@ def render(data: ReportData) -> str:
     """The whole report as one self-contained HTML page."""
     import matplotlib
 
+    from app.tools import report_plots as plots
+
     matplotlib.use("Agg")
-    figures = {
-        "rolling_quality": _plot_rolling(data),
-        "score_distribution": _plot_scores(data),
-        "decisions_per_day": _plot_decisions(data),
-        "decisions_by_layer": _plot_layers(data),
-        "latency": _plot_latency(data),
-        "adaptation": _plot_adaptation(data),
-    }
     recovery = time_to_recover(data)
+    figures = {
+        "rolling_quality": plots.rolling(data, rolling_curves(data, data.rolling_window)),
+        "score_distribution": plots.scores(data),
+        "decisions_per_day": plots.decisions(data),
+        "decisions_by_layer": plots.layers(data),
+        "latency": plots.latency(data, latency_title(data.latency_rate)),
+        "adaptation": plots.adaptation(
+            data, trailing_ap(data.scored, TRAILING_DAYS), recovery.get("target_ap"),
+            TRAILING_DAYS,
+        ),
+    }  # fmt: skip
     final = final_metrics(data)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>riverguard report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}img{max-width:100%}</style></head><body>",
+        "text-align:right}td:first-child{text-align:left}img{max-width:100%}</style>"
+        "</head><body>",
         "<h1>riverguard demo report</h1>",
         _table(
             "Run summary",
             [[html.escape(str(k)), html.escape(str(v))] for k, v in data.summary.items()],
-            ["", ""],
+            ["measure", "value"],
         ),
+        "".join(f"<p class='note'>{html.escape(note)}</p>" for note in data.notes),
         _models_table(data.models, final),
         f"<h2>Campaign onset and adaptation</h2><p>{html.escape(_recovery_text(recovery))}</p>",
     ]
@@ -207,13 +245,37 @@ def render(data: ReportData) -> str:
 def _recovery_text(recovery: dict[str, Any]) -> str:
     if recovery.get("onset") is None:
         return "No unseen campaign in this stream."
+    onset = str(recovery["onset"])[:16].replace("T", " ")
+    if recovery.get("target_ap") is None:
+        return f"Campaign onset {onset}: too few labelled days before it to compare."
+    text = (
+        f"Campaign onset {onset}. Before it, the champion's average precision over {TRAILING_DAYS}"
+        f"-day windows (about {recovery['before_frauds']:,} frauds each) averaged "
+        f"{recovery['target_ap'] / 0.9:.3f}."
+    )
+    if recovery.get("lowest_ap") is not None:
+        low, high = recovery["lowest_interval"]
+        text += (
+            f" The lowest window after it: {recovery['lowest_ap']:.3f} "
+            f"({recovery['lowest_frauds']:,} frauds; 90% bootstrap interval {low:.3f}–{high:.3f})."
+        )
     days = recovery.get("recovered_after_days")
     if days is None:
-        return f"Campaign onset {recovery['onset']}: the champion had not recovered by the end."
-    return (
-        f"Campaign onset {recovery['onset']}: the champion's daily average precision was back to "
-        f"90% of its pre-onset level after {days} days (lowest {recovery.get('lowest_ap', 0):.3f})."
-    )
+        return text + " It had not regained 90% of the pre-onset level by the end of the run."
+    return text + f" It was back to 90% of the pre-onset level {days} days after the onset."
+
+
+def definition_of(model: dict[str, Any]) -> str:
+    """A model's definition version (``v3``) from its version ``3.20955`` (definition, then
+    labels learned), so the table does not show a number that looks like a decimal.
+
+    >>> definition_of({"version": "3.20955"}), definition_of({"version": None})
+    ('v3', '–')
+    """
+    version = model.get("version")
+    if version is None:
+        return "–"
+    return f"v{str(version).rsplit('.', 1)[0]}"
 
 
 def _models_table(models: list[dict[str, Any]], final: dict[str, dict[str, float | None]]) -> str:
@@ -221,22 +283,23 @@ def _models_table(models: list[dict[str, Any]], final: dict[str, dict[str, float
     for m in models:
         metrics = m.get("metrics") or {}
         mine = final.get(str(m["name"]), {})
+        learned = m.get("learned")
         rows.append(
             [
                 html.escape(str(m["name"])),
                 html.escape(str(m.get("role"))),
-                html.escape(str(m.get("version"))),
+                html.escape(definition_of(m)),
                 _fmt(metrics.get("roc_auc")),
                 _fmt(mine.get("roc_auc")),
                 _fmt(metrics.get("average_precision")),
                 _fmt(mine.get("average_precision")),
-                str(m.get("learned")),
+                "–" if learned is None else f"{int(learned):,}",
             ]
         )
     head = [
         "model",
         "role",
-        "version",
+        "definition",
         "ROC AUC (service)",
         "ROC AUC (report)",
         "AP (service)",
@@ -256,131 +319,3 @@ def _table(title: str, rows: list[list[str]], head: list[str], ident: str = "") 
     header = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<h2>{html.escape(title)}</h2><table id='{ident}'><tr>{header}</tr>{body}</table>"
-
-
-def _num_date(moment: datetime) -> float:
-    from matplotlib import dates
-
-    return float(dates.date2num(moment))  # type: ignore[no-untyped-call]
-
-
-def _png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _plot_rolling(data: ReportData) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, (ax_ap, ax_auc) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    window = max(50, min(data.window, max(50, len(data.learned) // 5)))
-    for name, curve in rolling_curves(data, window).items():
-        if curve:
-            times, aps, aucs = zip(*curve, strict=True)
-            ax_ap.plot(times, aps, label=name)
-            ax_auc.plot(times, aucs, label=name)
-    for ax, title in ((ax_ap, "average precision"), (ax_auc, "ROC AUC")):
-        ax.set_ylabel(title)
-        if data.campaign_onset:
-            ax.axvline(
-                _num_date(data.campaign_onset), color="red", linestyle="--", label="campaign onset"
-            )
-        ax.grid(alpha=0.3)
-    ax_ap.set_title(f"Rolling quality over the last {window} labels (event time)")
-    ax_ap.legend(loc="lower right")
-    return _png(fig)
-
-
-def _plot_scores(data: ReportData) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4))
-    bins = [i / 40 for i in range(41)]
-    fraud = [t.score for t in data.scored if t.truth]
-    legit = [t.score for t in data.scored if t.truth is False]
-    ax.hist(legit, bins=bins, alpha=0.6, label=f"legitimate ({len(legit)})", density=True)
-    ax.hist(fraud, bins=bins, alpha=0.6, label=f"fraud ({len(fraud)})", density=True)
-    ax.set_yscale("log")
-    ax.set_xlabel("champion score")
-    ax.set_title("Score distribution by ground truth")
-    ax.legend()
-    return _png(fig)
-
-
-def _plot_decisions(data: ReportData) -> str:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for tx in data.scored:
-        counts[tx.event_time.strftime("%m-%d")][tx.decision] += 1
-    return _stacked_days(counts, ("approve", "review", "decline"), "Decisions per day")
-
-
-def _plot_layers(data: ReportData) -> str:
-    """Per day, the review and decline decisions by the layer that made them, and the
-    warm-up's approvals (a model not yet trusted)."""
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for tx in data.scored:
-        if tx.decision != "approve" or tx.layer == "warmup":
-            counts[tx.event_time.strftime("%m-%d")][f"{tx.layer}: {tx.decision}"] += 1
-    kinds = sorted({k for c in counts.values() for k in c})
-    title = "Who decided: reviews and declines by layer, and warm-up approvals, per day"
-    return _stacked_days(counts, kinds, title, legend_size=8)
-
-
-def _stacked_days(
-    counts: dict[str, Counter[str]], kinds: Sequence[str], title: str, legend_size: int = 10
-) -> str:
-    """Bars per day (symlog), one stacked segment per kind."""
-    import matplotlib.pyplot as plt
-
-    days = sorted(counts)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    bottom = np.zeros(len(days))
-    for kind in kinds:
-        values = np.array([counts[d][kind] for d in days], dtype=float)
-        ax.bar(days, values, bottom=bottom, label=kind)
-        bottom += values
-    ax.set_yscale("symlog")
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=60)
-    ax.legend(fontsize=legend_size)
-    return _png(fig)
-
-
-def _plot_latency(data: ReportData) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    if data.latencies_ms:
-        values = np.array(data.latencies_ms)
-        ax.hist(values, bins=60)
-        for q, style in ((50, ":"), (99, "--")):
-            at = float(np.percentile(values, q))
-            ax.axvline(at, color="k", linestyle=style, label=f"p{q} {at:,.1f} ms")
-        ax.legend()
-    ax.set_xlabel("ms from each request's scheduled time to its response (client side)")
-    ax.set_title(latency_title(data.latency_rate))
-    return _png(fig)
-
-
-def _plot_adaptation(data: ReportData) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    daily = _daily_ap(data.scored)
-    if daily:
-        days, aps = zip(*daily, strict=True)
-        ax.plot(days, aps, marker="o", label="champion daily AP (ground truth)")
-    if data.campaign_onset:
-        ax.axvline(
-            _num_date(data.campaign_onset), color="red", linestyle="--", label="campaign onset"
-        )
-    recovery = time_to_recover(data)
-    if recovery.get("target_ap") is not None:
-        ax.axhline(recovery["target_ap"], color="grey", linestyle=":", label="90% of pre-onset")
-    ax.set_title("Adaptation to the unseen campaign")
-    ax.legend()
-    return _png(fig)

@@ -10,8 +10,10 @@
   have to mirror its missing-value and zero-threshold rules; LightGBM's own predict is exact
   by construction. Before its first fit the booster abstains and answers its fraud share.
 * :class:`models.stack.Stack`: each non-abstaining member's P(True) (the *parts* the pool
-  stores with the score), corrected and combined with the meta-learner's averaged weights
-  frozen at compile time, using :mod:`models.stack`'s own ``logit`` and ``sigmoid``.
+  stores with the score), corrected and mixed with the experts' weights (the meta-learner's
+  averaged weights, the fixed combination, the members alone) and the mixture's weights
+  frozen at compile time, by :mod:`models.stack`'s own ``inputs_of`` and ``mix`` (row by
+  row: the very same float operations; a batch: numpy, within rounding).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models.plans.base import Answers, Floats, Index, Part, Plan, union
-from models.stack import CLIP, logit, sigmoid
+from models.stack import CLIP, inputs_of, logit, mix
 
 EPS = 1e-6  # models.ensemble.EPS
 
@@ -127,14 +129,16 @@ def compile_booster(model: Any) -> BoosterPart:
 
 @dataclass(frozen=True)
 class StackPart:
-    """Members (name, part, abstains), their fraud shares, and the meta-learner frozen."""
+    """Members (name, part, abstains), their fraud shares, and the experts' weights frozen."""
 
     names: tuple[str, ...]
     members: tuple[Part, ...]
     abstains: tuple[bool, ...]
     shares: tuple[float | None, ...]
     prior_logit: float
-    weights: tuple[float, ...]  # the averaged weights, bias first
+    experts: tuple[tuple[float, ...], ...]  # each expert's weights on [1, inputs]
+    needs: tuple[int, ...]  # the member each expert needs present (-1: none)
+    mixture: tuple[float, ...]  # the experts' weights in the mean
     features: tuple[str, ...] = field(init=False)
     columns: tuple[Index, ...] = field(init=False, repr=False, compare=False)
 
@@ -154,22 +158,9 @@ class StackPart:
         return parts
 
     def combine_one(self, parts: Mapping[str, float]) -> float:
-        z, absent = [], []
-        for name, share in zip(self.names, self.shares, strict=True):
-            p = parts.get(name)
-            if p is None or not math.isfinite(p):
-                z.append(0.0)
-                absent.append(1.0)
-                continue
-            value = logit(p)
-            if share is not None:
-                value += self.prior_logit - logit(share)
-            z.append(min(max(value, -CLIP), CLIP))
-            absent.append(0.0)
-        total = 0.0
-        for w, v in zip(self.weights[1:], z + absent, strict=True):
-            total += w * v
-        return sigmoid(self.weights[0] + total)
+        """``Stack.combine``: the same functions on the same frozen numbers."""
+        x = inputs_of(parts, self.names, self.shares, self.prior_logit)
+        return mix(x, self.experts, self.needs, self.mixture)
 
     def answer_one(self, x: Mapping[str, float]) -> tuple[float, bool]:
         return self.combine_one(self.parts_one(x)), True
@@ -188,23 +179,29 @@ class StackPart:
             answers = member.answer_many(X[:, cols])
             parts[name] = np.where(answers.present, answers.p, math.nan)
             failed |= answers.failed
-        total = np.zeros(n)
-        absent = []
-        for j, (name, share) in enumerate(zip(self.names, self.shares, strict=True)):
+        inputs, absent = [], []
+        for name, share in zip(self.names, self.shares, strict=True):
             p = parts[name]
             missing = ~np.isfinite(p)
             value = _logit_many(np.where(missing, 0.5, p), 1e-6)
             if share is not None:
                 value = value + (self.prior_logit - logit(share))
-            clipped = np.where(missing, 0.0, np.clip(value, -CLIP, CLIP))
-            total = total + self.weights[1 + j] * clipped
-            absent.append(missing.astype(np.float64))
-        for j, flag in enumerate(absent):
-            total = total + self.weights[1 + len(self.names) + j] * flag
-        z = self.weights[0] + total
-        e = np.exp(-np.abs(z))
-        p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        return parts, Answers(p, np.ones(n, dtype=np.bool_), failed)
+            inputs.append(np.where(missing, 0.0, np.clip(value, -CLIP, CLIP)))
+            absent.append(missing)
+        flags = [a.astype(np.float64) for a in absent]
+        total, norm = np.zeros(n), np.zeros(n)
+        for w, need, share in zip(self.experts, self.needs, self.mixture, strict=True):
+            z = np.full(n, w[0])
+            for wi, column in zip(w[1:], inputs + flags, strict=True):
+                z = z + wi * column
+            e = np.exp(-np.abs(z))
+            p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+            can = np.ones(n, dtype=np.bool_) if need < 0 else ~absent[need]
+            total = total + np.where(can, share * p, 0.0)
+            norm = norm + np.where(can, share, 0.0)
+        safe = np.where(norm > 0, norm, 1.0)
+        mixed = np.where(norm > 0, total / safe, 0.0)
+        return parts, Answers(mixed, np.ones(n, dtype=np.bool_), failed)
 
     def answer_many(self, X: Floats) -> Answers:
         return self.parts_many(X)[1]
@@ -242,11 +239,14 @@ def compile_stack(model: Any, compile_part: Any) -> StackPart | None:
         members.append(part)
         abstains.append(bool(getattr(member, "abstains", lambda: False)()))
     shares = model.fraud_shares or {}
+    experts, needs, mixture = model.expert_weights()
     return StackPart(
         names=tuple(model._names),
         members=tuple(members),
         abstains=tuple(abstains),
         shares=tuple(shares.get(name) for name in model._names),
         prior_logit=logit(model.prior()),
-        weights=tuple(float(w) for w in model.meta.avg),
+        experts=tuple(tuple(w) for w in experts),
+        needs=tuple(needs),
+        mixture=tuple(mixture),
     )

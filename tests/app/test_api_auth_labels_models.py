@@ -131,7 +131,10 @@ def test_guarded_inputs_and_model_faults_are_counted_in_metrics(client: TestClie
     def broken(x: object) -> float:
         raise RuntimeError("model fault")
 
-    champion.model.predict_proba_one = broken  # the pool falls back and counts it
+    # the pool falls back and counts it (a stacked champion scores through predict_parts)
+    champion.model.predict_proba_one = broken
+    if hasattr(champion.model, "predict_parts"):
+        champion.model.predict_parts = broken
     assert pool.score({"amount": 10.0})[0].fallback
     text = client.get("/metrics").text
     assert 'riverguard_feature_values_guarded_total{kind="dropped"} 2.0' in text

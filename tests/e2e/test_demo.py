@@ -1,5 +1,7 @@
-"""A shortened `riverguard demo`: it finishes, prints the summary, and its report holds every
-plot and agrees with GET /v1/models at the end of the run."""
+"""A shortened `riverguard demo`: it runs the split layout (a learner beside a scorer), finishes,
+prints the summary — REST latency beside the scorer's CPU per transaction, the champion beside
+the model it is compared with — and its report holds every plot and agrees with GET /v1/models
+at the end of the run."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     env[MARK] = uuid.uuid4().hex  # inherited by every process the demo starts
     started = time.time() - 1
     done = subprocess.run(
-        [str(RIVERGUARD), "demo", "--days", "2", "--cards", "400", "--no-live", "--out", str(out)],
+        # six days: the first fraud labels arrive (~400 labels, 20 frauds), so AP is defined
+        [str(RIVERGUARD), "demo", "--days", "6", "--cards", "300", "--no-live", "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -38,13 +41,27 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     assert "riverguard demo — summary" in done.stdout
     generated = re.search(r"generated ([\d,]+) transactions", done.stdout)
     summary = done.stdout.split("riverguard demo — summary", 1)[1]
-    scored = re.search(r"transactions scored\s*│\s*(\d+)\s*│", summary)
+    scored = re.search(r"transactions scored\s*│\s*([\d,]+)\s*│", summary)
     assert generated and scored, done.stdout[-3000:]
-    assert int(scored.group(1)) == int(generated.group(1).replace(",", ""))  # via Kafka and REST
-    # the REST share at a fixed rate, latency from each request's scheduled time
-    assert re.search(
-        r"REST latency at 200 req/s \(open loop\)\s*│\s*p50 [\d,.]+ ms, p99 [\d,.]+ ms", summary
-    ), summary
+    assert scored.group(1) == generated.group(1)  # via Kafka and REST, one way of writing numbers
+    # the layout users deploy: two service processes, a learner and a scorer
+    pids = re.search(r"a learner \(pid (\d+)\)\s+beside\s+a\s+scorer\s+\(pid (\d+)", done.stdout)
+    assert pids and pids.group(1) != pids.group(2), done.stdout[:3000]
+    assert re.search(r"layout\s*│\s*learner \+ scorer: 2 processes", summary), summary
+    # the REST share at a fixed rate, latency from each request's scheduled time, beside CPU
+    latency = re.search(
+        r"REST latency at 200 req/s \(open loop\)\s*│\s*p50 ([\d,.]+) ms, p99 ([\d,.]+) ms",
+        summary,
+    )
+    assert latency and 0 < _float(latency.group(1)) <= _float(latency.group(2)), summary
+    for per in ("scorer CPU per transaction", "learner CPU per label"):
+        cpu = re.search(rf"{per}\s*│\s*([\d.]+) ms", summary)
+        assert cpu and float(cpu.group(1)) > 0, (per, summary)
+    # the champion beside blend (or, when blend is the champion, the stack) on the same labels
+    versus = re.search(r"AP, champion (\w+) vs (\w+)\s*│\s*(0\.\d{3}) vs (0\.\d{3})", summary)
+    assert versus, summary
+    assert "blend" in (versus.group(1), versus.group(2)), summary
+    assert not re.search(r"\{'|\d{5,}", summary.split("generated at", 1)[0]), summary
     assert re.search(r"rejected by the API\s*│\s*0\s*│", summary), summary
     # the decision layer: budgets' realised rates, the demo's rule and block-listed card decided
     assert re.search(r"review rate \(budget 2\.0%\)\s*│\s*([\d.]+% of|warm-up not over)", summary)
@@ -62,7 +79,8 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     rows = re.findall(
         r"<tr>(<td>.*?</td>)</tr>", html.split("id='models'", 1)[1].split("</table>", 1)[0]
     )
-    assert len(rows) == 3
+    names = [re.findall(r"<td>(.*?)</td>", row)[0] for row in rows]
+    assert len(rows) >= 3 and {versus.group(1), versus.group(2)} <= set(names), names
     for row in rows:
         cells = re.findall(r"<td>(.*?)</td>", row)
         auc_service, auc_report, ap_service, ap_report = cells[3:7]
@@ -72,6 +90,10 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     while (left := _started_by(env[MARK], started)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"the demo left servers or a service behind: {_describe(left)}"
+
+
+def _float(text: str) -> float:
+    return float(text.replace(",", ""))
 
 
 def _describe(pids: set[int]) -> list[str]:

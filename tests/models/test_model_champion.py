@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_booster_snapshot_never_waits_for_a_fit_and_the_restored_one_refits() ->
 
 
 def test_booster_window_is_bounded_by_rows_and_by_label_time() -> None:
-    never = {"refit_every": 10**9, "first_fit_after": 10**9}
+    never: dict[str, Any] = {"refit_every": 10**9, "first_fit_after": 10**9}
     booster = WindowedBooster(max_rows=100, legit_share=1.0, **never)
     _fed(booster, 1000)
     assert len(booster._rows) == 100
@@ -233,3 +234,106 @@ def test_the_window_fraud_count_follows_the_rows_through_forgetting_and_snapshot
     older = WindowedBooster.__new__(WindowedBooster)
     older.__setstate__(state)
     assert older._window_frauds == counted
+
+
+# ---- one champion for every horizon; learning cost ---------------------------------------
+
+
+def test_stack_starts_as_the_mean_of_its_experts_and_silences_a_useless_member() -> None:
+    stack = _two_members()
+    _, _, weights = stack.expert_weights()
+    assert weights == [1.0, 1.0, 1.0]  # meta-learner, "a" alone, "b" alone: no label yet
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        y = bool(rng.random() < 0.05)
+        parts = {"a": 0.6 if y else 0.01, "b": float(rng.uniform(0.01, 0.99))}
+        stack.learn_meta(parts, y)
+    _, _, weights = stack.expert_weights()
+    meta, alone_a, alone_b = weights
+    assert max(meta, alone_a) == 1.0 and alone_b < 1e-6
+    # what "a" ranks first, the stack ranks first, whatever "b" says
+    assert stack.combine({"a": 0.6, "b": 0.01}) > stack.combine({"a": 0.01, "b": 0.99})
+
+
+def test_a_member_that_abstains_is_left_out_of_the_mixture() -> None:
+    stack = _two_members()
+    for i in range(200):
+        stack.learn_meta({"a": 0.9 if i % 20 == 0 else 0.02}, i % 20 == 0)
+    assert stack.losses[2] == stack.losses[0]  # "b" abstained: charged the meta-learner's loss
+    without_b = stack.combine({"a": 0.9})
+    assert 0.0 < without_b < 1.0
+
+
+def test_stack_without_experts_is_the_meta_learner_alone() -> None:
+    members = {"a": linear_model.LogisticRegression(), "b": linear_model.LogisticRegression()}
+    stack = Stack(members, experts=False)
+    for i in range(100):
+        stack.learn_meta({"a": 0.3, "b": 0.2}, i % 10 == 0)
+    x = stack.inputs({"a": 0.3, "b": 0.2})
+    assert stack.combine({"a": 0.3, "b": 0.2}) == stack.meta.predict(x)
+
+
+def test_sampled_forest_learns_every_fraud_and_keeps_the_odds() -> None:
+    events = stream(4000, seed=11)
+
+    def fed(share: float, weighted: bool) -> Bounded:
+        arf = forest.ARFClassifier(n_models=3, max_share_to_split=1.0, seed=1)
+        model = Bounded(arf, legit_share=share)
+        if not weighted:
+            model._learn_weighted = lambda x, y, weight: model.model.learn_one(x, y)  # type: ignore[method-assign]
+        for x, y in events:
+            model.learn_one(x, y)
+        return model
+
+    frauds = sum(y for _, y in events)
+    sampled = fed(0.1, weighted=True)
+    assert frauds + 0.07 * (4000 - frauds) < sampled.learned < frauds + 0.13 * (4000 - frauds)
+    probe = [x for x, y in stream(2000, seed=12) if not y]
+
+    def legit_score(model: Bounded) -> float:
+        return float(np.mean([model.predict_proba_one(x)[True] for x in probe]))
+
+    # weighted ×10, the sample's legitimate rows count as the skipped ones would have: the
+    # scores of legitimate rows fall back toward the full forest's (unweighted: higher)
+    full, unweighted = legit_score(fed(1.0, weighted=True)), legit_score(fed(0.1, weighted=False))
+    assert full < legit_score(sampled) < 0.8 * unweighted
+
+
+def test_which_legitimate_labels_are_kept_depends_on_the_features_alone() -> None:
+    from models.sampling import keep
+
+    rows = [x for x, _ in stream(500, seed=4)]
+    first = [keep(x, 0.1, seed=7) for x in rows]
+    shuffled = [keep(dict(reversed(list(x.items()))), 0.1, seed=7) for x in rows]
+    assert first == shuffled and 20 < sum(first) < 80
+    assert first != [keep(x, 0.1, seed=8) for x in rows]  # the seed picks another sample
+
+
+def test_booster_refits_once_enough_new_frauds_arrive() -> None:
+    booster = WindowedBooster(
+        n_trees=20,
+        refit_every=10**9,
+        first_fit_after=500,
+        publish_after=0,
+        min_frauds=5,
+        refit_frauds=30,
+        legit_share=1.0,
+    )
+    _fed(booster, 500)
+    assert booster.fits == 1
+    frauds = [(x, y) for x, y in stream(3000, seed=8) if y]
+    for x, y in frauds[:29]:
+        booster.learn_one(x, y)
+    assert booster.fits == 1
+    booster.learn_one(*frauds[29])
+    assert booster.fits == 2
+
+
+def test_after_the_handover_the_meta_learner_alone_scores() -> None:
+    members = {"a": linear_model.LogisticRegression(), "b": linear_model.LogisticRegression()}
+    stack = Stack(members, handover=5)
+    for i in range(100):
+        stack.learn_meta({"a": 0.9 if i % 10 == 0 else 0.02, "b": 0.3}, i % 10 == 0)
+    assert stack.frauds >= 5 and stack.expert_weights()[2] == [1.0, 0.0, 0.0]
+    parts = {"a": 0.5, "b": 0.3}
+    assert stack.combine(parts) == stack.meta.predict(stack.inputs(parts))

@@ -4,10 +4,13 @@ Measured on this stream (10 days, 1,500 cards, seed 3), over the second half
 (``python -m bench.models --source simulator --days 10 --cards 1500 --seed 3 --models
 stack,blend``):
 
-* ``stack`` (the zoo's champion candidate, :data:`models.zoo.CHAMPION`; measured 2026-12-05):
-  average precision 0.521, ROC AUC 0.902, ECE 0.024; its members ``arf_bounded`` 0.285 /
-  0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718.
-* ``blend`` (the service's configured default until the lead switches it; 2026-11-21):
+* ``stack`` (the zoo's champion, :data:`models.zoo.CHAMPION`, gated for the service's
+  default ``stack_live``): average precision 0.521, ROC AUC 0.902, ECE 0.024 (2026-12-05;
+  the meta-learner alone past its first 50 frauds, as now); its members ``arf_bounded``
+  0.285 / 0.844, ``logreg`` 0.341 / 0.799, ``booster`` 0.351 / 0.718. With the forest on
+  10 % of legitimate labels and the booster on 49 days (2026-12-07, not the default): 0.534 /
+  0.890, first 7 days AP 0.065 with the mixture until 50 frauds (``blend`` 0.032).
+* ``blend`` (the service's configured default until 2026-12-07; measured 2026-11-21):
   0.48 / 0.88; the batch baselines: LightGBM retrained daily on 28 days 0.438 / 0.865,
   weekly 0.409 / 0.751, gradient boosting weekly on all labels 0.357 / 0.751.
 
@@ -29,6 +32,15 @@ from simulator.generate import SimConfig, simulate
 #: (AP floor, AUC floor) on the last half, per gated model
 FLOORS = {"stack": (0.42, 0.86), "blend": (0.33, 0.78)}
 
+#: A live variant is gated through its reproducible twin: ``stack_live`` is ``stack`` except
+#: that its booster publishes a fit when the fit is done (results then depend on the machine)
+#: where ``stack`` publishes a fixed number of labels after the fit starts.
+TWIN = {"stack_live": "stack"}
+
+
+def gated(name: str) -> str:
+    return TWIN.get(name, name)
+
 
 def _second_half(name: str) -> evaluation.Row:
     stream = simulate(SimConfig(days=10, cards=1500, seed=3))
@@ -38,7 +50,7 @@ def _second_half(name: str) -> evaluation.Row:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted({zoo.CHAMPION, ScoringSettings().champion}))
+@pytest.mark.parametrize("name", sorted({zoo.CHAMPION, gated(ScoringSettings().champion)}))
 def test_champion_quality_stays_above_the_floor(name: str) -> None:
     ap_floor, auc_floor = FLOORS[name]
     row = _second_half(name)
