@@ -5,7 +5,7 @@ short hash of the names and :data:`DEFINITION_VERSION`, stored by models with th
 snapshots so that a model never scores features it was not trained on.
 
 >>> len(FEATURE_NAMES), len(FEATURE_SET_ID)
-(66, 12)
+(62, 12)
 >>> mcc_group("5411"), mcc_group("3005"), mcc_group("8398"), mcc_group(None)
 ('everyday', 'travel', 'other', None)
 """
@@ -16,7 +16,7 @@ import functools
 import hashlib
 import math
 
-from features.config import DAY_MS, HOUR_MS
+from features.config import HOUR_MS
 from features.schema import Transaction
 from features.windows import (
     MIN_SPEED_STEP_HOURS,
@@ -27,8 +27,6 @@ from features.windows import (
 
 #: Bump when the meaning of any feature changes (not only its name).
 DEFINITION_VERSION = "3"
-#: The card's long window: its amounts and usual day are measured over it.
-LONG_MS = 30 * DAY_MS
 
 CARD_WINDOWS = ("1h", "1d", "7d", "30d")
 MERCHANT_WINDOWS = ("1d", "7d", "30d")
@@ -68,16 +66,12 @@ CARD_HISTORY_FEATURES = (
     "card_age_seconds",
     "card_has_history",
     "card_fraud_30d",
-    "card_count_1d_to_usual_day",
-    "card_sum_1d_to_usual_day",
 )
 CARD_FEATURES = (
     *CARD_HISTORY_FEATURES,
     "card_amount_to_mean_30d",
     "card_amount_zscore_30d",
     "card_first_time_merchant_30d",
-    "card_amount_to_max_30d",
-    "card_seconds_since_merchant_30d",
     "card_geo_has_prev",
     "card_distance_km_prev",
     "card_speed_kmh_prev",
@@ -149,15 +143,8 @@ def card_history_features(agg: CardAggregates) -> dict[str, float]:
 def _card_history_values(agg: CardAggregates) -> list[float]:
     # unpacked once: attribute access per field costs more than the arithmetic
     (ts, _, _, _, _, c1h, s1h, x1h, c1d, s1d, x1d, c7d, s7d, x7d, c30d, s30d, x30d, _,
-     dm1d, dm7d, dm30d, _, prev_ts, _, _, _, first_ts, fraud, _) = agg  # fmt: skip
+     dm1d, dm7d, dm30d, _, prev_ts, _, _, _, first_ts, fraud) = agg  # fmt: skip
     has_history = 0 <= first_ts < ts
-    count_to_usual = sum_to_usual = 0.0
-    if c30d:
-        # the card's usual day: its 30-day window spread over the days it covers (a card
-        # seen for less than 30 days has fewer; at least one: a new card's first day is usual)
-        days = min(max((ts - max(first_ts, ts - LONG_MS)) / DAY_MS, 1.0), 30.0)
-        count_to_usual = c1d * days / c30d
-        sum_to_usual = s1d * days / s30d if s30d else 0.0
     return [
         c1h, s1h / 100, s1h / c1h / 100 if c1h else 0.0, x1h / 100,
         c1d, s1d / 100, s1d / c1d / 100 if c1d else 0.0, x1d / 100,
@@ -168,8 +155,6 @@ def _card_history_values(agg: CardAggregates) -> list[float]:
         (ts - first_ts) / 1000 if has_history else 0.0,
         1.0 if has_history else 0.0,
         fraud,
-        count_to_usual,
-        sum_to_usual,
     ]  # fmt: skip
 
 
@@ -185,8 +170,6 @@ def _card_values(agg: CardAggregates) -> list[float]:
         agg.cents / mean if mean > 0 else 1.0,
         _zscore(int(agg.c30d), int(agg.s30d), agg.sq_30d, agg.cents),
         0.0 if agg.merchant_seen_30d else 1.0,
-        agg.cents / agg.x30d if agg.x30d > 0 else 1.0,
-        (agg.ts - agg.merchant_prev_ts) / 1000 if agg.merchant_prev_ts >= 0 else -1.0,
         *_geo_values(agg),
     ]
     return values

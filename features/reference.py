@@ -109,13 +109,12 @@ def card_aggregates(card: _Card, e: EncodedTx) -> CardAggregates:
         squares += band[3]
     loc = card.loc if card.loc is not None and card.loc[0] < t else (-1, 0, 0)
     fraud = any(t - 30 * DAY_MS <= ft < t for ft in card.frauds.values())
-    here = [ts for ts, _, m in window if m == e.merchant]
     return CardAggregates._make([
         t, e.cents, float(e.lat_u is not None), e.lat_u or 0, e.lon_u or 0,
         *cumulative, squares, *distinct[1:],
-        float(bool(here)),
+        float(any(m == e.merchant for _, _, m in window)),
         card.records[hi - 1][0] if hi > 0 else -1,
-        *loc, card.first, float(fraud), max(here, default=-1),
+        *loc, card.first, float(fraud),
     ])  # fmt: skip
 
 

@@ -201,18 +201,9 @@ def _resp(command: bytes, state: str, fraud: str, marker: str, blob: bytes, *mor
     return command % (len(s), s, len(f), f, len(m), m, len(blob), blob, *rest)
 
 
-#: A time the script found absent (-1), as one packed double.
-_ABSENT = struct.Struct("<d").pack(-1.0)
-
-
 def _vector(reply: Any, layout: struct.Struct, digest: bytes) -> tuple[tuple[Any, ...], bool]:
     """The aggregate vector of a script answer, and whether a stored marker's digest differs."""
     if reply[:1] != b"D":
         return layout.unpack_from(reply, 1), False
     stored = reply[1 : 1 + redis_io.DIGEST_SIZE]
-    vector = reply[1 + redis_io.DIGEST_SIZE :]
-    if layout is redis_io.CARD_VECTOR and len(vector) == layout.size - len(_ABSENT):
-        # a marker stored before merchant_prev_ts existed (it lives the dedup TTL): its
-        # vector is the prefix of today's; the missing time reads as "none"
-        vector = bytes(vector) + _ABSENT
-    return layout.unpack_from(vector), stored != digest
+    return layout.unpack_from(reply, 1 + redis_io.DIGEST_SIZE), stored != digest

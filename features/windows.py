@@ -108,7 +108,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 #: Binary layouts of the aggregate vectors (the scripts' answers and dedup markers).
-CARD_VECTOR = struct.Struct("<29d")
+CARD_VECTOR = struct.Struct("<28d")
 MERCHANT_VECTOR = struct.Struct("<13d")
 
 
@@ -170,8 +170,6 @@ class CardAggregates(NamedTuple):
     absent time. Windows are ``[t - W, t)`` over the card's kept records. ``sq_30d`` is the
     sum of squared cents, accumulated as doubles newest first, one partial sum per window
     band (1h, 1h-1d, 1d-7d, 7d-30d) added in that order: exact below 2**53.
-    ``merchant_prev_ts`` is the newest record of this merchant in the 30-day window (-1:
-    none); it comes last, so a marker stored before it existed is its prefix.
     """
 
     ts: float
@@ -202,7 +200,6 @@ class CardAggregates(NamedTuple):
     loc_lon_u: float
     first_ts: float
     fraud_30d: float
-    merchant_prev_ts: float
 
 
 class MerchantAggregates(NamedTuple):

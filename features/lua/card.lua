@@ -8,7 +8,7 @@
 --       payload digest. ARGV[2] (optional): state lifetime in ms, renewed by every update
 --       of the state and fraud keys (absent or 0: none).
 -- Returns 'F' .. vector (fresh), 'D' .. digest .. vector (duplicate: the stored marker),
--- 'L' .. newest event ms as '<d' (late), 'P' .. vector (peek). The vector is 29 doubles
+-- 'L' .. newest event ms as '<d' (late), 'P' .. vector (peek). The vector is 28 doubles
 -- in the order of features.windows.CardAggregates.
 --
 -- State version 2 (little-endian): header '<Bdddi4i4' = version, base ms, first-seen ms,
@@ -29,7 +29,7 @@
 local HDR, REC, HDR1 = 109, 12, 33
 local HFMT = '<Bdddi4i4I4I6I4I4I6I4I4I6I4I4I6I4I4I4I4d'
 local RFMT, TFMT = '<I4I4I4', '<I4'
-local VFMT = '<ddddddddddddddddddddddddddddd'
+local VFMT = '<dddddddddddddddddddddddddddd'
 local HOUR, DAY = 3600000, 86400000
 local WIDTH = {HOUR, DAY, 7 * DAY, 30 * DAY}
 local MAXOFF = 4294967295
@@ -50,11 +50,10 @@ end
 -- single new string, the one it stores.
 local function off(recs, at, i) return (sunpack(TFMT, recs, at + (i - 1) * REC + 1)) end
 
--- index of the newest record of merchant m from index i (default 1) on (0: none):
--- string.find from there finds the newest occurrence; matches that are not on a digest
--- field are skipped
-local function newest_of(recs, at, m, i)
-  local pattern, from = spack(TFMT, m), at + 9 + ((i or 1) - 1) * REC
+-- index of the newest record of merchant m (0: none): string.find from the front finds the
+-- newest occurrence; matches that are not on a digest field are skipped
+local function newest_of(recs, at, m)
+  local pattern, from = spack(TFMT, m), at + 9
   while true do
     local pos = sfind(recs, pattern, from, true)
     if not pos then return 0 end
@@ -117,7 +116,6 @@ if mode == 0 and n > 0 and t < newest - lateness then return 'L' .. spack('<d', 
 
 local toff = t - base
 local vec_n, vec_s, vec_x, vec_d, vec_q, seen_here, prev_ts
-local here_ts = -1 -- newest record of this merchant in the 30-day window (-1: none)
 local here = 0 -- index of this merchant's newest record (fast path)
 local fast = t > newest and q >= 0
 if fast then
@@ -147,7 +145,6 @@ if fast then
   vec_n, vec_s, vec_x, vec_d, vec_q = N, S, X, D, q
   seen_here = (here > 0 and here <= N[4]) and 1 or 0
   prev_ts = newest
-  if seen_here == 1 then here_ts = base + off(recs, at, here) end
 else
   -- first record strictly before t (records are sorted newest first)
   local lo, hi = 1, n + 1
@@ -158,7 +155,6 @@ else
   local visited
   vec_n, vec_s, vec_x, vec_d, vec_q, visited = scan(recs, at, n, lo, toff)
   seen_here = visited[mdig] and 1 or 0
-  if seen_here == 1 then here_ts = base + off(recs, at, newest_of(recs, at, mdig, lo)) end
   prev_ts = -1
   if lo <= n then prev_ts = base + off(recs, at, lo) end
 end
@@ -182,8 +178,7 @@ end
 local vec = spack(VFMT, t, cents, located, lat, lon,
   vec_n[1], vec_s[1], vec_x[1], vec_n[2], vec_s[2], vec_x[2],
   vec_n[3], vec_s[3], vec_x[3], vec_n[4], vec_s[4], vec_x[4], vec_q,
-  vec_d[2], vec_d[3], vec_d[4], seen_here, prev_ts, out_loc_ts, out_lat, out_lon, first, fraud,
-  here_ts)
+  vec_d[2], vec_d[3], vec_d[4], seen_here, prev_ts, out_loc_ts, out_lat, out_lon, first, fraud)
 if mode ~= 0 then return 'P' .. vec end
 
 local nn = math.max(newest, t)

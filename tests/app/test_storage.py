@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -281,25 +280,3 @@ async def test_rows_of_the_formats_before_012_read_back_identically(repo: PgRepo
         assert stored is not None and stored["score"] == json.loads(record.response)
         assert stored["transaction"] == json.loads(record.payload)
     assert (await fresh.find(["old-1"]))["old-1"].digest == records[0].digest
-
-
-async def test_rows_of_an_earlier_feature_set_read_back_with_their_own_names(
-    repo: PgRepository,
-) -> None:
-    """After features are added (a new FEATURE_SET_ID), rows stored under the previous set
-    still decode with that set's names, beside rows of the current one."""
-    added = {"card_count_1d_to_usual_day", "card_sum_1d_to_usual_day",
-             "card_amount_to_max_30d", "card_seconds_since_merchant_30d"}  # fmt: skip
-    earlier = [n for n in definitions.FEATURE_NAMES if n not in added]
-    await repo.pool.execute(
-        "INSERT INTO feature_sets (id, names) VALUES ('earlier-set', $1)", earlier
-    )
-    old, new = _records([_tx("o1", DAY), _tx("n1", DAY + timedelta(minutes=1))])
-    old = dataclasses.replace(
-        old, feature_set="earlier-set", features={n: old.features[n] for n in earlier}
-    )
-    await repo.insert_scored([old, new])
-    learn = await PgRepository(repo.pool).for_learning(["o1", "n1"])
-    assert list(learn["o1"].features) == earlier
-    assert learn["o1"].features == pytest.approx(old.features, rel=1e-6, abs=1e-6)
-    assert list(learn["n1"].features) == list(definitions.FEATURE_NAMES)

@@ -187,27 +187,3 @@ def test_feature_order_is_the_published_one(ref: ReferenceFeatures) -> None:
     (only,) = features_of(ref, tx("o", H))
     assert tuple(only) == definitions.FEATURE_NAMES
     assert all(isinstance(v, float) for v in only.values())
-
-
-def test_activity_and_amount_relative_to_the_cards_own_history(ref: ReferenceFeatures) -> None:
-    *_, young, last = features_of(
-        ref,
-        tx("u1", 0 * M, "10"),
-        tx("u2", 10 * D, "30", merchant="m2"),
-        tx("u3", 20 * D, "20"),
-        tx("u4", 20 * D + H, "40"),
-        tx("u5", 20 * D + 2 * H, "100", merchant="m2"),
-    )
-    # the card's usual day: 4 payments (100.00) over the 20 1/12 days it has been seen
-    days = 20 + 2 / 24
-    assert last["card_count_1d_to_usual_day"] == pytest.approx(2 * days / 4)
-    assert last["card_sum_1d_to_usual_day"] == pytest.approx(60 * days / 100)
-    assert last["card_amount_to_max_30d"] == 2.5  # 100 against the largest, 40
-    assert last["card_seconds_since_merchant_30d"] == 10 * 86_400 + 2 * 3600  # u2
-    assert young["card_seconds_since_merchant_30d"] == 3600.0  # u3, not u1 (newer first)
-    first, second = features_of(
-        ReferenceFeatures(FeatureConfig()), tx("n1", 0 * M, "10"), tx("n2", H, "10")
-    )
-    assert (first["card_count_1d_to_usual_day"], first["card_sum_1d_to_usual_day"]) == (0, 0)
-    assert (first["card_amount_to_max_30d"], first["card_seconds_since_merchant_30d"]) == (1, -1)
-    assert second["card_count_1d_to_usual_day"] == 1.0  # an hour old: its first day is usual

@@ -161,25 +161,6 @@ async def test_conflicting_payload_is_flagged_not_applied(make_store: StoreFacto
     assert (await feature_store.card_features("c1", T0 + D))["card_sum_1d"] == 10.0
 
 
-async def test_a_card_marker_stored_before_merchant_prev_ts_still_answers(
-    make_store: StoreFactory, client: Redis
-) -> None:
-    """A duplicate whose marker has the 28-double vector of the previous version (markers
-    live the dedup TTL across an upgrade) gets its stored features, the new time as none."""
-    feature_store = make_store()
-    await feature_store.score_batch([tx("w0", 0 * M, merchant="m0")])
-    (first,) = await feature_store.score_batch([tx("w1", H, merchant="m0")])
-    assert first.features["card_seconds_since_merchant_30d"] == 3600.0
-    marker = feature_store.keys.card_marker("c1", "w1")
-    stored = await client.get(marker)
-    await client.set(marker, stored[:-8])  # the last double is the new aggregate
-    (again,) = await feature_store.score_batch([tx("w1", H, merchant="m0")])
-    assert (again.status, again.reason) == ("duplicate", None)
-    assert again.features["card_seconds_since_merchant_30d"] == -1.0
-    rest = {k: v for k, v in again.features.items() if k != "card_seconds_since_merchant_30d"}
-    assert rest == {k: v for k, v in first.features.items() if k in rest}
-
-
 async def test_observer_and_decoded_clients(redis_url: str) -> None:
     seen: list[tuple[str, int]] = []
     client = Redis.from_url(redis_url, decode_responses=True)

@@ -207,24 +207,3 @@ async def test_window_edges_match_the_reference(make_store: StoreFactory, width:
         else:
             await feature_store.apply_labels([event])
             ref.label(*event)
-
-
-async def test_time_since_the_card_was_at_this_merchant_on_both_paths(
-    make_store: StoreFactory,
-) -> None:
-    """In order (the script's fast path) and back-dated (its scan), at the 30-day edge."""
-    feature_store = make_store()
-    ref = ReferenceFeatures(feature_store.config)
-    since = "card_seconds_since_merchant_30d"
-    stream = [
-        (tx("v0", 0 * M, "5", merchant="m0"), -1.0),
-        (tx("v1", 30 * D + MS, "5", merchant="m0"), -1.0),  # v0 is 1 ms outside [t - 30d, t)
-        (tx("v2", 30 * D, "5", merchant="m0"), 30 * 86_400.0),  # back-dated: v0 on the edge
-        (tx("v3", 30 * D + 2 * MS, "5", merchant="m9"), -1.0),
-        (tx("v4", 30 * D + 3 * MS, "5", merchant="m0"), 0.002),  # v1, not v2 or v0
-        (tx("v5", 30 * D + 2 * MS, "5", merchant="m0"), 0.001),  # back-dated again: v1
-    ]
-    for item, expected in stream:
-        (got,) = await feature_store.score_batch([item])
-        assert_same(got, ref.transaction(item))
-        assert got.features[since] == expected, item.transaction_id
