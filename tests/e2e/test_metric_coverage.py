@@ -38,6 +38,8 @@ EXEMPT = {
     "riverguard_model_average_precision": "undefined until the rolling window holds a fraud",
     "riverguard_model_log_loss": "undefined until the rolling window holds a label",
     "riverguard_rule_errors_total": "one series per rule that failed; none before a failure",
+    "riverguard_rule_shadow_hits_total": "one series per shadow rule that hit; none before a hit",
+    "riverguard_webhook_deliveries_total": "one series per configured webhook; none without",
 }
 
 

@@ -128,6 +128,20 @@ async def settled(database: str, timeout: float) -> asyncpg.Record:
         await conn.close()
 
 
+async def stored_all(database: str, count: int, seconds: float) -> None:
+    """Wait (bounded) until ``count`` transactions are stored: the worker's group join and
+    the relay run on their own clocks, so an empty outbox alone does not mean all is in."""
+    conn = await asyncpg.connect(database)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if await conn.fetchval("SELECT count(*) FROM transaction_ids") >= count:
+                return
+            await asyncio.sleep(0.3)
+    finally:
+        await conn.close()
+
+
 async def test_kill_9_during_traffic_every_decision_reaches_topic_and_webhooks(
     env: dict[str, str],
     producer: AIOKafkaProducer,
@@ -154,6 +168,7 @@ async def test_kill_9_during_traffic_every_decision_reaches_topic_and_webhooks(
     service = serve(env).start(tmp_path / "second.log")
     try:
         await rest_traffic(service, range(0, 400), asyncio.Event())  # the rest (and replays)
+        await stored_all(database, 700, 120)  # the Kafka half is consumed on its own clock
         left = await settled(database, 90)
         assert (left["outbox"], left["deliveries"]) == (0, 0), service.log_tail()
         conn = await asyncpg.connect(database)
