@@ -3,7 +3,9 @@ CLI), and the readiness probes that check them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -96,7 +98,14 @@ async def open_backends(
     finally:
         if producer is not None:
             await producer.stop()
-        await db.close()
+        try:
+            # close() waits for every connection to come back; one that never does (a leak)
+            # would hang the shutdown: say so and cut the connections instead
+            async with asyncio.timeout(30):
+                await db.close()
+        except TimeoutError:
+            logging.getLogger(__name__).error("a database connection was never released")
+            db.terminate()
         await redis.aclose()
 
 

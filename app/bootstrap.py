@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -150,7 +151,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
         finally:
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await _stopped("background", background, SHUTDOWN_WAIT_SECONDS)
             await _stop(state, workers, learner_task)
 
 
@@ -406,16 +407,40 @@ async def _start_workers(
     return await stream_runner.start_workers(context)
 
 
+#: How long a shutdown waits for one group of tasks before it logs them and goes on. A task
+#: that outlives it is a bug (a swallowed cancellation, a wait on something that never comes);
+#: its stack in the log says where, and the process still stops instead of hanging.
+SHUTDOWN_WAIT_SECONDS = 30.0
+
+
+async def _stopped(what: str, tasks: Sequence[asyncio.Task[None]], seconds: float) -> None:
+    """Wait for ``tasks`` (already cancelled, or finishing) at most ``seconds``."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in pending:
+        stack = io.StringIO()
+        task.print_stack(file=stack)
+        log.error(
+            "shutdown: %s task %s still running after %.0f s; going on without it\n%s",
+            what, task.get_name(), seconds, stack.getvalue(),
+        )  # fmt: skip
+
+
 async def _stop(
     state: AppState,
     workers: list[tuple[Worker, asyncio.Task[None]]],
     learner_task: asyncio.Task[None],
 ) -> None:
     await stream_runner.stop_workers(workers, state.settings.stream.shutdown_seconds)
-    await state.service.drain()  # REST batches still in flight write through the committer
-    await state.service.writer.drain()
+    draining = [
+        asyncio.create_task(state.service.drain(), name="rest-batches"),
+        asyncio.create_task(state.service.writer.drain(), name="group-commit"),
+    ]  # REST batches still in flight write through the committer: one after the other
+    await _stopped("drain", draining[:1], SHUTDOWN_WAIT_SECONDS)
+    await _stopped("drain", draining[1:], SHUTDOWN_WAIT_SECONDS)
     learner_task.cancel()
-    await asyncio.gather(learner_task, return_exceptions=True)
+    await _stopped("learner", [learner_task], SHUTDOWN_WAIT_SECONDS)
     learner = state.learner
     if not learner.candidate or (learner.leadership is not None and learner.epoch == 0):
         return  # never led: nothing of its own to settle or checkpoint
