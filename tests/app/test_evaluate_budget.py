@@ -36,14 +36,14 @@ def test_no_decision_before_enough_scores_and_no_lookahead() -> None:
 
 def test_caught_counts_frauds_among_flagged() -> None:
     rng = np.random.default_rng(1)
-    scores = rng.random(20_000)
-    labels = rng.random(20_000) < 0.02
-    out = budget_outcome(_run(scores, labels), 0.02, 0.005, every=1)
+    scores = rng.random(6_000)
+    labels = rng.random(6_000) < 0.02
+    out = budget_outcome(_run(scores, labels), 0.02, 0.005, window=2_000, min_scores=300, every=1)
     # brute force with the same causal cutoffs
     caught = 0
-    for i in range(20_000):
-        recent = scores[max(0, i - 10_000) : i]
-        if len(recent) >= 1_000 and scores[i] > np.quantile(recent, 0.975) and labels[i]:
+    for i in range(6_000):
+        recent = scores[max(0, i - 2_000) : i]
+        if len(recent) >= 300 and scores[i] > np.quantile(recent, 0.975) and labels[i]:
             caught += 1
     assert out.caught == caught
     assert out.frauds == int(labels.sum())
