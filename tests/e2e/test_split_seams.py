@@ -63,9 +63,19 @@ def _cutoffs_champion(db: str) -> str | None:
     return None if blob is None else str(json.loads(blob)["champion"])
 
 
+_COUNT_BUNDLES = """
+local n = 0
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+  if string.match(key, ':%d+$') then n = n + 1 end
+end
+return n
+"""
+
+
 def _bundles_in_redis(db: str) -> int:
-    keys = redis.Redis.from_url(db).scan_iter(match="rg:{bundles}:*")
-    return sum(1 for k in keys if k.decode().rsplit(":", 1)[1].isdigit())
+    # one script: an atomic snapshot (a SCAN running while the learner publishes can return
+    # both a bundle deleted by that publication and the one it added)
+    return int(redis.Redis.from_url(db).eval(_COUNT_BUNDLES, 0, "rg:{bundles}:*"))
 
 
 def _traffic(scorer: ServiceProcess, start: int, count: int) -> None:
