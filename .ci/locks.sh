@@ -14,11 +14,11 @@ if [[ "${1:-}" == "--check" ]]; then
   trap 'rm -rf "$out"' EXIT
   cp requirements.lock requirements-dev.lock "$out/"
   $UV pip compile pyproject.toml "${flags[@]}" -o "$out/requirements.lock"
-  $UV pip compile pyproject.toml --extra demo --extra dev "${flags[@]}" -o "$out/requirements-dev.lock"
+  $UV pip compile pyproject.toml --extra demo --extra dev --extra parquet "${flags[@]}" -o "$out/requirements-dev.lock"
   diff -u requirements.lock "$out/requirements.lock"
   diff -u requirements-dev.lock "$out/requirements-dev.lock"
   echo "locks match pyproject.toml"
 else
   $UV pip compile pyproject.toml "${flags[@]}" -o requirements.lock
-  $UV pip compile pyproject.toml --extra demo --extra dev "${flags[@]}" -o requirements-dev.lock
+  $UV pip compile pyproject.toml --extra demo --extra dev --extra parquet "${flags[@]}" -o requirements-dev.lock
 fi

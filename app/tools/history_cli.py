@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,6 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 
 from app.tools import backfill as bf
@@ -57,22 +57,36 @@ def _csv_rows(path: Path, counter: _Counting) -> tuple[list[str], Iterator[dict[
     return list(reader.fieldnames or []), iter(reader)
 
 
-def _parquet_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str | None]]]:
+def _cell(value: object) -> str | None:
+    """A Parquet cell as the text a CSV export would hold (timestamps in ISO form)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _parquet_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str | None]], int]:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+        import pyarrow.parquet as pq
     except ImportError:
         raise hi.ImportError_(
-            "reading Parquet needs pyarrow: .venv/bin/pip install pyarrow (or export CSV)"
+            "reading Parquet needs pyarrow, the `parquet` extra: .venv/bin/pip install pyarrow"
+            " (or export CSV)"
         ) from None
-    table = pq.ParquetFile(path)
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's own errors: not Parquet, truncated, ...
+        reason = type(exc).__name__
+        raise hi.ImportError_(f"{path} is not a readable Parquet file ({reason})") from None
     columns = list(table.schema_arrow.names)
 
     def rows() -> Iterator[dict[str, str | None]]:
         for batch in table.iter_batches(batch_size=65_536):
             for item in batch.to_pylist():
-                yield {k: None if v is None else str(v) for k, v in item.items()}
+                yield {k: _cell(v) for k, v in item.items()}
 
-    return columns, rows()
+    return columns, rows(), int(table.metadata.num_rows)
 
 
 def _spec(
@@ -84,9 +98,21 @@ def _spec(
     currency: str | None,
     label_delay: str | None,
     label_source: str,
+    separate_labels: bool = False,
 ) -> hi.ImportSpec:
+    if layout and layout not in LAYOUTS:
+        raise hi.ImportError_(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
     base = LAYOUTS[layout] if layout else None
-    merged = {**(base.mapping if base else {}), **hi.parse_mapping(mapping)}
+    explicit = hi.parse_mapping(mapping)
+    inherited = dict(base.mapping) if base else {}
+    if separate_labels:  # the labels come from --labels: the layout's label columns are unused
+        if mapped := [f for f in hi.LABEL_FIELDS if f in explicit]:
+            raise hi.ImportError_(
+                f"labels come from --labels: drop {', '.join(mapped)} from --map "
+                "(map them with --labels-map)"
+            )
+        inherited = {k: v for k, v in inherited.items() if k not in hi.LABEL_FIELDS}
+    merged = {**inherited, **explicit}
     fmt = timestamps or (base.timestamps if base else "iso")
     if fmt not in {"iso", "epoch", "epoch_ms", "offset"}:
         raise hi.ImportError_("--timestamps is one of iso, epoch, epoch_ms, offset")
@@ -109,13 +135,22 @@ def _spec(
     )  # fmt: skip
 
 
-def _open(path: Path) -> tuple[list[str], Iterator[dict[str, str | None]], _Counting | None]:
-    if not path.is_file():
-        raise hi.ImportError_(f"no such file: {path}")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return (*_parquet_rows(path), None)
-    counter = _Counting(path.open("rb"))
-    return (*_csv_rows(path, counter), counter)
+class _Source:
+    """An opened export: its columns, its rows as text, and how far the progress bar has got."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise hi.ImportError_(f"no such file: {path}")
+        self.counter: _Counting | None = None
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            self.columns, self.rows, self.total = _parquet_rows(path)
+        else:  # CSV: the position is bytes read, the total the file's size
+            self.counter = _Counting(path.open("rb"))
+            self.columns, self.rows = _csv_rows(path, self.counter)
+            self.total = os.path.getsize(path)
+
+    def position(self, rows: int) -> int:
+        return self.counter.position if self.counter else rows
 
 
 @history_cli.command("import")
@@ -145,6 +180,9 @@ def import_command(
     labels_map: Annotated[
         str, typer.Option(help="field=COLUMN for --labels (transaction_id, is_fraud, labeled_at)")
     ] = "",
+    labels_timestamps: Annotated[
+        str | None, typer.Option(help="format of --labels' label times [default: --timestamps]")
+    ] = None,
     label_source: Annotated[str, typer.Option(help="source of imported labels")] = "chargeback",
     rejects: Annotated[
         Path, typer.Option(help="CSV of rejected rows (row, part, field, reason; no values)")
@@ -153,10 +191,14 @@ def import_command(
     """Validate every row like a live transaction; write records sorted by event time."""
     try:
         spec = _spec(layout if layout else None, map_, timestamps, start, timezone, currency,
-                     label_delay, label_source)  # fmt: skip
-        if layout and layout not in LAYOUTS:
-            raise hi.ImportError_(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
-        result = _run(source, spec, labels, labels_map)
+                     label_delay, label_source, separate_labels=labels is not None)  # fmt: skip
+        if labels_timestamps not in {None, "iso", "epoch", "epoch_ms", "offset"}:
+            raise hi.ImportError_("--labels-timestamps is one of iso, epoch, epoch_ms, offset")
+        label_spec = hi.ImportSpec(**{
+            **spec.__dict__, "mapping": hi.parse_mapping(labels_map),
+            "timestamps": labels_timestamps or spec.timestamps,
+        })  # fmt: skip
+        result = _run(source, spec, labels, label_spec)
     except hi.ImportError_ as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, markup=True)
         raise typer.Exit(2) from None
@@ -166,32 +208,33 @@ def import_command(
 
 
 def _run(
-    source: Path, spec: hi.ImportSpec, labels: Path | None, labels_map: str
+    source: Path, spec: hi.ImportSpec, labels: Path | None, label_spec: hi.ImportSpec
 ) -> hi.ImportResult:
-    columns, rows, counter = _open(source)
-    hi.check_columns(spec, columns)
+    source_ = _Source(source)
+    hi.check_columns(spec, source_.columns)
     label_rows = None
-    label_spec = None
     if labels is not None:
-        label_columns, label_rows, _ = _open(labels)
-        label_spec = hi.ImportSpec(**{**spec.__dict__, "mapping": hi.parse_mapping(labels_map)})
+        labels_ = _Source(labels)
+        label_rows = labels_.rows
         wanted = [label_spec.mapping.get(n, n) for n in ("transaction_id", "is_fraud")]
-        if missing := [c for c in wanted if c not in label_columns]:
+        if missing := [c for c in wanted if c not in labels_.columns]:
             raise hi.ImportError_(f"the labels file has no column {', '.join(missing)}")
-    total = os.path.getsize(source)
     columns_shown = (
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-        TransferSpeedColumn(), TextColumn("{task.fields[rows]:,} rows"), TimeRemainingColumn(),
+        TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f}/s"),
+        TimeRemainingColumn(),
     )  # fmt: skip
+    began = time.perf_counter()
     with Progress(*columns_shown, console=err, transient=False) as bar:
-        task = bar.add_task("importing", total=total if counter else None, rows=0)
+        task = bar.add_task("importing", total=source_.total, rows=0, rate=0.0)
 
         def tick(number: int) -> None:
             if number % 2048 == 0:
-                bar.update(task, completed=counter.position if counter else number, rows=number)
+                rate = number / max(time.perf_counter() - began, 1e-9)
+                bar.update(task, completed=source_.position(number), rows=number, rate=rate)
 
-        result = hi.import_rows(rows, spec, label_rows, label_spec, progress=tick)
-        bar.update(task, completed=total if counter else result.rows, rows=result.rows)
+        result = hi.import_rows(source_.rows, spec, label_rows, label_spec, progress=tick)
+        bar.update(task, completed=source_.total, rows=result.rows)
     return result
 
 
