@@ -230,3 +230,11 @@ def test_evaluate_on_imported_history_prints_weeks_and_budgets(tmp_path: Path) -
     assert sum(int(w[1].replace(",", "")) for w in weeks) == len(good)
     assert sum(int(w[2].replace(",", "")) for w in weeks) == sum(bool(r["fraud"]) for r in good)
     assert "at budgets review 5.00%, decline 1.00%" in result.output
+
+
+def test_an_unknown_layout_is_refused_with_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    _write(path, ["a"], [{"a": "1"}])
+    code, output, _, _ = _run(tmp_path, str(path), "--layout", "kaggle")
+    assert code == 2
+    assert "unknown layout 'kaggle' (known: handbook, ieee-cis)" in " ".join(output.split())
