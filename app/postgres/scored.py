@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 
 from app.core.ports import LearnRow, ScoredRecord, Stored
@@ -20,6 +21,7 @@ from app.postgres import codec
 from app.postgres.layout import PgLayout
 
 log = logging.getLogger(__name__)
+_DEADLOCK_ATTEMPTS = 3
 
 _INSERT_SCORED = """
 WITH t AS (
@@ -91,14 +93,25 @@ class PgScored(PgLayout):
         unique: dict[str, ScoredRecord] = {}
         for record in records:
             unique.setdefault(record.transaction_id, record)
-        chosen = list(unique.values())
+        # One lock order for every writer (flushes of one process and of other scorers): by
+        # card, then id — the case trigger locks a card's open case, the unique index an id.
+        chosen = sorted(unique.values(), key=lambda r: (r.card_id, r.transaction_id))
         days = {codec.utc_day(r.event_time) for r in chosen} - self._days
         if days:
             await self.ensure_partitions(sorted(days))
         rows = [await self._encode(r) for r in chosen]
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 21
-        inserted = await self.pool.fetch(_INSERT_SCORED, *columns)
-        return {row["transaction_id"] for row in inserted}
+        for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+            try:
+                inserted = await self.pool.fetch(_INSERT_SCORED, *columns)
+                return {row["transaction_id"] for row in inserted}
+            except asyncpg.DeadlockDetectedError:
+                # Still possible between two batches that share a card's case and an id: the
+                # statement was rolled back whole, so running it again is safe.
+                if attempt == _DEADLOCK_ATTEMPTS:
+                    raise
+                log.warning("scored insert chosen as a deadlock victim; retrying (%d)", attempt)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def _encode(self, r: ScoredRecord) -> tuple[Any, ...]:
         names = await self._feature_names(r.feature_set, register=list(r.features))
