@@ -14,10 +14,9 @@ lock, no task, no clock.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.errors import send_problem
 from app.core import series
 from app.core.metrics import Metrics
 
@@ -42,28 +41,11 @@ class AdmissionLimit:
             return
         if self.inflight >= self.limit:
             self.shed.labels(scope["path"]).inc()
-            await _reply_503(send, self.limit)
+            detail = f"{self.limit} requests in flight here already: retry after a moment"
+            await send_problem(send, 503, detail, (b"retry-after", b"%d" % RETRY_AFTER_SECONDS))
             return
         self.inflight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.inflight -= 1
-
-
-async def _reply_503(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"{limit} requests in flight here already: retry after a moment",
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"retry-after", b"%d" % RETRY_AFTER_SECONDS),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

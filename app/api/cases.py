@@ -8,6 +8,7 @@ the console's pages) and a card-number-looking note is refused without being ech
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -134,6 +135,16 @@ def refused(exc: Held | AlreadyClosed) -> JSONResponse:
 
 
 _NONE = "no such case"
+ClaimAction = Callable[[int, str, datetime], Awaitable[dict[str, Any] | None]]
+
+
+async def _held(action: ClaimAction, case_id: int, principal: auth.Principal) -> Any:
+    """A claim or a release by this key: the case after it, 404, or 409 (held, closed)."""
+    try:
+        case = await action(case_id, principal.name, now())
+    except (Held, AlreadyClosed) as exc:
+        return refused(exc)
+    return problem(404, _NONE) if case is None else case
 
 
 @router.get(
@@ -193,11 +204,7 @@ async def one_case(case_id: CaseId, state: State, _: Analyst) -> Any:
 )
 async def claim(case_id: CaseId, state: State, principal: Analyst) -> Any:
     """Holds the case for RIVERGUARD_CASES__CLAIM_MINUTES; 409 while another key holds it."""
-    try:
-        case = await state.cases.claim(case_id, principal.name, now())
-    except (Held, AlreadyClosed) as exc:
-        return refused(exc)
-    return problem(404, _NONE) if case is None else case
+    return await _held(state.cases.claim, case_id, principal)
 
 
 @router.post(
@@ -208,11 +215,7 @@ async def claim(case_id: CaseId, state: State, principal: Analyst) -> Any:
 )
 async def release(case_id: CaseId, state: State, principal: Analyst) -> Any:
     """Frees the case for others; 409 while another key holds it."""
-    try:
-        case = await state.cases.release(case_id, principal.name, now())
-    except (Held, AlreadyClosed) as exc:
-        return refused(exc)
-    return problem(404, _NONE) if case is None else case
+    return await _held(state.cases.release, case_id, principal)
 
 
 @router.post(

@@ -7,6 +7,7 @@ the JSON body (``["body"]`` for the body as a whole), ``["query", name]``, ``["p
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from features import messages
 from features.schema import Problem
@@ -85,6 +87,22 @@ def problem(
     if errors is not None:
         body["errors"] = messages.with_messages(errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def send_problem(send: Send, status: int, detail: str, *headers: tuple[bytes, bytes]) -> None:
+    """A problem answer sent straight through ASGI, by a middleware that answers before any
+    route (no errors, no extension members); ``headers`` follow the type and the length."""
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+        }
+    ).encode()
+    start = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": [*start, *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

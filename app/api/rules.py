@@ -115,6 +115,17 @@ async def _propose(
     return proposals.accepted(proposal)
 
 
+async def _replaced(state: AppState, rule: Rule, who: str) -> Any:
+    """The rule's new version (422 when it does not compile, 404 when there is no such rule)."""
+    try:
+        saved = await state.rules.replace(rule, who)
+    except RuleError as exc:
+        return _invalid(exc)
+    if saved is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
+    return _out(saved)
+
+
 @router.get("", response_model=RuleList, summary="List rules", responses=_PROBLEMS)
 async def list_rules(state: State) -> RuleList:
     version, rules = await state.rules.store.load()
@@ -191,13 +202,7 @@ async def replace_rule(rule_id: RuleId, body: RuleFields, who: Admin, state: Sta
     """Enabling and disabling are replacements; with four-eyes on, 202 and a proposal."""
     if state.settings.decisions.four_eyes:
         return await _propose(state, "rule_update", rule_id, body, who.name)
-    try:
-        saved = await state.rules.replace(body.rule(rule_id), who.name)
-    except RuleError as exc:
-        return _invalid(exc)
-    if saved is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
-    return _out(saved)
+    return await _replaced(state, body.rule(rule_id), who.name)
 
 
 @router.delete(
@@ -227,18 +232,15 @@ async def enable_rule(rule_id: RuleId, who: Admin, state: State) -> Any:
     if rule is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
     enabled = replace(rule, enabled=True, shadow=False)
+    if not state.settings.decisions.four_eyes:
+        return await _replaced(state, enabled, who.name)
     try:
-        if state.settings.decisions.four_eyes:
-            proposal = await state.proposals.rule_change(
-                "rule_update", rule_id, enabled, who.name, now()
-            )
-            return proposals.accepted(proposal)
-        saved = await state.rules.replace(enabled, who.name)
+        proposal = await state.proposals.rule_change(
+            "rule_update", rule_id, enabled, who.name, now()
+        )
     except RuleError as exc:
         return _invalid(exc)
-    if saved is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
-    return _out(saved)
+    return proposals.accepted(proposal)
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""An application over the real embedded servers, with a fresh database per test."""
+"""An application over the real embedded servers, with a fresh database per test; the
+settings, keys and small helpers its tests share."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from app.config import Settings
+from app.config import DecisionSettings, ScoringSettings, Settings
 from app.main import create_app
 from app.postgres import migrate
 from app.postgres.repository import PgRepository
@@ -21,15 +22,46 @@ ADMIN = {"X-API-Key": "admin-key"}
 SCORER = {"X-API-Key": "score-key"}
 LABELER = {"X-API-Key": "label-key"}
 KEYS = "admin-key=score|label|admin,score-key=score,label-key=label"
+#: The analysts' tests: the admin (named ops), the scorer, and two analysts, alice and bob.
+ANALYST_KEYS = (
+    "admin-key=score|label|admin@ops,score-key=score,alice-key=review@alice,bob-key=review@bob"
+)
+ALICE = {"X-API-Key": "alice-key"}
+BOB = {"X-API-Key": "bob-key"}
+#: Every transaction is decided review: no warm-up, review at 0, decline only at 1.
+REVIEW_ALL = ScoringSettings(
+    warmup_labels=0, warmup_frauds=0, review_threshold=0.0, decline_threshold=1.0
+)
 _ids = itertools.count(1)
 
 
-def settings_for(database_url: str, redis_url: str, **extra: Any) -> Settings:
+def settings_for(
+    database_url: str, redis_url: str, *, api_keys: str = KEYS, **extra: Any
+) -> Settings:
+    """A service on these servers without Kafka; ``extra``: more settings groups."""
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
-        api_keys=KEYS,
+        api_keys=api_keys,
         kafka_bootstrap=None,
+        **extra,
+    )
+
+
+def analyst_settings(database_url: str, redis_url: str, **extra: Any) -> Settings:
+    """The analysts' keys; every transaction decided review unless ``scoring`` says else."""
+    extra.setdefault("scoring", REVIEW_ALL)
+    return settings_for(database_url, redis_url, api_keys=ANALYST_KEYS, **extra)
+
+
+def four_eyes_settings(database_url: str, redis_url: str, api_keys: str, **extra: Any) -> Settings:
+    """No warm-up, and four-eyes on: a rule or list change waits for a second key."""
+    return settings_for(
+        database_url,
+        redis_url,
+        api_keys=api_keys,
+        scoring=ScoringSettings(warmup_labels=0, warmup_frauds=0),
+        decisions=DecisionSettings(four_eyes=True),
         **extra,
     )
 
@@ -50,6 +82,13 @@ def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
     app = create_app(settings_for(fresh_database, api_redis_url))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def fetchval(client: TestClient, query: str, *args: Any) -> Any:
+    """One value read through the service's own Postgres pool."""
+    state = client.app.state.riverguard  # type: ignore[attr-defined]
+    assert client.portal is not None
+    return client.portal.call(state.records.pool.fetchval, query, *args)
 
 
 def tx(**overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.config import ConsoleSettings, ScoringSettings, Settings
+from app.config import ConsoleSettings, Settings
+from tests.app.conftest import REVIEW_ALL, settings_for
 
 KEYS = "admin-key=score|label|admin|review@ops,ana-key=review@ana,score-key=score@shop"
 ADMIN_KEY, ANALYST_KEY = "admin-key", "ana-key"
@@ -20,21 +21,9 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 def console_settings(database_url: str, redis_url: str, **extra: Any) -> Settings:
     """A service whose every transaction is decided review (no warm-up, review at 0)."""
-    scoring = extra.pop(
-        "scoring",
-        ScoringSettings(
-            warmup_labels=0, warmup_frauds=0, review_threshold=0.0, decline_threshold=1.0
-        ),
-    )
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        api_keys=extra.pop("api_keys", KEYS),
-        kafka_bootstrap=None,
-        scoring=scoring,
-        console=ConsoleSettings(secret=SECRET),
-        **extra,
-    )
+    extra.setdefault("scoring", REVIEW_ALL)
+    extra.setdefault("api_keys", KEYS)
+    return settings_for(database_url, redis_url, console=ConsoleSettings(secret=SECRET), **extra)
 
 
 def csrf_of(page: str) -> str:

@@ -11,44 +11,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import CaseSettings, DecisionSettings, ScoringSettings, Settings
+from app.config import CaseSettings, DecisionSettings, ScoringSettings
 from app.main import create_app
-from tests.app.conftest import tx
+from tests.app.conftest import ADMIN, ALICE, BOB, SCORER, analyst_settings, fetchval, tx
 
 PAN = "4111111111111111"
-KEYS = "admin-key=score|label|admin@ops,score-key=score,alice-key=review@alice,bob-key=review@bob"
-ADMIN = {"X-API-Key": "admin-key"}
-SCORER = {"X-API-Key": "score-key"}
-ALICE = {"X-API-Key": "alice-key"}
-BOB = {"X-API-Key": "bob-key"}
-
-
-def settings_for(database: str, redis_url: str, **extra: Any) -> Settings:
-    """Every transaction is decided review: no warm-up, review at 0, decline only at 1."""
-    return Settings(
-        database_url=database,
-        redis_url=redis_url,
-        api_keys=KEYS,
-        kafka_bootstrap=None,
-        scoring=ScoringSettings(
-            warmup_labels=0, warmup_frauds=0, review_threshold=0.0, decline_threshold=1.0
-        ),
-        **extra,
-    )
 
 
 @pytest.fixture
 def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
     sla = CaseSettings(sla_high_hours=0.001, sla_medium_hours=0.001, sla_low_hours=0.001)
-    settings = settings_for(fresh_database, api_redis_url, cases=sla)
+    settings = analyst_settings(fresh_database, api_redis_url, cases=sla)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def sql(client: TestClient, query: str, *args: Any) -> Any:
-    state = client.app.state.riverguard  # type: ignore[attr-defined]
-    assert client.portal is not None
-    return client.portal.call(state.records.pool.fetchval, query, *args)
 
 
 def scored(client: TestClient, **fields: Any) -> str:
@@ -66,7 +41,7 @@ def case_of(client: TestClient, card: str) -> dict[str, Any]:
 def learned(client: TestClient, count: int) -> None:
     deadline = time.monotonic() + 20
     query = "SELECT count(*) FROM learn_log g JOIN labels l ON l.seq = g.label_seq"
-    while sql(client, query + " WHERE l.source = 'review'") < count:
+    while fetchval(client, query + " WHERE l.source = 'review'") < count:
         assert time.monotonic() < deadline, "the case's labels were not learned"
         time.sleep(0.1)
 
@@ -116,7 +91,7 @@ def test_a_claim_locks_the_case_for_others(client: TestClient) -> None:
 
 
 def test_an_expired_claim_is_no_lock(fresh_database: str, api_redis_url: str) -> None:
-    settings = settings_for(
+    settings = analyst_settings(
         fresh_database, api_redis_url, cases=CaseSettings(claim_minutes=1 / 600)
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
@@ -156,9 +131,9 @@ def test_closing_as_fraud_labels_each_transaction_once(client: TestClient) -> No
     learned(client, 3)
     for transaction_id in ids:
         count = "SELECT count(*) FROM learn_log WHERE transaction_id = $1"
-        assert sql(client, count, transaction_id) == 1
+        assert fetchval(client, count, transaction_id) == 1
         verdicts = "SELECT verdict FROM review_queue WHERE transaction_id = $1"
-        assert sql(client, verdicts, transaction_id) == "fraud"
+        assert fetchval(client, verdicts, transaction_id) == "fraud"
     # a new alert of the card opens a new case
     scored(client, card_id="card_f")
     assert case_of(client, "card_f")["id"] != case_id
@@ -178,7 +153,7 @@ def test_bulk_close(client: TestClient) -> None:
     assert answer.status_code == 200
     results = {r["id"]: r["result"] for r in answer.json()["results"]}
     assert results == {a: "closed", b: "closed", c: "held", 999999: "not_found"}
-    assert sql(client, "SELECT count(*) FROM labels WHERE source = 'review'") == 0
+    assert fetchval(client, "SELECT count(*) FROM labels WHERE source = 'review'") == 0
     closed = client.get("/v1/cases", params={"status": "closed"}, headers=BOB).json()["cases"]
     assert {x["id"] for x in closed} == {a, b}
     too_many = client.post(
@@ -188,11 +163,9 @@ def test_bulk_close(client: TestClient) -> None:
 
 
 def test_a_watch_list_hit_is_an_alert(fresh_database: str, api_redis_url: str) -> None:
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=KEYS,
-        kafka_bootstrap=None,
+    settings = analyst_settings(
+        fresh_database,
+        api_redis_url,
         scoring=ScoringSettings(
             warmup_labels=0, warmup_frauds=0, review_threshold=0.99, decline_threshold=1.0
         ),

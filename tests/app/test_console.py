@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeSerializer
 
 from app.main import create_app
-from tests.app.conftest import tx
+from tests.app.conftest import fetchval, tx
 from tests.app.console_helpers import (
     ADMIN_KEY,
     ANALYST_KEY,
@@ -35,12 +35,6 @@ def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-def _sql(client: TestClient, query: str, *args: Any) -> Any:
-    state = client.app.state.riverguard  # type: ignore[attr-defined]
-    assert client.portal is not None
-    return client.portal.call(state.records.pool.fetchval, query, *args)
-
-
 def _review_item(client: TestClient, **fields: Any) -> str:
     answer = client.post("/v1/transactions", json=tx(**fields), headers=API)
     assert answer.status_code == 200, answer.text
@@ -55,7 +49,7 @@ def test_no_page_without_a_session(client: TestClient) -> None:
         assert answer.headers["location"].startswith("/console/login?next=%2Fconsole%2F")
     posted = client.post("/console/rules", data={"expression": "true"}, follow_redirects=False)
     assert posted.status_code == 303
-    assert _sql(client, "SELECT count(*) FROM rules") == 0
+    assert fetchval(client, "SELECT count(*) FROM rules") == 0
 
 
 def test_an_unknown_key_gets_no_session_and_is_not_echoed(client: TestClient) -> None:
@@ -123,7 +117,8 @@ def test_a_form_without_the_csrf_token_is_refused(client: TestClient) -> None:
     for data in ({"verdict": "fraud"}, {"verdict": "fraud", "csrf": csrf + "x"}):
         answer = client.post(f"/console/queue/{item}", data=data)
         assert answer.status_code == 403
-    assert _sql(client, "SELECT verdict FROM review_queue WHERE transaction_id = $1", item) is None
+    verdict = "SELECT verdict FROM review_queue WHERE transaction_id = $1"
+    assert fetchval(client, verdict, item) is None
 
 
 def test_a_review_key_cannot_reach_rules_or_lists(client: TestClient) -> None:
@@ -137,8 +132,8 @@ def test_a_review_key_cannot_reach_rules_or_lists(client: TestClient) -> None:
     assert client.post("/console/rules", data=rule).status_code == 403
     entry = {"csrf": csrf, "entity": "card", "kind": "block", "value": "c1", "reason": "r"}
     assert client.post("/console/lists", data=entry).status_code == 403
-    assert _sql(client, "SELECT count(*) FROM rules") == 0
-    assert _sql(client, "SELECT count(*) FROM list_entries") == 0
+    assert fetchval(client, "SELECT count(*) FROM rules") == 0
+    assert fetchval(client, "SELECT count(*) FROM list_entries") == 0
     page = client.get("/console/")
     assert 'href="/console/rules"' not in page.text and 'href="/console/queue"' in page.text
 
@@ -159,13 +154,13 @@ def test_a_verdict_is_one_review_label_and_leads_to_the_next_item(client: TestCl
     assert answer.headers["location"] == f"/console/queue/{second}?order=age"
     again = client.post(f"/console/queue/{first}", data={"csrf": csrf, "verdict": "legitimate"})
     assert again.status_code == 409 and "Already decided: fraud by ana" in again.text
-    labels = _sql(
+    labels = fetchval(
         client,
         "SELECT count(*) FROM labels WHERE transaction_id = $1 AND source = 'review'",
         first,
     )
     assert labels == 1
-    analyst = _sql(client, "SELECT analyst FROM review_queue WHERE transaction_id = $1", first)
+    analyst = fetchval(client, "SELECT analyst FROM review_queue WHERE transaction_id = $1", first)
     assert analyst == "ana"
     last = client.post(
         f"/console/queue/{second}?order=age",
@@ -183,15 +178,16 @@ def test_a_note_with_a_card_number_is_refused_and_not_shown(client: TestClient) 
         f"/console/queue/{item}", data={"csrf": csrf, "verdict": "fraud", "note": f"card {pan}"}
     )
     assert answer.status_code == 422 and pan not in answer.text
-    assert _sql(client, "SELECT verdict FROM review_queue WHERE transaction_id = $1", item) is None
+    verdict = "SELECT verdict FROM review_queue WHERE transaction_id = $1"
+    assert fetchval(client, verdict, item) is None
 
 
 def test_values_from_storage_and_people_are_text(client: TestClient) -> None:
     # intake refuses such a merchant id (identifiers are [A-Za-z0-9_.:-]); plant it as if an
     # older version had stored it, and check every page shows it as text
     item = _review_item(client)
-    _sql(client, "UPDATE scored_transactions SET merchant_id = $1 WHERE transaction_id = $2",
-         XSS, item)  # fmt: skip
+    fetchval(client, "UPDATE scored_transactions SET merchant_id = $1 WHERE transaction_id = $2",
+             XSS, item)  # fmt: skip
     csrf = sign_in(client, ADMIN_KEY)
     for path in ("/console/queue", f"/console/queue/{item}"):
         page = client.get(path)
@@ -212,7 +208,7 @@ def test_a_bad_rule_shows_the_error_next_to_the_expression(client: TestClient) -
     assert 'id="error-expression"' in answer.text
     unknown = client.post("/console/rules", data={**rule, "expression": "no_such_var > 1.0"})
     assert unknown.status_code == 422 and 'id="error-expression"' in unknown.text
-    assert _sql(client, "SELECT count(*) FROM rules") == 0
+    assert fetchval(client, "SELECT count(*) FROM rules") == 0
 
 
 def test_rules_save_backtest_enable_and_audit(client: TestClient) -> None:
@@ -226,7 +222,7 @@ def test_rules_save_backtest_enable_and_audit(client: TestClient) -> None:
     assert '<dd id="bt-hits">1 (50.00%)</dd>' in tested.text and "<svg" in tested.text
     saved = client.post("/console/rules", data={**rule, "do": "save"}, follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"] == "/console/rules/big"
-    assert _sql(client, "SELECT enabled FROM rules WHERE id = 'big'") is False
+    assert fetchval(client, "SELECT enabled FROM rules WHERE id = 'big'") is False
     page = client.get("/console/rules/big")
     assert "disabled" in page.text
     switched = client.post("/console/rules/big/enabled", data={"csrf": csrf, "enabled": "true"})
@@ -256,7 +252,7 @@ def test_a_list_entry_is_added_searched_and_removed(client: TestClient) -> None:
     assert entry_id is not None
     removal = {"csrf": csrf, "id": entry_id.group(1)}
     assert client.post("/console/lists/remove", data=removal).status_code == 200
-    assert _sql(client, "SELECT removed_by FROM list_entries WHERE value = 'card_bad'") == "ops"
+    assert fetchval(client, "SELECT removed_by FROM list_entries WHERE value = 'card_bad'") == "ops"
 
 
 def test_the_overview_counts_todays_decisions_and_signs_out(client: TestClient) -> None:
@@ -277,7 +273,7 @@ def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:
     assert client.post("/console/logout", data={"csrf": csrf}).status_code == 200
     client.cookies.set("rg_console", stolen, path="/console")
     assert client.get("/console/", follow_redirects=False).status_code == 303
-    assert _sql(client, "SELECT count(*) FROM console_sessions") == 0
+    assert fetchval(client, "SELECT count(*) FROM console_sessions") == 0
 
 
 def test_a_key_without_a_console_scope_gets_no_session(client: TestClient) -> None:
@@ -286,7 +282,7 @@ def test_a_key_without_a_console_scope_gets_no_session(client: TestClient) -> No
     assert answer.status_code == 403 and "score-key" not in answer.text
     assert "rg_console=" not in answer.headers.get("set-cookie", "")
     assert client.get("/console/", follow_redirects=False).status_code == 303
-    assert _sql(client, "SELECT count(*) FROM console_sessions") == 0
+    assert fetchval(client, "SELECT count(*) FROM console_sessions") == 0
 
 
 def _session_under(keys: str, database: str, redis_url: str, key: str) -> str:
@@ -356,4 +352,4 @@ def test_a_listed_value_that_looks_like_a_card_number_never_reaches_the_page(
     removal = {"csrf": csrf, "id": entry_id.group(1)}
     assert client.post("/console/lists/remove", data=removal).status_code == 200
     removed_by = "SELECT removed_by FROM list_entries WHERE value = $1"
-    assert _sql(client, removed_by, digits) == "ops"
+    assert fetchval(client, removed_by, digits) == "ops"

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.app.conftest import tx
+from tests.app.conftest import fetchval, tx
 from tests.app.console_helpers import ANALYST_KEY, API, XSS, console_settings, sign_in
 
 PAN = "4111111111111111"
@@ -24,16 +24,10 @@ def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-def _sql(client: TestClient, query: str, *args: Any) -> Any:
-    state = client.app.state.riverguard  # type: ignore[attr-defined]
-    assert client.portal is not None
-    return client.portal.call(state.records.pool.fetchval, query, *args)
-
-
 def _case(client: TestClient, card: str, **fields: Any) -> int:
     answer = client.post("/v1/transactions", json=tx(card_id=card, **fields), headers=API)
     assert answer.status_code == 200, answer.text
-    return int(_sql(client, "SELECT id FROM cases WHERE card_id = $1", card))
+    return int(fetchval(client, "SELECT id FROM cases WHERE card_id = $1", card))
 
 
 def test_case_forms_need_the_csrf_token_and_the_review_scope(client: TestClient) -> None:
@@ -49,8 +43,8 @@ def test_case_forms_need_the_csrf_token_and_the_review_scope(client: TestClient)
             assert answer.status_code == 403
     answer = client.post("/console/cases", data={"case": str(case_id), "outcome": "fraud"})
     assert answer.status_code == 403
-    assert _sql(client, "SELECT count(*) FROM case_audit WHERE who = 'ana'") == 0
-    assert _sql(client, "SELECT status FROM cases WHERE id = $1", case_id) == "open"
+    assert fetchval(client, "SELECT count(*) FROM case_audit WHERE who = 'ana'") == 0
+    assert fetchval(client, "SELECT status FROM cases WHERE id = $1", case_id) == "open"
 
 
 def test_claim_note_close_from_the_case_page(client: TestClient) -> None:
@@ -70,7 +64,7 @@ def test_claim_note_close_from_the_case_page(client: TestClient) -> None:
     assert bad.status_code == 422
     closed = client.post(f"/console/cases/{case_id}/close", data={"csrf": csrf, "outcome": "fraud"})
     assert closed.status_code == 200 and 'id="case-status">closed: fraud' in closed.text
-    assert _sql(client, "SELECT count(*) FROM labels WHERE source = 'review'") == 1
+    assert fetchval(client, "SELECT count(*) FROM labels WHERE source = 'review'") == 1
     again = client.post(f"/console/cases/{case_id}/close", data={"csrf": csrf, "outcome": "fraud"})
     assert again.status_code == 409 and "Already closed as fraud by ana" in again.text
     assert client.get("/console/cases/999999").status_code == 404
@@ -87,6 +81,6 @@ def test_bulk_close_from_the_inbox(client: TestClient) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert answer.status_code == 200 and "Closed 2-of-2" in answer.text
-    statuses = [_sql(client, "SELECT outcome FROM cases WHERE id = $1", i) for i in ids]
+    statuses = [fetchval(client, "SELECT outcome FROM cases WHERE id = $1", i) for i in ids]
     assert statuses == ["legitimate", "legitimate", None]
     assert re.search(rf'value="{ids[2]}"', answer.text)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import ConsoleSettings, DecisionSettings, ScoringSettings, Settings
+from app.config import ConsoleSettings
 from app.main import create_app
+from tests.app.conftest import fetchval, four_eyes_settings
 from tests.app.console_helpers import SECRET, sign_in
 
 KEYS = "ops-key=admin|review@ops,boss-key=admin|approve@boss,carol-key=approve@carol"
@@ -21,23 +22,10 @@ ENTRY = {"entity": "card", "kind": "block", "value": "card_bad", "reason": "take
 
 @pytest.fixture
 def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=KEYS,
-        kafka_bootstrap=None,
-        scoring=ScoringSettings(warmup_labels=0, warmup_frauds=0),
-        decisions=DecisionSettings(four_eyes=True),
-        console=ConsoleSettings(secret=SECRET),
-    )
+    console = ConsoleSettings(secret=SECRET)
+    settings = four_eyes_settings(fresh_database, api_redis_url, KEYS, console=console)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def _sql(client: TestClient, query: str, *args: Any) -> Any:
-    state = client.app.state.riverguard  # type: ignore[attr-defined]
-    assert client.portal is not None
-    return client.portal.call(state.records.pool.fetchval, query, *args)
 
 
 def decide(client: TestClient, proposal_id: int, csrf: str, decision: str) -> Any:
@@ -58,7 +46,7 @@ def test_a_console_list_entry_waits_for_a_second_key(client: TestClient) -> None
         "/console/proposals?proposed="
     )
     proposal_id = int(answer.headers["location"].rsplit("=", 1)[1])
-    assert _sql(client, "SELECT count(*) FROM list_entries") == 0
+    assert fetchval(client, "SELECT count(*) FROM list_entries") == 0
     page = client.get(answer.headers["location"])
     assert page.status_code == 200 and f'id="proposal-{proposal_id}"' in page.text
     # ops lacks the approve scope
@@ -67,11 +55,12 @@ def test_a_console_list_entry_waits_for_a_second_key(client: TestClient) -> None
     csrf = _as(client, "carol-key")
     no_token = client.post(f"/console/proposals/{proposal_id}", data={"decision": "approve"})
     assert no_token.status_code == 403
-    assert _sql(client, "SELECT status FROM proposals WHERE id = $1", proposal_id) == "pending"
+    assert fetchval(client, "SELECT status FROM proposals WHERE id = $1", proposal_id) == "pending"
     done = decide(client, proposal_id, csrf, "approve")
     assert done.status_code == 200
-    assert _sql(client, "SELECT created_by FROM list_entries WHERE value = 'card_bad'") == "ops"
-    assert _sql(client, "SELECT decided_by FROM proposals WHERE id = $1", proposal_id) == "carol"
+    assert fetchval(client, "SELECT created_by FROM list_entries WHERE value = 'card_bad'") == "ops"
+    decider = "SELECT decided_by FROM proposals WHERE id = $1"
+    assert fetchval(client, decider, proposal_id) == "carol"
 
 
 def test_self_approval_is_refused_in_the_console(client: TestClient) -> None:
@@ -83,12 +72,12 @@ def test_self_approval_is_refused_in_the_console(client: TestClient) -> None:
     proposal_id = int(answer.headers["location"].rsplit("=", 1)[1])
     own = decide(client, proposal_id, csrf, "approve")
     assert own.status_code == 403 and "Self-approval refused" in own.text
-    assert _sql(client, "SELECT count(*) FROM rules") == 0
+    assert fetchval(client, "SELECT count(*) FROM rules") == 0
     csrf = _as(client, "carol-key")
     rejected = client.post(
         f"/console/proposals/{proposal_id}",
         data={"csrf": csrf, "decision": "reject", "reason": "too broad"},
     )
     assert rejected.status_code == 200 and "too broad" in rejected.text
-    assert _sql(client, "SELECT count(*) FROM rules") == 0
-    assert _sql(client, "SELECT status FROM proposals WHERE id = $1", proposal_id) == "rejected"
+    assert fetchval(client, "SELECT count(*) FROM rules") == 0
+    assert fetchval(client, "SELECT status FROM proposals WHERE id = $1", proposal_id) == "rejected"

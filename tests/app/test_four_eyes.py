@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import DecisionSettings, ScoringSettings, Settings
 from app.main import create_app
-from tests.app.conftest import tx
+from tests.app.conftest import four_eyes_settings, tx
 
 KEYS = (
     "alice-key=admin@alice,bob-key=admin|approve@bob,carol-key=approve@carol,score-key=score@shop"
@@ -26,14 +25,7 @@ BLOCK = {"entity": "merchant", "value": "m_bad", "kind": "block", "reason": "mul
 
 @pytest.fixture
 def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=KEYS,
-        kafka_bootstrap=None,
-        scoring=ScoringSettings(warmup_labels=0, warmup_frauds=0),
-        decisions=DecisionSettings(four_eyes=True),
-    )
+    settings = four_eyes_settings(fresh_database, api_redis_url, KEYS)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.app.conftest import ADMIN, KEYS, tx
+from tests.app.conftest import ADMIN, KEYS, settings_for, tx
 from tests.webhook_receiver import SECRET, Receiver
 
 REVIEWER = {"X-API-Key": "rev-key"}
@@ -26,6 +27,17 @@ REVIEWER = {"X-API-Key": "rev-key"}
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
+
+
+def _hooked(database_url: str, redis_url: str, **outbox: Any) -> Settings:
+    """No warm-up, a reviewer key named alice, and this outbox."""
+    return settings_for(
+        database_url,
+        redis_url,
+        api_keys=f"{KEYS},rev-key=review@alice",
+        scoring={"warmup_labels": 0, "warmup_frauds": 0},
+        outbox=outbox,
+    )
 
 
 async def _dead(url: str) -> list[tuple[str, str, int]]:
@@ -44,18 +56,13 @@ def test_decisions_and_verdicts_reach_webhooks_signed(
         {"name": "ok", "url": f"{receiver.url}/ok", "secret": SECRET},
         {"name": "down", "url": f"{receiver.url}/fail", "secret": SECRET},
     ]
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=f"{KEYS},rev-key=review@alice",
-        kafka_bootstrap=None,
-        scoring={"warmup_labels": 0, "warmup_frauds": 0},
-        outbox={
-            "webhooks": hooks,
-            "webhook_max_attempts": 2,
-            "webhook_backoff_seconds": 0.05,
-            "relay_every_seconds": 0.05,
-        },
+    settings = _hooked(
+        fresh_database,
+        api_redis_url,
+        webhooks=hooks,
+        webhook_max_attempts=2,
+        webhook_backoff_seconds=0.05,
+        relay_every_seconds=0.05,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         metrics = client.get("/metrics").text
@@ -107,17 +114,8 @@ def test_decisions_and_verdicts_reach_webhooks_signed(
 def test_a_case_closed_as_fraud_publishes_a_verdict_per_judged_transaction(
     fresh_database: str, api_redis_url: str, receiver: Receiver
 ) -> None:
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=f"{KEYS},rev-key=review@alice",
-        kafka_bootstrap=None,
-        scoring={"warmup_labels": 0, "warmup_frauds": 0},
-        outbox={
-            "webhooks": [{"name": "ok", "url": f"{receiver.url}/ok", "secret": SECRET}],
-            "relay_every_seconds": 0.05,
-        },
-    )
+    hooks = [{"name": "ok", "url": f"{receiver.url}/ok", "secret": SECRET}]
+    settings = _hooked(fresh_database, api_redis_url, webhooks=hooks, relay_every_seconds=0.05)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         rule = {"id": "all-review", "expression": "amount > 0.0", "action": "review"}
         assert client.post("/v1/rules", json=rule, headers=ADMIN).status_code == 201

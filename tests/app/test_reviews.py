@@ -11,38 +11,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import ScoringSettings, Settings
 from app.main import create_app
-from tests.app.conftest import tx
+from tests.app.conftest import ADMIN, ALICE, BOB, SCORER, analyst_settings, fetchval, tx
 
 PAN = "4111111111111111"
-KEYS = "admin-key=score|label|admin@ops,score-key=score,alice-key=review@alice,bob-key=review@bob"
-ADMIN = {"X-API-Key": "admin-key"}
-SCORER = {"X-API-Key": "score-key"}
-ALICE = {"X-API-Key": "alice-key"}
-BOB = {"X-API-Key": "bob-key"}
 
 
 @pytest.fixture
 def client(fresh_database: str, api_redis_url: str) -> Iterator[TestClient]:
-    """Every transaction is decided review: no warm-up, review at 0, decline only at 1."""
-    settings = Settings(
-        database_url=fresh_database,
-        redis_url=api_redis_url,
-        api_keys=KEYS,
-        kafka_bootstrap=None,
-        scoring=ScoringSettings(
-            warmup_labels=0, warmup_frauds=0, review_threshold=0.0, decline_threshold=1.0
-        ),
-    )
+    settings = analyst_settings(fresh_database, api_redis_url)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def _sql(client: TestClient, query: str, *args: Any) -> Any:
-    state = client.app.state.riverguard  # type: ignore[attr-defined]
-    assert client.portal is not None
-    return client.portal.call(state.records.pool.fetchval, query, *args)
 
 
 def _scored(client: TestClient, body: dict[str, Any] | None = None, **overrides: Any) -> Any:
@@ -55,7 +34,7 @@ def _scored(client: TestClient, body: dict[str, Any] | None = None, **overrides:
 
 def _learned_review_labels(client: TestClient, transaction_id: str) -> int:
     return int(
-        _sql(
+        fetchval(
             client,
             "SELECT count(*) FROM learn_log g JOIN labels l ON l.seq = g.label_seq"
             " WHERE g.transaction_id = $1 AND l.source = 'review'",
@@ -94,7 +73,7 @@ def test_an_item_opens_with_its_record_and_shows_what_was_scored(client: TestCli
     assert client.get(f"/v1/reviews/{tx_id}", headers=ALICE).json() == item
     # a replay stores nothing new and opens nothing new
     assert _scored(client, sent)["replayed"] is True
-    assert _sql(client, "SELECT count(*) FROM review_queue") == 2
+    assert fetchval(client, "SELECT count(*) FROM review_queue") == 2
 
 
 def test_a_fraud_verdict_is_learned_once_and_a_second_verdict_is_refused(
@@ -120,7 +99,7 @@ def test_a_fraud_verdict_is_learned_once_and_a_second_verdict_is_refused(
             break
         time.sleep(0.05)
     assert _learned_review_labels(client, tx_id) == 1
-    assert _sql(client, "SELECT count(*) FROM labels WHERE transaction_id = $1", tx_id) == 1
+    assert fetchval(client, "SELECT count(*) FROM labels WHERE transaction_id = $1", tx_id) == 1
     assert _learned(client) == learned_before + 1
     assert client.get(f"/v1/transactions/{tx_id}", headers=SCORER).json()["label"] is True
     assert client.get("/v1/reviews", headers=ALICE).json()["items"] == []  # closed
@@ -144,8 +123,8 @@ def test_unsure_closes_without_a_label_and_legitimate_teaches_not_fraud(
     answer = client.post(f"/v1/reviews/{unsure}", json={"verdict": "unsure"}, headers=ALICE)
     assert answer.status_code == 200 and answer.json()["label"] is None
     client.post(f"/v1/reviews/{legit}", json={"verdict": "legitimate"}, headers=ALICE)
-    assert _sql(client, "SELECT count(*) FROM labels WHERE transaction_id = $1", unsure) == 0
-    fraud = _sql(client, "SELECT is_fraud FROM labels WHERE transaction_id = $1", legit)
+    assert fetchval(client, "SELECT count(*) FROM labels WHERE transaction_id = $1", unsure) == 0
+    fraud = fetchval(client, "SELECT is_fraud FROM labels WHERE transaction_id = $1", legit)
     assert fraud is False
     assert client.get(f"/v1/reviews/{unsure}", headers=ALICE).json()["verdict"] == "unsure"
 
@@ -154,7 +133,7 @@ def test_a_label_is_never_known_before_its_transaction(client: TestClient) -> No
     ahead = datetime.now(UTC) + timedelta(seconds=200)  # within the future-skew bound
     tx_id = _scored(client, timestamp=ahead.isoformat())["transaction_id"]
     client.post(f"/v1/reviews/{tx_id}", json={"verdict": "fraud"}, headers=ALICE)
-    labeled_at = _sql(client, "SELECT labeled_at FROM labels WHERE transaction_id = $1", tx_id)
+    labeled_at = fetchval(client, "SELECT labeled_at FROM labels WHERE transaction_id = $1", tx_id)
     assert labeled_at == ahead
 
 
@@ -178,7 +157,7 @@ def test_queue_order_filters_and_gauges(client: TestClient) -> None:
     assert ids(reason="no_such_reason") == []
     # an untrained champion explains nothing: give the big one a stored reason
     reason = '[{"code": "amount_high", "feature": "amount", "value": 5000.0}]'
-    _sql(
+    fetchval(
         client, "UPDATE scored_transactions SET reasons = $2 WHERE transaction_id = $1", big, reason
     )
     assert ids(reason="amount_high") == [big]

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,14 +17,11 @@ from typer.testing import CliRunner
 
 from app.core.backtest import backtest
 from app.core.rules import Rule, compile_rule
-from app.main import create_app
 from app.postgres import codec
 from app.postgres.rules import PgRuleStore
 from app.tools.cli import cli
-from tests.app.conftest import ADMIN, LABELER, SCORER, label, settings_for, tx
-
-RULE = '(amount > 800.0 && channel == "ecom") || card_count_1d >= 3.0'
-TRANSACTIONS = 300
+from tests.app.conftest import ADMIN
+from tests.app.seeded_traffic import RULE, TRANSACTIONS, everything, seed_traffic, service, windows
 
 
 def brute_hit(row: dict[str, Any]) -> bool:
@@ -73,47 +68,11 @@ def recount(url: str, since: datetime, until: datetime) -> dict[str, Any]:
     }
 
 
-async def _labelled(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        sql = "SELECT count(*) FROM transaction_ids WHERE label_is_fraud IS NOT NULL"
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def stored(fresh_database: str, api_redis_url: str) -> Iterator[tuple[TestClient, datetime]]:
     """300 seeded transactions over three days, 60% of them labelled, all settled."""
-    settings = settings_for(
-        fresh_database,
-        api_redis_url,
-        scoring={"warmup_labels": 0, "warmup_frauds": 0, "review_threshold": 0.3},
-    )
-    rng = random.Random(19)
-    now = datetime.now(UTC).replace(microsecond=0)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        labels = 0
-        for _ in range(TRANSACTIONS):
-            body = tx(
-                card_id=f"card_{rng.randrange(25)}",
-                amount=round(rng.uniform(1, 2000), 2),
-                channel=rng.choice(["pos", "ecom", "atm"]),
-                timestamp=(now - timedelta(minutes=rng.randrange(60, 3 * 24 * 60))).isoformat(),
-            )
-            assert client.post("/v1/transactions", json=body, headers=SCORER).status_code == 200
-            if rng.random() < 0.6:
-                fraud = rng.random() < (0.6 if body["amount"] > 800 else 0.1)
-                answer = client.post(
-                    "/v1/labels", json=label(body["transaction_id"], fraud), headers=LABELER
-                )
-                assert answer.status_code == 202
-                labels += 1
-        for _ in range(200):  # the learner settles labels in the background
-            if asyncio.run(_labelled(fresh_database)) == labels:
-                break
-            time.sleep(0.05)
-        assert asyncio.run(_labelled(fresh_database)) == labels
+    with service(fresh_database, api_redis_url) as (client, now):
+        seed_traffic(client, fresh_database, 19, now)
         yield client, now
 
 
@@ -121,10 +80,7 @@ def test_backtest_figures_match_a_brute_force_recount(
     stored: tuple[TestClient, datetime], fresh_database: str
 ) -> None:
     client, now = stored
-    for since, until in (
-        (now - timedelta(days=4), now + timedelta(hours=1)),  # everything
-        (now - timedelta(days=2), now - timedelta(days=1)),  # a window: event-time bounds
-    ):
+    for since, until in windows(now):
         window = {"expression": RULE, "since": since.isoformat(), "until": until.isoformat()}
         answer = client.post("/v1/rules/backtest", json=window, headers=ADMIN)
         assert answer.status_code == 200, answer.text
@@ -133,15 +89,15 @@ def test_backtest_figures_match_a_brute_force_recount(
         assert {k: figures[k] for k in expected} == expected
         assert 0 < figures["hits"] < figures["rows_scanned"]
     assert expected["rows_scanned"] < TRANSACTIONS
-    everything = recount(fresh_database, now - timedelta(days=4), now + timedelta(hours=1))
-    assert everything["rows_scanned"] == TRANSACTIONS and everything["labelled_hits"] > 20
+    whole = recount(fresh_database, *everything(now))
+    assert whole["rows_scanned"] == TRANSACTIONS and whole["labelled_hits"] > 20
 
 
 def test_backtest_pages_and_stops_at_the_row_bound(
     stored: tuple[TestClient, datetime], fresh_database: str
 ) -> None:
     _, now = stored
-    since, until = now - timedelta(days=4), now + timedelta(hours=1)
+    since, until = everything(now)
     candidate = compile_rule(Rule(id="c", name="", expression=RULE, action="review"))
 
     async def run(max_rows: int) -> dict[str, Any]:
@@ -164,7 +120,7 @@ def test_cli_backtest_prints_the_same_figures(
     stored: tuple[TestClient, datetime], fresh_database: str
 ) -> None:
     _, now = stored
-    since, until = now - timedelta(days=4), now + timedelta(hours=1)
+    since, until = everything(now)
     env = {"RIVERGUARD_DATABASE_URL": fresh_database}
     window = ["--since", since.isoformat(), "--until", until.isoformat()]
     command = ["rules", "backtest", "--expression", RULE, *window, "--json"]

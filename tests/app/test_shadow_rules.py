@@ -4,70 +4,28 @@ enables it."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from tests.app.conftest import ADMIN, LABELER, SCORER, label, settings_for, tx
+from tests.app.conftest import ADMIN, SCORER, tx
+from tests.app.seeded_traffic import RULE, count, everything, seed_traffic, service, windows
 
-RULE = '(amount > 800.0 && channel == "ecom") || card_count_1d >= 3.0'
-TRANSACTIONS = 300
 FIGURES = ("rows_scanned", "hits", "labelled_hits", "frauds_caught", "model_overlap")
-
-
-async def _query(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
 def live(fresh_database: str, api_redis_url: str) -> Iterator[tuple[TestClient, datetime]]:
     """A shadow rule saved first, then 300 seeded transactions (60% labelled, settled)."""
-    settings = settings_for(
-        fresh_database,
-        api_redis_url,
-        scoring={"warmup_labels": 0, "warmup_frauds": 0, "review_threshold": 0.3},
-    )
-    rng = random.Random(23)
-    now = datetime.now(UTC).replace(microsecond=0)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with service(fresh_database, api_redis_url) as (client, now):
         rule = {"id": "big-ecom", "expression": RULE, "action": "decline", "shadow": True}
         saved = client.post("/v1/rules", json=rule, headers=ADMIN)
         assert saved.status_code == 201, saved.text
         assert (saved.json()["enabled"], saved.json()["shadow"]) == (False, True)
-        labels = 0
-        for _ in range(TRANSACTIONS):
-            body = tx(
-                card_id=f"card_{rng.randrange(25)}",
-                amount=round(rng.uniform(1, 2000), 2),
-                channel=rng.choice(["pos", "ecom", "atm"]),
-                timestamp=(now - timedelta(minutes=rng.randrange(60, 3 * 24 * 60))).isoformat(),
-            )
-            answer = client.post("/v1/transactions", json=body, headers=SCORER)
-            assert answer.status_code == 200 and answer.json()["decided_by"] != "rule"
-            if rng.random() < 0.6:
-                fraud = rng.random() < (0.6 if body["amount"] > 800 else 0.1)
-                sent = client.post(
-                    "/v1/labels", json=label(body["transaction_id"], fraud), headers=LABELER
-                )
-                assert sent.status_code == 202
-                labels += 1
-        count = "SELECT count(*) FROM transaction_ids WHERE label_is_fraud IS NOT NULL"
-        for _ in range(200):  # the learner settles labels in the background
-            if asyncio.run(_query(fresh_database, count)) == labels:
-                break
-            time.sleep(0.05)
-        assert asyncio.run(_query(fresh_database, count)) == labels
+        answers = seed_traffic(client, fresh_database, 23, now)
+        assert all(answer["decided_by"] != "rule" for answer in answers)
         yield client, now
 
 
@@ -75,10 +33,7 @@ def test_shadow_hits_equal_the_backtest_and_decide_nothing(
     live: tuple[TestClient, datetime], fresh_database: str
 ) -> None:
     client, now = live
-    for since, until in (
-        (now - timedelta(days=4), now + timedelta(hours=1)),  # everything
-        (now - timedelta(days=2), now - timedelta(days=1)),  # a window: event-time bounds
-    ):
+    for since, until in windows(now):
         window = {"since": since.isoformat(), "until": until.isoformat()}
         shadow = client.get("/v1/rules/big-ecom/shadow", params=window, headers=ADMIN)
         assert shadow.status_code == 200, shadow.text
@@ -95,15 +50,12 @@ def test_shadow_hits_equal_the_backtest_and_decide_nothing(
     counted = next(float(x.split()[-1]) for x in metrics.splitlines() if x.startswith(line))
     assert counted == backtest_hits(client, now)
     decided = "SELECT count(*) FROM scored_transactions WHERE decided LIKE 'rule:%'"
-    assert asyncio.run(_query(fresh_database, decided)) == 0
+    assert count(fresh_database, decided) == 0
 
 
 def backtest_hits(client: TestClient, now: datetime) -> int:
-    window = {
-        "expression": RULE,
-        "since": (now - timedelta(days=4)).isoformat(),
-        "until": (now + timedelta(hours=1)).isoformat(),
-    }
+    since, until = everything(now)
+    window = {"expression": RULE, "since": since.isoformat(), "until": until.isoformat()}
     return int(client.post("/v1/rules/backtest", json=window, headers=ADMIN).json()["hits"])
 
 
