@@ -29,12 +29,13 @@ from simulator.records import Record
 KEY = "bench-key"
 
 
-def history(days: float, cards: int) -> list[Record]:
+def history(days: float, cards: int, seed: int = 9, fraud_rate: float = 0.01) -> list[Record]:
     start = (datetime.now(UTC) - timedelta(days=days + 2)).replace(microsecond=0)
     cut = start + timedelta(days=days)
     labelled: set[str] = set()
     out = []
-    for record in simulate(SimConfig(seed=9, start=start, days=days, cards=cards)):
+    config = SimConfig(seed=seed, start=start, days=days, cards=cards, fraud_rate=fraud_rate)
+    for record in simulate(config):
         if record.event_time > cut:
             continue
         if record.kind == "label":
@@ -60,8 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=float, default=14)
     parser.add_argument("--cards", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--fraud-rate", type=float, default=0.01)
     args = parser.parse_args()
-    records = history(args.days, args.cards)
+    records = history(args.days, args.cards, args.seed, args.fraud_rate)
     n_tx = sum(r.kind == "transaction" for r in records)
     n_labels = len(records) - n_tx
     with EmbeddedStack() as stack:
@@ -120,7 +123,8 @@ def render(
     lines = [
         "## History backfill (bench/backfill.py)",
         "",
-        f"Command: `.venv/bin/python -m bench.backfill --days {args.days:g} --cards {args.cards}`",
+        f"Command: `.venv/bin/python -m bench.backfill --days {args.days:g} --cards {args.cards}"
+        f" --seed {args.seed} --fraud-rate {args.fraud_rate:g}`",
         "",
         f"{args.days:g} simulated days of {args.cards} cards: {n_tx:,} transactions and "
         f"{n_labels:,} labels, sent by `riverguard history backfill`'s code to a learner and a "

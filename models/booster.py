@@ -24,6 +24,10 @@ the snapshots and the stack treat it like any other member:
   results do not depend on the machine's speed; ``publish_after=0`` fits synchronously.
 * Rows older than ``window_days`` (label time) or beyond ``max_rows`` are dropped: memory is
   bounded by ``max_rows`` × features × 4 bytes plus the model.
+* A booster that never waits for its fits (``wait_for_fit=False``, the service's) also
+  publishes a finished fit, and starts a due one, when its owner calls :meth:`settle`
+  between labels: a burst of labels (a backfill) does not end with its last fit unpublished.
+  :meth:`state` says what is fitted (``GET /v1/models`` shows it as ``booster``).
 * Until its first fit it *abstains*: :meth:`abstains` is true and ``predict_proba_one``
   answers the running fraud share (a calibrated "no idea"). The stack reads the abstention.
 
@@ -74,12 +78,14 @@ LGBM_PARAMS: dict[str, Any] = {
 
 
 class _Fit:
-    """A fit in flight: the thread and, once done, the booster (or the error)."""
+    """A fit in flight: the thread and, once done, the booster (or the error); the labels
+    learned when it started and the rows it is fitted on."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: int = 0, rows: int = 0) -> None:
         self.result: Any = None
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        self.labels, self.rows = labels, rows
 
 
 class WindowedBooster(base.Classifier):
@@ -161,6 +167,8 @@ class WindowedBooster(base.Classifier):
         self._window_frauds = 0  # frauds among the rows kept: no count over the window
         self.fits = 0
         self.fit_errors = 0
+        self.fitted_labels = 0  # labels learned when the published model's fit started
+        self.fitted_rows = 0  # rows it was fitted on
 
     #: ``learn_one`` takes the label time ``t`` (the stack passes it on)
     accepts_time = True
@@ -244,7 +252,7 @@ class WindowedBooster(base.Classifier):
             return
         self._since_fit = self._frauds_since_fit = 0
         self._last_fit_t = self._now
-        fit = _Fit()
+        fit = _Fit(self.labels, len(self._rows))
         params = {**LGBM_PARAMS, **(self.params or {}), "seed": self.seed + self.fits}
         # the rows are never changed once appended: the thread reads them from this copy
         args = (fit, list(self._rows), len(self._names), self.legit_share, params, self.n_trees)
@@ -270,11 +278,47 @@ class WindowedBooster(base.Classifier):
             self.fit_errors += 1
             return
         self._model, self._model_names = fit.result, self._fit_names
+        self.fitted_labels, self.fitted_rows = fit.labels, fit.rows
         self.fits += 1
 
     def wait(self) -> None:
         """Publish a fit in flight now (tests, benchmarks, snapshots)."""
         self._publish()
+
+    def settle(self) -> bool:
+        """Between labels: publish a finished fit, start a due one; True if the model changed.
+
+        Only a booster that never waits for its fits (``wait_for_fit=False``, the service's):
+        its owner calls this when no label is waiting. Without it a fit still running at the
+        last label of a burst (a backfill), or started less than ``publish_after`` labels
+        before it, stays unpublished until more labels come: the models published after a
+        backfill would score with an older fit, or none. A booster that waits publishes at
+        its publication label only, so that a replay does not depend on when its owner was
+        idle; this does nothing there.
+        """
+        if self.wait_for_fit:
+            return False
+        fits = self.fits
+        fit = self._fit
+        if fit is not None and (fit.thread is None or not fit.thread.is_alive()):
+            self._publish()
+        if self._fit is None and self.labels and self._due(self._now):
+            self._start()  # runs on its thread: a later call publishes it
+        return self.fits != fits
+
+    def state(self) -> dict[str, Any]:
+        """What the booster has fitted and what its window holds (``GET /v1/models``)."""
+        return {
+            "fitted": self._model is not None,
+            "fits": self.fits,
+            "fit_errors": self.fit_errors,
+            "fitted_labels": self.fitted_labels,
+            "fitted_rows": self.fitted_rows,
+            "fitting": self._fit is not None,
+            "settling": self._fit is not None and not self.wait_for_fit,
+            "window_rows": len(self._rows),
+            "window_frauds": self._window_frauds,
+        }
 
     # ---- snapshots -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -304,12 +348,27 @@ class WindowedBooster(base.Classifier):
         window = zip(times, matrix, labels, strict=True)
         state["_rows"] = deque((float(t), row, bool(label)) for t, row, label in window)
         state.setdefault("_window_frauds", int(labels.sum()))  # snapshots from before it
+        state.setdefault("fitted_labels", 0)  # snapshots from before these were kept
+        state.setdefault("fitted_rows", 0)
         self.__dict__.update(state)
         self._model = None if text is None else _load(text)
 
     @classmethod
     def _unit_test_params(cls) -> Any:
         yield {"refit_every": 50, "first_fit_after": 50, "min_frauds": 5, "publish_after": 0}
+
+
+def state_of(model: Any) -> dict[str, Any] | None:
+    """:meth:`WindowedBooster.state` of ``model`` or of its booster member (a stack); None
+    when it has no booster."""
+    if isinstance(model, WindowedBooster):
+        return model.state()
+    members = getattr(model, "members", None)
+    if isinstance(members, dict):
+        for member in members.values():
+            if isinstance(member, WindowedBooster):
+                return member.state()
+    return None
 
 
 Row = tuple[float, "npt.NDArray[np.float32]", bool]

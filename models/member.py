@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from models import explain, guard, zoo
+from models import booster, explain, guard, zoo
 from models.drift import DriftMonitor
 from models.metrics import RollingQuality
 
@@ -146,6 +146,18 @@ class Member:
         self.frauds += bool(label)
         self.baseline.update(x)
 
+    def settle(self) -> bool:
+        """Between labels: a model with background fits publishes a finished one (see
+        :meth:`models.booster.WindowedBooster.settle`); True when the model changed."""
+        settle = getattr(self.model, "settle", None)
+        if settle is None:
+            return False
+        try:
+            return bool(settle())
+        except Exception:  # a fit that cannot be published keeps the previous model
+            self.learn_errors += 1
+            return False
+
     def window(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], Any]:
         """(tags, labels, scores) of the rolling window, for the promotion policy."""
         y, s = self.quality.arrays()
@@ -174,6 +186,7 @@ class Member:
             "drift_detected": drift["drifts"],
             "in_drift": 1 if drift["in_drift"] else 0,
             "errors": self.errors,
+            "booster": booster.state_of(self.model),
             "guard": {
                 **pool_guard,
                 "predict_errors": self.predict_errors,

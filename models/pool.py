@@ -246,6 +246,14 @@ class ModelPool:
         for name, value in judged.items():
             self.members[name].drift.update(label, value)
 
+    def settle(self) -> list[str]:
+        """Between labels (the owner is idle): each model publishes a background fit that
+        has finished; the names of the models that changed (their next bundle differs)."""
+        changed = [name for name, member in self.members.items() if member.settle()]
+        if changed:
+            self._installed = None  # the plans are copies of the models before the fit
+        return changed
+
     # ---- explanations ----------------------------------------------------------------
     def explain(
         self, features: Mapping[str, object], top: int = 3, candidates: int = 8

@@ -350,6 +350,16 @@ class Stack(base.Classifier):
             if wait is not None:
                 wait()
 
+    def settle(self) -> bool:
+        """Between labels: let members publish finished fits (see
+        :meth:`models.booster.WindowedBooster.settle`); True if one changed."""
+        changed = False
+        for model in self.members.values():
+            settle = getattr(model, "settle", None)
+            if settle is not None:
+                changed |= bool(settle())
+        return changed
+
     def _unit_test_skips(self) -> set[str]:
         """The members' own skips (an ARF's feature subsets depend on feature order)."""
         skips: set[str] = set()

@@ -318,8 +318,9 @@ def stack(
     )
 
 
-#: For the service: the booster publishes a fit at the first label after it finished and never
-#: holds the learner up (``stack`` waits for it at its publish point: reproducible replays).
+#: For the service: the booster publishes a fit at the first label after it finished (and the
+#: learner publishes one that finished after the last label: ``settle``) and never holds the
+#: learner up (``stack`` waits for it at its publish point: reproducible replays).
 register_variant(
     "stack_live",
     "stack",

@@ -80,6 +80,7 @@ class Learner(Publishing):
     _early: dict[int, LabelStatus] = field(default_factory=dict)
     _claim_queued: bool = False
     _published: tuple[object, ...] | None = None  # what the last bundle shipped
+    _late_fits: int = 0  # booster fits published between labels (see _housekeeping)
     _bundle_at: float = 0.0
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _since_checkpoint: int = 0
@@ -314,6 +315,10 @@ class Learner(Publishing):
     async def _housekeeping(self) -> None:
         if self.promotions is not None and await self.promotions.apply_requests(self._fence):
             self._bundle_at = 0.0  # every scorer gets the new champion in the next bundle
+        # a booster fit that finished after the last label is published now, not at the next
+        # label (after a backfill there may be none for hours): the next bundle ships it
+        if self.pool.settle():  # never raises: a model's failure is counted in its own faults
+            self._late_fits += 1
         now = time.monotonic()
         if now >= self._bundle_at:
             self._bundle_at = now + self.bundle_every_seconds

@@ -44,6 +44,7 @@ class Publishing:
     epoch: int
     last_learn_seq: int
     _published: tuple[object, ...] | None
+    _late_fits: int  # fits published between labels (they change the models, not the log)
     _since_checkpoint: int
     _checkpoint_at: float
 
@@ -53,9 +54,10 @@ class Publishing:
         return self.epoch if self.leadership is not None else None
 
     def _lineup(self) -> tuple[object, ...]:
-        """What a bundle ships: the log position, the champion and every member's version."""
+        """What a bundle ships: the log position, the champion, every member's version and
+        the fits published between labels."""
         versions = tuple((name, self.pool.version_of(name)) for name in self.pool.names())
-        return (self.last_learn_seq, self.pool.champion, versions)
+        return (self.last_learn_seq, self.pool.champion, versions, self._late_fits)
 
     async def publish_bundle(self) -> None:
         """Publish the models for followers, only when something in them moved.

@@ -16,7 +16,8 @@ after a fraud label of the same transaction) is learned. The learner learns in s
 Progress is saved twice a second (``<file>.progress``: everything before that position is
 stored and learned), so a re-run after a crash resumes there; what had been delivered after
 it is replayed harmlessly (one id is one record, a label is learned once). At the end the
-command waits until the scorer scores with a bundle that holds every label.
+command waits until the scorer scores with a bundle that holds every label and the booster
+fit the learner publishes once it finishes (a fit started by the history's last days).
 """
 
 from __future__ import annotations
@@ -297,25 +298,50 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 
 
 async def wait_for_bundle(client: httpx.AsyncClient, target: Target, patience: float) -> int:
-    """Wait until the scorer's models hold as many labels as the learner's; returns that count."""
+    """Wait until the scorer's models hold as many labels as the learner's, and the booster
+    fits the learner publishes between labels (:func:`_boosters`) too; returns that count."""
     deadline = asyncio.get_running_loop().time() + patience
     while True:
-        learner, scorer = (
-            await _learned(client, target.learner_url),
-            await _learned(client, target.scorer_url),
-        )
-        if scorer >= learner:
-            return scorer
+        learner = await _models(client, target.learner_url)
+        scorer = await _models(client, target.scorer_url)
+        held, wanted = _learned(scorer), _learned(learner)
+        fitting, behind = _boosters(learner, scorer)
+        if held >= wanted and not fitting and not behind:
+            return held
         if asyncio.get_running_loop().time() > deadline:
+            waiting = f"{held:,} labels, the learner's {wanted:,}"
+            if fitting or behind:
+                waiting += f"; booster fits of {', '.join(sorted(set(fitting + behind)))} pending"
             raise BackfillError(
-                f"the scorer's models hold {scorer:,} labels, the learner's {learner:,}, after "
-                f"{patience:.0f} s: is the learner publishing bundles?"
+                f"the scorer's models hold {waiting}, after {patience:.0f} s: is the learner "
+                "publishing bundles?"
             )
         await asyncio.sleep(0.5)
 
 
-async def _learned(client: httpx.AsyncClient, url: str) -> int:
+async def _models(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
     response = await client.get(url.rstrip("/") + "/v1/models")
     response.raise_for_status()
-    models = response.json()["models"]
+    models: list[dict[str, Any]] = response.json()["models"]
+    return models
+
+
+def _learned(models: list[dict[str, Any]]) -> int:
     return min(int(m["learned"]) for m in models)
+
+
+def _boosters(
+    learner: list[dict[str, Any]], scorer: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """Models whose booster fit the learner will publish without more labels (``settling``:
+    the service's boosters, after the last label of the history), and models whose booster
+    on the scorer is behind the learner's (fewer fits)."""
+    fits = {m["name"]: m["booster"].get("fits", 0) for m in scorer if m.get("booster")}
+    fitting, behind = [], []
+    for model in learner:
+        booster = model.get("booster") or {}
+        if booster.get("settling"):
+            fitting.append(str(model["name"]))
+        elif fits.get(model["name"], booster.get("fits", 0)) < booster.get("fits", 0):
+            behind.append(str(model["name"]))
+    return fitting, behind

@@ -13,12 +13,10 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 import numpy as np
 import pytest
@@ -29,69 +27,22 @@ from features import reference
 from features.schema import Transaction, decode_label, decode_transaction
 from models import pool as model_pool
 from models import zoo
-from simulator.config import SimConfig
-from simulator.generate import simulate
-from simulator.jsonl import write_jsonl
 from simulator.records import Record
-from tests.service_process import KEY, RIVERGUARD, ServiceProcess, serve
+from tests.backfill_history import backfill, counts, done, history
+from tests.service_process import KEY, serve
 
 pytestmark = pytest.mark.slow
 CHAMPION, CHALLENGER = "logreg", "hat"  # no live booster: the replay can be exact
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def _history(tmp_path: Path) -> tuple[Path, list[Record], list[Record]]:
-    """61 simulated days ending a day ago: 60 days of history, then live transactions."""
-    start = (datetime.now(UTC) - timedelta(days=62)).replace(microsecond=0)
-    cut = start + timedelta(days=60)
-    stream = list(simulate(SimConfig(seed=5, start=start, days=61, cards=20)))
-    history, labelled = [], set()
-    for record in stream:
-        if record.event_time > cut:
-            continue
-        if record.kind == "label":
-            if record.transaction_id in labelled:
-                continue  # first outcome only: a flip is recorded, not learned (both sides)
-            labelled.add(record.transaction_id)
-        history.append(record)
-    live = [r for r in stream if r.kind == "transaction" and r.event_time > cut][:8]
-    path = tmp_path / "history.jsonl"
-    write_jsonl(history, path)
-    return path, history, live
-
-
-def _backfill(path: Path, scorer: ServiceProcess, learner: ServiceProcess) -> subprocess.Popen[str]:
-    command: list[str] = [str(RIVERGUARD), "history", "backfill", str(path), "--url", scorer.url,
-               "--learner-url", learner.url, "--api-key", KEY, "--wait", "60"]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _done(path: Path) -> int:
-    try:
-        return int(json.loads(path.with_name(path.name + ".progress").read_text())["done"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-async def _counts(database_url: str) -> tuple[int, int, list[int], int]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        stored = await conn.fetchval("SELECT count(*) FROM transaction_ids")
-        distinct = await conn.fetchval("SELECT count(DISTINCT transaction_id) FROM transaction_ids")
-        log = [r["seq"] for r in await conn.fetch("SELECT seq FROM learn_log ORDER BY seq")]
-        once = await conn.fetchval("SELECT count(DISTINCT label_seq) FROM learn_log")
-        return int(stored), int(distinct), log, int(once)
-    finally:
-        await conn.close()
-
-
-def _offline(history: list[Record], live: list[Record]) -> list[dict[str, float]]:
-    """Every model's score for each live transaction after an offline replay of ``history``:
+def _offline(records: list[Record], live: list[Record]) -> list[dict[str, float]]:
+    """Every model's score for each live transaction after an offline replay of ``records``:
     the reference features in stream order, labels applied and learned where they come."""
     pool = model_pool.ModelPool([zoo.ZOO[CHAMPION], zoo.ZOO[CHALLENGER]], champion=CHAMPION)
     features = reference.ReferenceFeatures(feature_config.FeatureConfig())
     seen: dict[str, tuple[Transaction, dict[str, float]]] = {}
-    for record in history:
+    for record in records:
         if record.kind == "transaction":
             tx = decode_transaction(record.payload(), now=FAR)
             result = features.transaction(tx)
@@ -116,9 +67,9 @@ def _offline(history: list[Record], live: list[Record]) -> list[dict[str, float]
 def test_backfill_into_a_split_deployment_survives_kills_and_starts_warm(
     redis_url: str, fresh_database: str, tmp_path: Path
 ) -> None:
-    path, history, live = _history(tmp_path)
-    n_tx = sum(r.kind == "transaction" for r in history)
-    n_labels = len(history) - n_tx
+    path, records, live = history(tmp_path, seed=5, cards=20)
+    n_tx = sum(r.kind == "transaction" for r in records)
+    n_labels = len(records) - n_tx
     db = redis_url.rsplit("/", 1)[0] + "/11"
     redis.Redis.from_url(db).flushdb()
     env = {
@@ -131,9 +82,9 @@ def test_backfill_into_a_split_deployment_survives_kills_and_starts_warm(
     learner = serve({**env, "RIVERGUARD_ROLE": "learner"}).start(tmp_path / "learner.log")
     scorer = serve({**env, "RIVERGUARD_ROLE": "scorer"}).start(tmp_path / "scorer.log")
     try:
-        first = _backfill(path, scorer, learner)
+        first = backfill(path, scorer, learner)
         deadline = time.monotonic() + 300
-        while _done(path) < len(history) // 3:
+        while done(path) < len(records) // 3:
             assert first.poll() is None, first.communicate()[0]
             assert time.monotonic() < deadline, "the backfill made no progress"
             time.sleep(0.2)
@@ -143,12 +94,12 @@ def test_backfill_into_a_split_deployment_survives_kills_and_starts_warm(
         scorer.stop()
         scorer = serve({**env, "RIVERGUARD_ROLE": "scorer"}).start(tmp_path / "scorer2.log")
 
-        second = _backfill(path, scorer, learner)
+        second = backfill(path, scorer, learner)
         output = second.communicate(timeout=600)[0]
         assert second.returncode == 0, output
         assert "resuming after" in output
 
-        stored, distinct, log, once = asyncio.run(_counts(fresh_database))
+        stored, distinct, log, once = asyncio.run(counts(fresh_database))
         assert stored == distinct == n_tx
         assert log == list(range(1, n_labels + 1)), "the learning log has a gap or a double"
         assert once == n_labels
@@ -158,7 +109,7 @@ def test_backfill_into_a_split_deployment_survives_kills_and_starts_warm(
             CHALLENGER: n_labels,
         }
 
-        expected = _offline(history, live)
+        expected = _offline(records, live)
         for record, offline in zip(live, expected, strict=True):
             answer = httpx.post(f"{scorer.url}/v1/transactions", content=record.payload(),
                                 headers={"X-API-Key": KEY}, timeout=30).json()  # fmt: skip

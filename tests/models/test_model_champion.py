@@ -59,6 +59,46 @@ def test_a_booster_that_does_not_wait_publishes_once_the_fit_is_done() -> None:
     assert not booster.abstains() and booster.fits == 1
 
 
+def test_between_labels_a_booster_that_does_not_wait_publishes_its_finished_fit() -> None:
+    """The end of a burst (a backfill): the fit started 100 labels before its last label is
+    published by settle, with no more labels; then a due fit starts on the whole window."""
+    booster = WindowedBooster(n_trees=50, refit_every=1000, publish_after=300, min_frauds=5,
+                              legit_share=1.0, wait_for_fit=False)  # fmt: skip
+    _fed(booster, 1100)
+    fit = booster._fit
+    assert fit is not None and fit.thread is not None and booster.abstains()
+    assert booster.state()["fitting"] and booster.state()["settling"]
+    fit.thread.join()
+    assert booster.settle()  # publishes the fit started at label 1000
+    state = booster.state()
+    assert state["fitted"] and state["fits"] == 1 and state["fitted_labels"] == 1000
+    assert not state["fitting"] and state["window_rows"] == 1100
+    assert 0 < state["window_frauds"] < state["fitted_rows"] == 1000
+    assert not booster.settle()  # nothing finished, nothing due: no change
+
+
+def test_settle_starts_a_fit_that_fell_due_while_one_ran() -> None:
+    booster = WindowedBooster(
+        n_trees=50, refit_every=200, publish_after=1000, min_frauds=5, wait_for_fit=False
+    )
+    _fed(booster, 500)  # the fit started at 200 is not published by a label: the next one waits
+    assert booster._fit is not None
+    booster._fit.thread.join()  # type: ignore[union-attr]
+    assert booster.settle() and booster.state()["fitted_labels"] == 200
+    assert booster.state()["fitting"]  # due at 500 labels: started between labels
+    booster._fit.thread.join()  # type: ignore[union-attr]
+    assert booster.settle() and booster.state()["fitted_labels"] == 500
+    assert not booster.state()["fitting"]
+
+
+def test_settle_never_changes_a_booster_that_waits_for_its_publication_label() -> None:
+    booster = WindowedBooster(n_trees=50, refit_every=1000, publish_after=300, min_frauds=5)
+    _fed(booster, 1100)
+    booster._fit.thread.join()  # type: ignore[union-attr]
+    assert not booster.settle() and booster.abstains()  # replays stay reproducible
+    assert booster.state()["fitting"] and not booster.state()["settling"]
+
+
 def test_background_fits_are_reproducible() -> None:
     def run() -> list[float]:
         booster = WindowedBooster(n_trees=50, refit_every=700, publish_after=200, min_frauds=5)
