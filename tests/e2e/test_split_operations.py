@@ -272,6 +272,28 @@ def test_a_card_listed_through_one_scorer_is_declined_on_the_other(split: Split)
     assert again.status_code == 404  # removed once, whichever process is asked
 
 
+def test_a_verdict_on_one_scorer_and_a_case_close_on_the_other_label_once(split: Split) -> None:
+    """A review item judged on A while its case is closed on B, at the same moment: the
+    transaction gets one review label — the verdict's (the close then labels nothing) or the
+    close's (the verdict is then refused) — never one of each."""
+    a, b = split.scorers
+    review = {"id": "ops-verdict", "expression": 'merchant_id == "m_verdict"', "action": "review"}
+    assert _call(a, "POST", "/v1/rules", body=review).status_code == 201
+    for n in range(12):  # before the fix about a third of these labelled twice
+        card = f"card_verdict_{n}"
+        tx_id = _score(a, card=card, merchant="m_verdict")["transaction_id"]
+        case = _call(b, "GET", f"/v1/cases?card_id={card}", BOB).json()["cases"][0]["id"]
+        verdict, close = _at_once(
+            partial(_call, a, "POST", f"/v1/reviews/{tx_id}", ALICE, {"verdict": "fraud"}),
+            partial(_call, b, "POST", f"/v1/cases/{case}/close", BOB, {"outcome": "legitimate"}),
+        )
+        assert close.status_code == 200, close.text
+        outcome = (verdict.status_code, close.json()["labels"])
+        assert outcome in ((200, 0), (409, 1)), f"labelled twice: {outcome}"
+        item = _call(b, "GET", f"/v1/reviews/{tx_id}", BOB).json()
+        assert item["verdict"] == ("fraud" if outcome == (200, 0) else "legitimate")
+
+
 def _shadow_hits(service: ServiceProcess, rule_id: str) -> float:
     """This process's ``riverguard_rule_shadow_hits_total`` of ``rule_id`` (0 before any)."""
     series = f'riverguard_rule_shadow_hits_total{{rule="{rule_id}"}} '
@@ -360,24 +382,37 @@ def test_a_case_opened_on_one_scorer_is_claimed_once_across_both(split: Split) -
         assert [x["who"] for x in audit if x["action"] == "claim"] == [winner]
 
 
-def _learned(service: ServiceProcess) -> dict[str, int]:
+def _models(service: ServiceProcess) -> list[tuple[str, str, int, int]]:
+    """Each model's name, role, learned labels and evaluated labels, as /v1/models shows."""
     models = _call(service, "GET", "/v1/models").json()["models"]
-    return {m["name"]: int(m["learned"]) for m in models}
+    return [(m["name"], m["role"], int(m["learned"]), int(m["labels"])) for m in models]
 
 
-def test_a_label_posted_to_one_scorer_is_learned_and_shown_by_both(split: Split) -> None:
+def _label(transaction_id: str, fraud: bool) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "is_fraud": fraud,
+            "labeled_at": datetime.now(UTC).isoformat(), "source": "chargeback"}  # fmt: skip
+
+
+def test_labels_posted_to_one_scorer_are_learned_and_shown_by_both(split: Split) -> None:
     a, b = split.scorers
-    before = _learned(split.learner)
-    assert _learned(a) == _learned(b) == before
+    before = _models(split.learner)
+    assert _models(a) == _models(b) == before
     scored = [_score(a, card=f"card_label_{i % 3}", merchant="m_label") for i in range(6)]
     for i, answer in enumerate(scored):
-        label = {"transaction_id": answer["transaction_id"], "is_fraud": i % 3 == 0,
-                 "labeled_at": datetime.now(UTC).isoformat(), "source": "chargeback"}  # fmt: skip
-        posted = _call(b, "POST", "/v1/labels", body=label)
+        posted = _call(b, "POST", "/v1/labels", body=_label(answer["transaction_id"], i % 3 == 0))
         assert posted.status_code == 202 and posted.json()["status"] == "accepted", posted.text
-    after = {name: count + len(scored) for name, count in before.items()}
-    _poll(lambda: _learned(split.learner) == after, "the learner never learned the labels", 60)
-    _poll(lambda: _learned(a) == _learned(b) == after, "a scorer never showed them", 30)
+    # a label before its transaction, the transaction on the other scorer: adopted on arrival
+    early = _tx(card="card_label_early", merchant="m_label")
+    assert (
+        _call(b, "POST", "/v1/labels", body=_label(early["transaction_id"], True)).status_code
+        == 202
+    )
+    assert _call(a, "POST", "/v1/transactions", body=early).status_code == 200
+
+    count = len(scored) + 1
+    after = [(name, role, learned + count, seen + count) for name, role, learned, seen in before]
+    _poll(lambda: _models(split.learner) == after, "the learner never learned the labels", 60)
+    _poll(lambda: _models(a) == _models(b) == after, "a scorer never showed them", 30)
 
 
 def _proposed(answer: httpx.Response) -> int:
