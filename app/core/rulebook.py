@@ -156,6 +156,10 @@ class RuleBook:
         """Every check of a rule about to be saved (or backtested, ``alone``): static ones on
         a thread, then types and cost in the prober; ``RuleError`` when it cannot be."""
         compiled = await asyncio.to_thread(self.compile, rule, loc)
+        if not alone and _runs(rule):
+            # measured with the rules stored now, not the ones this process last loaded: a
+            # rule enabled through another process within the refresh interval counts too
+            await self.refresh()
         others = [
             c.rule.expression
             for c in self.current.rules

@@ -246,6 +246,17 @@ async def test_the_enabled_rules_together_stay_under_the_total_budget() -> None:
     assert prober.asked[-1] == ["amount > 3.0"]
 
 
+async def test_the_total_budget_counts_a_rule_enabled_through_another_process() -> None:
+    store = MemoryRuleStore()  # one store, two processes' rule books
+    budget = CostBudget(rule_us=200.0, total_us=250.0)
+    here, there = (RuleBook(store, budget=budget, prober=FixedProber(150.0, 150.0)) for _ in "ab")
+    await here.refresh()  # its last refresh: before the other process's save
+    await there.create(rule("amount > 1.0", "a"), "ops")
+    with pytest.raises(RuleError, match="too_costly"):  # 150 + 150 µs > 250 µs together
+        await here.create(rule("amount > 2.0", "b"), "ops")
+    assert sorted(store.rules) == ["a"]
+
+
 async def test_a_tree_refusal_never_reaches_the_prober() -> None:
     prober = FixedProber(1.0)
     with pytest.raises(RuleError, match="too_complex"):
