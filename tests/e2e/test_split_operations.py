@@ -245,6 +245,11 @@ def test_a_rule_changed_through_one_scorer_decides_on_the_other(split: Split) ->
     assert _score(b, **on)["decided_by"] == "warmup"
     _poll(_decides(a, "approve", "warmup", **on), "A kept a rule B disabled")
 
+    # the same id created through both scorers at one moment: one rule, one refusal
+    twin = {"id": "ops-twin", **RULE, "enabled": False}
+    answers = _at_once(*(partial(_call, s, "POST", "/v1/rules", ALICE, twin) for s in (a, b)))
+    assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+
     for service in (a, b, split.learner):
         history = _call(service, "GET", "/v1/rules/ops-rule/history").json()["history"]
         assert [(h["version"], h["changed_by"]) for h in history] == [
@@ -270,6 +275,13 @@ def test_a_card_listed_through_one_scorer_is_declined_on_the_other(split: Split)
     _poll(_decides(a, "approve", "warmup", **on), "A kept declining the card B unlisted")
     again = _call(a, "DELETE", "/v1/lists/card/block/card_listed")
     assert again.status_code == 404  # removed once, whichever process is asked
+
+    # the same entry added through both scorers at one moment: one entry, one refusal
+    watch = {**block, "kind": "watch", "value": "card_twin"}
+    answers = _at_once(*(partial(_call, s, "POST", "/v1/lists", ALICE, watch) for s in (a, b)))
+    assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+    entries = _call(b, "GET", "/v1/lists?entity=card&prefix=card_twin").json()["entries"]
+    assert len(entries) == 1
 
 
 def test_a_verdict_on_one_scorer_and_a_case_close_on_the_other_label_once(split: Split) -> None:
