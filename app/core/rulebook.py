@@ -142,6 +142,7 @@ class RuleBook:
         self.current = RuleSet(budget=self.runtime)
         self.loaded_version = -1
         self.invalid: tuple[str, ...] = ()  # stored rules that no longer compile (skipped)
+        self._reloading = asyncio.Lock()
 
     def compile(
         self, rule: Rule, loc: Sequence[str | int] = ("body", "expression"), *, probe: bool = False
@@ -155,6 +156,10 @@ class RuleBook:
         """Every check of a rule about to be saved (or backtested, ``alone``): static ones on
         a thread, then types and cost in the prober; ``RuleError`` when it cannot be."""
         compiled = await asyncio.to_thread(self.compile, rule, loc)
+        if not alone and _runs(rule):
+            # measured with the rules stored now, not the ones this process last loaded: a
+            # rule enabled through another process within the refresh interval counts too
+            await self.refresh()
         others = [
             c.rule.expression
             for c in self.current.rules
@@ -200,18 +205,23 @@ class RuleBook:
         return compiled, invalid
 
     async def refresh(self) -> bool:
-        """Reload when the store changed; True when the current set was replaced."""
-        if await self.store.version() == self.loaded_version:
-            return False
-        version, rules = await self.store.load()
-        compiled, invalid = await asyncio.to_thread(self._compile_all, rules)
-        pending = self.current.over  # not yet disabled in the store: keep them dropped
-        self.current = RuleSet(
-            [c for c in compiled if c.rule.id not in pending], version, self.runtime
-        )
-        self.current.over.extend(pending)
-        self.loaded_version, self.invalid = version, tuple(invalid)
-        return True
+        """Reload when the store changed; True when the current set was replaced.
+
+        One reload at a time: the periodic one, slowly reading a change made through another
+        process, must not replace the newer rules a change made here has just loaded.
+        """
+        async with self._reloading:
+            if await self.store.version() == self.loaded_version:
+                return False
+            version, rules = await self.store.load()
+            compiled, invalid = await asyncio.to_thread(self._compile_all, rules)
+            pending = self.current.over  # not yet disabled in the store: keep them dropped
+            self.current = RuleSet(
+                [c for c in compiled if c.rule.id not in pending], version, self.runtime
+            )
+            self.current.over.extend(pending)
+            self.loaded_version, self.invalid = version, tuple(invalid)
+            return True
 
     async def disable_over_budget(self) -> list[str]:
         """Disable in the store (audited) each rule the run-time budget dropped here."""

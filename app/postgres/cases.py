@@ -3,7 +3,10 @@
 Alerts join cases by the trigger of migration 016. Each action here is one transaction that
 locks the case row (``FOR UPDATE``): of two analysts acting at once, the second sees the
 first one's claim or close. A close with an outcome of fraud or legitimate records its labels
-through :func:`app.postgres.repository.insert_received` in that same transaction.
+through :func:`app.postgres.repository.insert_received` in that same transaction; it first
+locks the case's open review items, so a verdict given in the queue at the same moment (it
+locks its item) either commits first — its label is seen and the transaction is not labelled
+again — or finds its item closed by the case (409).
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ SELECT a.transaction_id, a.event_time FROM case_alerts a
 WHERE a.case_id = $1 AND NOT EXISTS (
     SELECT 1 FROM labels l WHERE l.transaction_id = a.transaction_id AND l.source = 'review')
 ORDER BY a.event_time, a.transaction_id
+"""
+# the case's open review items, locked in one order (a verdict updates its item first)
+_LOCK_ITEMS = """
+SELECT q.transaction_id FROM review_queue q
+JOIN case_alerts a ON a.transaction_id = q.transaction_id
+WHERE a.case_id = $1 AND q.verdict IS NULL ORDER BY q.transaction_id FOR UPDATE OF q
 """
 # an alert joining is recorded by its case_alerts row: shown as riverguard's action
 _AUDIT = """
@@ -203,6 +212,9 @@ class PgCaseStore:
         self, conn: Any, case_id: int, outcome: Outcome, who: str, now: datetime
     ) -> list[int]:
         """The labels of a close (none for inconclusive); the case's open review items close."""
+        # a verdict on one of these items in flight (another analyst, maybe another process)
+        # commits first: its label is then seen below, and the transaction is labelled once
+        await conn.execute(_LOCK_ITEMS, case_id)
         pending = [] if outcome == "inconclusive" else await conn.fetch(_UNLABELLED, case_id)
         labels = [
             Label(transaction_id=r["transaction_id"], is_fraud=outcome == "fraud",

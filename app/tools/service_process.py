@@ -66,6 +66,15 @@ class ServiceProcess:
 
     def start(self, log_path: Path | None = None, timeout: float = 90) -> ServiceProcess:
         """Start the child and return once ``ready_path`` answers 200 (or raise)."""
+        self.launch(log_path)
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self, log_path: Path | None = None) -> ServiceProcess:
+        """Start the child without waiting (several start together; then :meth:`wait_ready`).
+
+        Call it from a thread that outlives the child: the child is stopped when it ends.
+        """
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
         env.update({"RIVERGUARD_PORT": str(self.port), "RIVERGUARD_LOG_LEVEL": "WARNING"})
         env.update(self.env)
@@ -82,7 +91,6 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(),  # never outlives an interrupted run
             )
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:

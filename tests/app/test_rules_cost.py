@@ -3,6 +3,7 @@ time, card numbers built in pieces, and backtests with a time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import random
@@ -245,6 +246,17 @@ async def test_the_enabled_rules_together_stay_under_the_total_budget() -> None:
     assert prober.asked[-1] == ["amount > 3.0"]
 
 
+async def test_the_total_budget_counts_a_rule_enabled_through_another_process() -> None:
+    store = MemoryRuleStore()  # one store, two processes' rule books
+    budget = CostBudget(rule_us=200.0, total_us=250.0)
+    here, there = (RuleBook(store, budget=budget, prober=FixedProber(150.0, 150.0)) for _ in "ab")
+    await here.refresh()  # its last refresh: before the other process's save
+    await there.create(rule("amount > 1.0", "a"), "ops")
+    with pytest.raises(RuleError, match="too_costly"):  # 150 + 150 µs > 250 µs together
+        await here.create(rule("amount > 2.0", "b"), "ops")
+    assert sorted(store.rules) == ["a"]
+
+
 async def test_a_tree_refusal_never_reaches_the_prober() -> None:
     prober = FixedProber(1.0)
     with pytest.raises(RuleError, match="too_complex"):
@@ -322,6 +334,36 @@ async def test_refresh_recompiles_on_a_thread_without_probing() -> None:
     assert await rules.refresh() and len(rules.current) == 1
     assert rules.threads and threading.get_ident() not in rules.threads  # not the loop's
     assert prober.asked == []  # saved rules were measured when saved
+
+
+class HeldLoad(MemoryRuleStore):
+    """The first ``load`` reads the rules at once and answers only when ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading, self.go, self.loads = asyncio.Event(), asyncio.Event(), 0
+
+    async def load(self) -> tuple[int, list[Rule]]:
+        self.loads += 1
+        read = await super().load()
+        if self.loads == 1:
+            self.reading.set()
+            await self.go.wait()
+        return read
+
+
+async def test_a_slow_reload_of_another_process_change_never_undoes_a_change_made_here() -> None:
+    store = HeldLoad()
+    rules = RuleBook(store, prober=FixedProber(1.0))
+    await store.create(replace(rule("amount > 1.0", "r"), action="decline"), "elsewhere")
+    polled = asyncio.create_task(rules.refresh())  # the periodic refresh sees that change...
+    await store.reading.wait()  # ...and reads it, slowly
+    here = asyncio.create_task(rules.replace(rule("amount > 1.0", "r"), "ops"))  # review
+    await asyncio.wait({here}, timeout=0.5)  # done here unless it waits for the slow read
+    store.go.set()
+    await asyncio.gather(polled, here)
+    assert rules.loaded_version == store.changes == 2
+    assert rules.current.evaluate({"amount": 5.0}).decision == "review"  # not the older decline
 
 
 # ---- backtests ----------------------------------------------------------------------------
