@@ -124,8 +124,9 @@ async def backtest(
     seconds: float = 60.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> BacktestResult:
-    """Evaluate ``rule`` (enabled or not, saved or not) over the stored window."""
-    only = RuleSet([CompiledRule(replace(rule.rule, enabled=True), rule.program)], budget=UNTIMED)
+    """Evaluate ``rule`` (enabled, disabled or in shadow; saved or not) over the stored window."""
+    deciding = replace(rule.rule, enabled=True, shadow=False)  # a rule is never both
+    only = RuleSet([CompiledRule(deciding, rule.program)], budget=UNTIMED)
     result = BacktestResult(since=since, until=until)
     per_day: Counter[str] = Counter()
     deadline = clock() + seconds
