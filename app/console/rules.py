@@ -1,5 +1,6 @@
 """Console room: rules (scope ``admin``) — the list with hit rates, a form to write a rule,
-a backtest with a chart, enable / disable, and each rule's audit history.
+a backtest with a chart, enable / disable, a shadow rule's live figures, and each rule's audit
+history.
 
 Changes go through the core :class:`~app.core.rulebook.RuleBook` the REST API uses: the same
 checks, a new version per change and an audit entry (who — the key's name —, when, the diff).
@@ -8,10 +9,17 @@ Hit rate: the stored transactions each rule *decided* (``decided = 'rule:<id>'``
 of event time over the last :data:`HIT_DAYS` days — one count on a partial index (migration
 009). A ``reason`` rule decides nothing, so it shows no hits here; a backtest counts its
 matches.
+
+Shadow figures: a shadow rule's page shows what ``GET /v1/rules/{id}/shadow`` answers — the
+same core call (``BacktestSource.shadow_stats``) — over the last 24 h, 7 d (default) or 30 d of
+event time, the only windows offered. The call is one aggregate over the window's stored rows,
+cut off after :data:`SHADOW_SECONDS` (the page then says so instead of waiting): the page stays
+fast however much traffic is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,6 +42,11 @@ from app.core.rules import ACTIONS, ID_PATTERN, Rule
 router = APIRouter(prefix="/console/rules", include_in_schema=False)
 HIT_DAYS = 7
 WINDOWS = (1, 7, 30, 90)
+#: The shadow figures' windows in days (24 h, 7 d, 30 d), and the page's default.
+SHADOW_WINDOWS = (1, 7, 30)
+SHADOW_DEFAULT = 7
+#: The shadow figures' time limit on a page (the REST call has the store's query timeout).
+SHADOW_SECONDS = 5.0
 _ID = re.compile(ID_PATTERN)
 _FIELDS = ("id", "name", "expression", "action", "reason_code", "priority")
 
@@ -70,6 +83,31 @@ async def _run_backtest(svc: Services, rule: Rule, window: int) -> dict[str, Any
     )  # fmt: skip
     labels = days(since.date(), until.date())
     return {"result": result, "chart": bars(result.hits_per_day, labels), "window": window}
+
+
+def _shadow_window(chosen: str | None) -> int:
+    """The shadow figures' window in days: one of :data:`SHADOW_WINDOWS`, else the default."""
+    days_ = int(chosen) if chosen is not None and chosen.isdecimal() else SHADOW_DEFAULT
+    return days_ if days_ in SHADOW_WINDOWS else SHADOW_DEFAULT
+
+
+async def _shadow_figures(svc: Services, rule: Rule, window: int) -> dict[str, Any] | None:
+    """A shadow rule's live figures over the last ``window`` days of event time, with their
+    chart (``result`` None when they took longer than :data:`SHADOW_SECONDS`); None for a rule
+    not in shadow."""
+    if not rule.shadow:
+        return None
+    now = datetime.now(UTC)
+    since = now - timedelta(days=window)
+    until = now + svc.settings.scoring.max_future_skew  # as the backtest: events a bit ahead
+    figures: dict[str, Any] = {"window": window, "since": since, "until": until}
+    try:
+        async with asyncio.timeout(SHADOW_SECONDS):
+            result = await svc.backtests.shadow_stats(rule.id, since, until)
+    except TimeoutError:  # ours, or the store's query timeout
+        return {**figures, "result": None, "chart": None}
+    chart = bars(result.hits_per_day, days(since.date(), until.date()), "shadow hits per day")
+    return {**figures, "result": result, "chart": chart}
 
 
 async def _stored(svc: Services, rule_id: str) -> Rule | None:
@@ -152,22 +190,31 @@ def _no_such_rule(request: Request, session: Session) -> Response:
 
 
 async def _rule_page(
-    request: Request, session: Session, rule_id: str, tested: dict[str, Any] | None = None
+    request: Request,
+    session: Session,
+    rule_id: str,
+    tested: dict[str, Any] | None = None,
+    window: int = SHADOW_DEFAULT,
 ) -> Response:
     svc = services(request)
     rule = await _stored(svc, rule_id)
     if rule is None:
         return _no_such_rule(request, session)
     history = list(reversed(await svc.rules.store.history(rule_id)))
+    shadow = await _shadow_figures(svc, rule, window)
     return render(
         request, "rule.html", session, rule=rule, history=history, tested=tested,
-        windows=WINDOWS, invalid=rule.id in svc.rules.invalid,
+        windows=WINDOWS, invalid=rule.id in svc.rules.invalid, shadow=shadow,
+        shadow_windows=SHADOW_WINDOWS,
     )  # fmt: skip
 
 
 @router.get("/{rule_id}")
 async def rule_page(rule_id: str, request: Request) -> Response:
-    return await _rule_page(request, need(request, "admin"), rule_id)
+    """``?window=1|7|30``: the shadow figures' window in days (else 7)."""
+    session = need(request, "admin")
+    window = _shadow_window(request.query_params.get("window"))
+    return await _rule_page(request, session, rule_id, window=window)
 
 
 @router.post("/{rule_id}/enabled")

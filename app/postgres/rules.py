@@ -141,6 +141,7 @@ class PgRuleStore:
             rule_id,
             since,
             until,
+            timeout=self.page_seconds,
         )
         assert row is not None
         result = BacktestResult(since, until, hits_per_day={d["day"]: int(d["n"]) for d in days})

@@ -50,9 +50,12 @@ def windows(now: datetime) -> tuple[tuple[datetime, datetime], ...]:
 
 
 @contextmanager
-def service(database_url: str, redis_url: str) -> Iterator[tuple[TestClient, datetime]]:
-    """The service with :data:`SCORING`, and now to the second (what traffic counts back from)."""
-    settings = settings_for(database_url, redis_url, scoring=SCORING)
+def service(
+    database_url: str, redis_url: str, **extra: Any
+) -> Iterator[tuple[TestClient, datetime]]:
+    """The service with :data:`SCORING` (``extra``: more settings, as ``settings_for``), and
+    now to the second (what traffic counts back from)."""
+    settings = settings_for(database_url, redis_url, scoring=SCORING, **extra)
     now = datetime.now(UTC).replace(microsecond=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client, now
