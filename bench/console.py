@@ -6,7 +6,8 @@ is decided ``review`` (no warm-up, review threshold 0) and one rule decides the 
 Seeds ``--items`` transactions through the real storage path — :meth:`ScoringService.score`
 in batches, as the Kafka worker calls it: features in Redis, every model, the decision layer,
 the group-committed insert that opens each review item — over ``--cards`` cards and the last
-five days, plus ``--entries`` list entries through the list book. Then requests each page
+five days (a shadow rule's hits stored with them), plus ``--entries`` list entries through
+the list book. Then requests each page
 ``--requests`` times with a signed-in session and times it *server-side*: from the outermost
 middleware receiving the request to the last body byte sent (what the client waits for,
 minus the client and the network). The overview's 5 s cache of today's counts is off here,
@@ -98,6 +99,9 @@ async def seed(app: FastAPI, args: argparse.Namespace) -> None:
         Rule(id="large", name="large", expression="amount > 2000.0", action="review", priority=1),
         "bench",
     )
+    shadow = Rule(id="shadow-large", name="", expression="amount > 1000.0", action="decline",
+                  enabled=False, shadow=True)  # fmt: skip
+    await state.rules.create(shadow, "bench")  # its hits are stored with the seeded rows
     for n in range(4):  # rules that decide nothing here: rows of the page all the same
         await state.rules.create(
             Rule(id=f"r{n}", name="", expression=f"amount > {1e6 - n}", action="decline"),
@@ -158,7 +162,7 @@ def main() -> None:
             scoring=ScoringSettings(
                 warmup_labels=0, warmup_frauds=0, review_threshold=0.0, decline_threshold=1.0
             ),
-            console=ConsoleSettings(secret="bench"),
+            console=ConsoleSettings(secret="bench-console-secret"),
         )
         app = create_app(settings)
 
@@ -197,8 +201,10 @@ def main() -> None:
                 "item (transaction, features, scores, card history, next)": [
                     f"/console/queue/{i}" for i in ids
                 ],
-                "rules (5 rules, hits per day)": ["/console/rules"] * n,
+                "rules (6 rules, hits per day)": ["/console/rules"] * n,
                 "rule (audit history)": ["/console/rules/large"] * n,
+                "shadow rule (live figures, 7 d)": ["/console/rules/shadow-large"] * n,
+                "shadow rule (live figures, 30 d)": ["/console/rules/shadow-large?window=30"] * n,
                 "lists (1,000 entries, first 200)": ["/console/lists"] * n,
                 "lists (prefix search)": ["/console/lists?prefix=lm_004"] * n,
             }
