@@ -87,8 +87,8 @@ async def _run_backtest(svc: Services, rule: Rule, window: int) -> dict[str, Any
 
 def _shadow_window(chosen: str | None) -> int:
     """The shadow figures' window in days: one of :data:`SHADOW_WINDOWS`, else the default."""
-    days_ = int(chosen) if chosen is not None and chosen.isdecimal() else SHADOW_DEFAULT
-    return days_ if days_ in SHADOW_WINDOWS else SHADOW_DEFAULT
+    offered = {str(d): d for d in SHADOW_WINDOWS}
+    return offered.get(chosen or "", SHADOW_DEFAULT)
 
 
 async def _shadow_figures(svc: Services, rule: Rule, window: int) -> dict[str, Any] | None:
