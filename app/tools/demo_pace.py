@@ -37,7 +37,7 @@ class Hold:
     """
 
     lag: Callable[[], Awaitable[int]]
-    slack: int = 500
+    slack: int = 1500
     every_s: float = 0.5
     poll_s: float = 0.25
     stall_s: float = 60.0
