@@ -14,6 +14,11 @@ omission). The rest of the stream keeps in step: a record goes to the main sink 
 split request before it in the stream has been sent, so neither share runs days of event time
 ahead of the other (the service would refuse the one left behind as late).
 
+A ``hold`` (an async callable) is awaited before each record is read: a caller that replays
+days of event time in minutes uses it to keep the stream from running ahead of what the
+service has learned (a held split resumes its schedule from the moment it is released: the
+wait is the replay's, not the service's, and no burst follows it).
+
 >>> Pacing(rate=100).delay_for(index=50, offset_s=0.0)
 0.5
 >>> Pacing(speedup=3600).delay_for(index=50, offset_s=7200.0)
@@ -27,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +145,16 @@ async def replay(
     concurrency: int = 32,
     progress: bool = False,
     total: int | None = None,
+    hold: Callable[[], Awaitable[None]] | None = None,
 ) -> ReplaySummary:
     """Send every record to ``sink`` (or, for ``split``'s share, to its sink) and count outcomes.
 
-    The sinks must already be open (``async with``).
+    The sinks must already be open (``async with``). ``hold`` is awaited before each record
+    is read (see the module's docstring).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    run = _Run(sink, split, concurrency)
+    run = _Run(sink, split, concurrency, hold)
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         run.task = bar.add_task("replay", total=total)
@@ -157,8 +164,14 @@ async def replay(
 
 
 class _Run:
-    def __init__(self, sink: Sink, split: Split | None, concurrency: int) -> None:
-        self.sink, self.split = sink, split
+    def __init__(
+        self,
+        sink: Sink,
+        split: Split | None,
+        concurrency: int,
+        hold: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sink, self.split, self.hold = sink, split, hold
         self.slots = asyncio.Semaphore(concurrency)
         self.pending: dict[str, asyncio.Future[bool]] = {}
         self.not_accepted: set[str] = set()
@@ -176,6 +189,8 @@ class _Run:
             lane = _Lane(self, self.split.rate, self.split.senders, started)
         try:
             for record in records:
+                if self.hold is not None:
+                    await self.hold()
                 waiter = self._expect(record)
                 if lane is not None and self._route(record.transaction_id) is lane.sink:
                     lane.put(record, waiter)

@@ -5,7 +5,9 @@ a learner process beside a scorer process (``RIVERGUARD_ROLE=scorer riverguard s
 and the stream workers). This process generates the stream, replays most of it through Kafka
 and a share through the scorer's REST API at a fixed rate (labels arrive late, in event-time
 order), shows progress from the service's own metrics, then writes ``riverguard-report.html``
-with the REST latency beside what each transaction cost the scorer in CPU.
+with the REST latency beside what each transaction cost the scorer in CPU. The replay is held
+back while the scorer's models lag the labels it took in (:mod:`app.tools.demo_pace`): days of
+event time pass in seconds here, and a model days behind would be judged unfairly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from app.tools import demo_decisions, demo_summary, report
+from app.tools import demo_decisions, demo_pace, demo_summary, report
 from app.tools.demo_service import DemoService, lineup
 from simulator import generate as sim
 from simulator import replay as sim_replay
@@ -40,6 +42,8 @@ class DemoOptions:
     http_rate: float = 200.0  # REST requests per second, open loop
     out: Path = Path("riverguard-report.html")
     live: bool = True
+    #: labels taken in the scorer's models may miss before the replay waits (None: never)
+    slack: int | None = demo_pace.Hold.slack
 
 
 @dataclass
@@ -80,7 +84,8 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         f"({setup.rule_expression}); card {setup.blocked_card} block-listed"
     )
     started, cpu_before = time.monotonic(), service.cpu_seconds()
-    replayed = await _replay(service, records, stream.summary.transactions, options, console)
+    hold = None if options.slack is None else demo_pace.Hold(service.unlearned, options.slack)
+    replayed = await _replay(service, records, stream.summary.transactions, options, console, hold)
     expected_tx = replayed.outcomes["transaction"]["accepted"]
     expected_labels = replayed.outcomes["label"]["accepted"]
     await _drain(service, expected_tx, expected_labels, console)
@@ -92,7 +97,7 @@ async def run(service: DemoService, options: DemoOptions, console: Console) -> d
         expected_tx,
         stored["labels"] - stored["unsettled"],  # what the learner settled meanwhile
     )
-    measured = demo_summary.Run(elapsed, replayed, cpu, compared, await service.freshness())
+    measured = demo_summary.Run(elapsed, replayed, cpu, compared, await service.freshness(), hold)
     data = await _report_data(service, records, options.http_rate, stream.summary, measured, setup)
     options.out.write_text(report.render(data), encoding="utf-8")
     _print_summary(console, data, options.out)
@@ -105,8 +110,10 @@ async def _replay(
     total: int,
     options: DemoOptions,
     console: Console,
+    hold: demo_pace.Hold | None = None,
 ) -> sim_replay.ReplaySummary:
-    """Most of the stream through Kafka, a share through REST at a fixed rate, watched."""
+    """Most of the stream through Kafka, a share through REST at a fixed rate, watched (and
+    held back while the scorer's models lag the labels: ``hold``)."""
     http = sinks.HttpSink(service.url, service.api_key, timeout=30, max_connections=HTTP_SENDERS)
     kafka = sinks.KafkaSink(
         service.bootstrap, transactions_topic="transactions", labels_topic="labels"
@@ -114,7 +121,7 @@ async def _replay(
     split = sim_replay.Split(http, options.http_share, rate=options.http_rate, senders=HTTP_SENDERS)
     async with kafka, http:
         replaying = asyncio.create_task(
-            sim_replay.replay(records, kafka, split=split, concurrency=64)
+            sim_replay.replay(records, kafka, split=split, concurrency=64, hold=hold)
         )
         try:
             await _watch(service, replaying, total, options, console)
@@ -174,22 +181,30 @@ def _progress_table(progress: Progress, total: int) -> Table:
 
 async def _drain(service: DemoService, transactions: int, labels: int, console: Console) -> None:
     """Wait until the scorer has recorded every accepted transaction and label, and the
-    learner has settled every label; give up only once nothing has moved for a minute (a
-    slow machine is waited for, a stuck service is not)."""
-    stall, counts = 60.0, await service.counts()
+    learner has settled and learned every label (a settled label is logged first, then
+    learned: its models and metrics are read after); give up only once nothing has moved for
+    a minute (a slow machine is waited for, a stuck service is not)."""
+    stall, counts = 60.0, await _drain_counts(service)
     moved = time.monotonic()
     while (
         counts["transactions"] < transactions
         or counts["labels"] < labels
         or counts["unsettled"] > 0
+        or counts["learned"] < counts["logged"]
     ):
         if time.monotonic() - moved > stall:
             console.print(f"[yellow]warning:[/] service stalled for {stall:.0f} s: {counts}")
             return
         await asyncio.sleep(0.5)
-        latest = await service.counts()
+        latest = await _drain_counts(service)
         if latest != counts:
             counts, moved = latest, time.monotonic()
+
+
+async def _drain_counts(service: DemoService) -> dict[str, int]:
+    counts = await service.counts()
+    counts["learned"] = max(int((await service.freshness())["learner_head"]), 0)
+    return counts
 
 
 async def _report_data(

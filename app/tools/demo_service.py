@@ -142,18 +142,28 @@ class DemoService:
         }
 
     async def counts(self) -> dict[str, int]:
-        """Stored transactions and labels, and labels the learner has not settled yet."""
+        """Stored transactions and labels, labels the learner has not settled yet, and the
+        learning log's last position (a settled label is logged, then learned)."""
         conn = await asyncpg.connect(self.database_url)
         try:
             row = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM transactions) AS transactions,"
                 " (SELECT count(*) FROM labels) AS labels,"
-                " (SELECT count(*) FROM labels WHERE status = 'received') AS unsettled"
+                " (SELECT count(*) FROM labels WHERE status = 'received') AS unsettled,"
+                " (SELECT coalesce(max(seq), 0) FROM learn_log) AS logged"
             )
         finally:
             await conn.close()
         assert row is not None
-        return {key: int(row[key]) for key in ("transactions", "labels", "unsettled")}
+        return {key: int(row[key]) for key in ("transactions", "labels", "unsettled", "logged")}
+
+    async def unlearned(self) -> int:
+        """Labels the scorer has taken in that the models it scores with have not learned:
+        those the learner has not settled yet, and those logged after the scorer's bundle."""
+        counts = await self.counts()
+        scorer = _counters(await _metrics_text(self.scorer.url))
+        loaded = int(scorer.get("riverguard_bundle_loaded_seq", -1.0))
+        return counts["unsettled"] + max(counts["logged"] - max(loaded, 0), 0)
 
 
 def process_cpu_seconds(pid: int) -> float | None:

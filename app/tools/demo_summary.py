@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.tools import demo_decisions, report
+from app.tools import demo_decisions, demo_pace, report
 from simulator import replay as sim_replay
 
 #: Why a stored label's status is not "learned" (the learner's settlement rules).
@@ -130,6 +130,7 @@ class Run:
     cpu: CpuUse
     compared: str  # the model the champion is compared with
     bundles: Mapping[str, float] = field(default_factory=dict)  # DemoService.freshness()
+    hold: demo_pace.Hold | None = None  # how the replay waited for the scorer's models
 
 
 def lines(
@@ -167,6 +168,16 @@ def lines(
             f"The scorer scores with the learner's bundles: it ended on the bundle at "
             f"learning-log position {bundles['loaded_seq']:,.0f}, the learner at "
             f"{bundles['learner_head']:,.0f}."
+        )
+    hold = measured.hold
+    if hold is not None:
+        out["replay held for the models"] = f"{hold.holds:,} times, {hold.held_s:,.1f} s"
+        notes.append(
+            f"The replay waits while the scorer's models miss more than {hold.slack:,} of the "
+            f"labels it took in (the most seen: {hold.worst:,}): two weeks pass in minutes "
+            "here, faster than one learner learns, and models days behind would be judged "
+            "on traffic they could not have learned from."
+            + (" It stopped waiting: the lag did not shrink for a minute." if hold.stalled else "")
         )
     compared = head_to_head(data.models, measured.compared)
     if compared is not None:

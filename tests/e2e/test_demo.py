@@ -1,7 +1,7 @@
 """A shortened `riverguard demo`: it runs the split layout (a learner beside a scorer), finishes,
 prints the summary — REST latency beside the scorer's CPU per transaction, the champion beside
-the model it is compared with — and its report holds every plot and agrees with GET /v1/models
-at the end of the run."""
+the model it is compared with, how long the replay waited for the scorer's models — and its
+report holds every plot and agrees with GET /v1/models at the end of the run."""
 
 from __future__ import annotations
 
@@ -61,6 +61,10 @@ def test_short_demo_writes_a_report_that_agrees_with_the_service(tmp_path: Path)
     versus = re.search(r"AP, champion (\w+) vs (\w+)\s*│\s*(0\.\d{3}) vs (0\.\d{3})", summary)
     assert versus, summary
     assert "blend" in (versus.group(1), versus.group(2)), summary
+    # the replay waits for the scorer's models (else they score days of event time behind)
+    held = re.search(r"replay held for the models\s*│\s*([\d,]+) times", summary)
+    assert held, summary
+    assert not re.search(r"It\s+stopped\s+waiting", done.stdout), done.stdout[-3000:]
     assert not re.search(r"\{'|\d{5,}", summary.split("generated at", 1)[0]), summary
     assert re.search(r"rejected by the API\s*│\s*0\s*│", summary), summary
     # the decision layer: budgets' realised rates, the demo's rule and block-listed card decided
