@@ -49,6 +49,18 @@ def backfill(path: Path, scorer: ServiceProcess, learner: ServiceProcess) -> sub
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def finished(run: subprocess.Popen[str], timeout: float) -> str:
+    """The backfill's output once it has ended; killed (never left behind) if it has not
+    ended after ``timeout`` seconds, which fails the test with its output's tail."""
+    try:
+        return run.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        run.kill()
+        output = run.communicate()[0]
+        raise AssertionError(f"the backfill had not ended after {timeout:.0f} s:\n"
+                             f"{output[-3000:]}") from None  # fmt: skip
+
+
 def done(path: Path) -> int:
     """The position the backfill's progress file says is finished (0 before it exists)."""
     try:

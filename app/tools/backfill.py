@@ -228,6 +228,9 @@ class _Plan:
                 self.changed.notify_all()
             self.tick(len(batch))
             index = end
+        async with self.changed:  # no label left: the records after the last one need none
+            self.learned_below = len(self.records)
+            self.changed.notify_all()
 
     async def _send_labels(self, batch: list[int]) -> None:
         body = b"[" + b",".join(self.records[i].payload() for i in batch) + b"]"

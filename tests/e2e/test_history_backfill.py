@@ -28,7 +28,7 @@ from features.schema import Transaction, decode_label, decode_transaction
 from models import pool as model_pool
 from models import zoo
 from simulator.records import Record
-from tests.backfill_history import backfill, counts, done, history
+from tests.backfill_history import backfill, counts, done, finished, history
 from tests.service_process import KEY, serve
 
 pytestmark = pytest.mark.slow
@@ -95,7 +95,7 @@ def test_backfill_into_a_split_deployment_survives_kills_and_starts_warm(
         scorer = serve({**env, "RIVERGUARD_ROLE": "scorer"}).start(tmp_path / "scorer2.log")
 
         second = backfill(path, scorer, learner)
-        output = second.communicate(timeout=600)[0]
+        output = finished(second, 600)
         assert second.returncode == 0, output
         assert "resuming after" in output
 

@@ -27,7 +27,7 @@ import redis
 from features.schema import decode_label
 from models import zoo
 from simulator.records import Record
-from tests.backfill_history import backfill, counts, history
+from tests.backfill_history import backfill, counts, finished, history
 from tests.service_process import KEY, ServiceProcess, serve
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def test_backfill_with_the_default_lineup_ends_with_the_booster_fitted_on_the_sc
     scorer = serve({**env, "RIVERGUARD_ROLE": "scorer"}).start(tmp_path / "scorer.log")
     try:
         run = backfill(path, scorer, learner)
-        output = run.communicate(timeout=900)[0]
+        output = finished(run, 900)
         assert run.returncode == 0, output
 
         stored, distinct, log, once = asyncio.run(counts(fresh_database))
