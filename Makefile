@@ -50,7 +50,7 @@ tools: ## Debian packages the tests need, when missing: prometheus (promtool), c
 
 check: lint ## the fast static gate: lint, types and import contracts (same as lint)
 
-test-fast: install ## unit and doctest tests only: no servers, no child processes (under a minute)
+test-fast: install ## unit and doctest tests only: no servers, no child processes (about a minute)
 	$(BIN)/pytest -m "not servers and not slow" -q
 
 lint: install ## ruff, ruff format --check, mypy --strict, import contracts
