@@ -46,11 +46,8 @@ class SlowLearner:
         return self.taken - self.learned
 
 
-class Door:
-    """One of the learner's two intakes (Kafka, REST)."""
-
-    def __init__(self, name: str, learner: SlowLearner) -> None:
-        self.name, self.learner = name, learner
+class _Sink:
+    """A replay target's context manager (nothing to open or close)."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -59,6 +56,13 @@ class Door:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
+
+
+class Door(_Sink):
+    """One of the learner's two intakes (Kafka, REST)."""
+
+    def __init__(self, name: str, learner: SlowLearner) -> None:
+        self.name, self.learner = name, learner
 
     async def send(self, record: Record) -> Delivery:
         if record.kind == "label":
@@ -120,16 +124,8 @@ async def test_a_learner_that_never_catches_up_does_not_hang_the_replay(
     assert hold.stalled and hold.holds == 1 and hold.worst == 10_000
 
 
-class _Nowhere:
+class _Nowhere(_Sink):
     name = "nowhere"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     async def send(self, record: Record) -> Delivery:
         return "accepted", "ok"
