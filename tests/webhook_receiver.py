@@ -19,12 +19,18 @@ class Receiver:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.bad_signatures = 0
+        self.truncated = 0  # bodies cut short: the sender was killed mid-request
         self.failed_tries = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # not a request at all: its sender died sending it
+                    receiver.truncated += 1
+                    self.close_connection = True
+                    return
                 if self.path == "/fail":
                     receiver.failed_tries += 1
                     self.send_response(500)
